@@ -1,0 +1,379 @@
+// ferry's native shims: the few file-system calls Node cannot make itself.
+//
+//   scanDir(path)            -> Promise<{ names: string[], records: Buffer }>
+//       One directory listed and lstat'ed in a worker thread (getdents +
+//       fstatat(AT_SYMLINK_NOFOLLOW)); never follows a link.
+//   syncfs(path)             -> Promise<void>
+//       syncfs(2) on the file system holding path: ferry's batched
+//       durability barrier.
+//   renameNoReplace(from, to)-> void (throws with .code on failure)
+//       renameat2(RENAME_NOREPLACE): move a staged file to a name that must
+//       not exist yet, atomically.
+//
+// Record layout (RECORD_SIZE bytes per entry, little endian), see
+// src/fs/native.ts for the reader:
+//   0  u32 kind (KIND_*)       4  u32 st_mode
+//   8  f64 size
+//   16 stamp: u64 dev, u64 ino, u64 size, u64 mtime_ns, u64 ctime_ns
+
+#include <node_api.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+#define RECORD_SIZE 56
+
+enum {
+  KIND_FILE = 0,
+  KIND_DIR = 1,
+  KIND_SYMLINK = 2,
+  KIND_SPECIAL = 3,     // fifo, socket, device
+  KIND_UNREADABLE = 4,  // lstat failed with something other than ENOENT
+  KIND_BAD_NAME = 5,    // name is not valid UTF-8
+};
+
+#define CHECK(call)                                   \
+  do {                                                \
+    if ((call) != napi_ok) {                          \
+      napi_throw_error(env, NULL, "napi call failed: " #call); \
+      return NULL;                                    \
+    }                                                 \
+  } while (0)
+
+static int valid_utf8(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    if (c < 0x80) { i++; continue; }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (i + len > n) return 0;
+    for (size_t k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return 0;
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    i += len;
+  }
+  return 1;
+}
+
+static void put_u64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static napi_value make_error(napi_env env, int err, const char *syscall, const char *path) {
+  napi_value msg, code, error, errno_v, path_v, syscall_v;
+  char text[512];
+  const char *name = "EIO";
+  switch (err) {
+    case ENOENT: name = "ENOENT"; break;
+    case ENOTDIR: name = "ENOTDIR"; break;
+    case EACCES: name = "EACCES"; break;
+    case EPERM: name = "EPERM"; break;
+    case EEXIST: name = "EEXIST"; break;
+    case EXDEV: name = "EXDEV"; break;
+    case ELOOP: name = "ELOOP"; break;
+    case EMFILE: name = "EMFILE"; break;
+    case ENFILE: name = "ENFILE"; break;
+    case ENOMEM: name = "ENOMEM"; break;
+    case ENOSPC: name = "ENOSPC"; break;
+    case EINVAL: name = "EINVAL"; break;
+    case ENOSYS: name = "ENOSYS"; break;
+    case EISDIR: name = "EISDIR"; break;
+    case ENOTEMPTY: name = "ENOTEMPTY"; break;
+    case EBUSY: name = "EBUSY"; break;
+    default: break;
+  }
+  snprintf(text, sizeof text, "%s: %s, %s '%s'", name, strerror(err), syscall, path);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, -err, &errno_v);
+  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_v);
+  napi_set_named_property(env, error, "code", code);
+  napi_set_named_property(env, error, "errno", errno_v);
+  napi_set_named_property(env, error, "path", path_v);
+  napi_set_named_property(env, error, "syscall", syscall_v);
+  return error;
+}
+
+static char *get_path(napi_env env, napi_value value) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "path must be a string");
+    return NULL;
+  }
+  char *buf = malloc(len + 1);
+  if (!buf) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, value, buf, len + 1, &len);
+  if (strlen(buf) != len) {
+    free(buf);
+    napi_throw_type_error(env, NULL, "path must not contain NUL");
+    return NULL;
+  }
+  return buf;
+}
+
+// ---- scanDir -------------------------------------------------------------
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *path;
+  int err;
+  size_t count;
+  size_t cap;
+  char **names;          // each malloc'ed
+  size_t *name_lens;
+  unsigned char *records;  // count * RECORD_SIZE
+} scan_job;
+
+static int scan_push(scan_job *job, const char *name, size_t len) {
+  if (job->count == job->cap) {
+    size_t cap = job->cap ? job->cap * 2 : 64;
+    char **names = realloc(job->names, cap * sizeof *names);
+    if (!names) return -1;
+    job->names = names;
+    size_t *lens = realloc(job->name_lens, cap * sizeof *lens);
+    if (!lens) return -1;
+    job->name_lens = lens;
+    unsigned char *records = realloc(job->records, cap * RECORD_SIZE);
+    if (!records) return -1;
+    job->records = records;
+    job->cap = cap;
+  }
+  char *copy = malloc(len + 1);
+  if (!copy) return -1;
+  memcpy(copy, name, len + 1);
+  job->names[job->count] = copy;
+  job->name_lens[job->count] = len;
+  memset(job->records + job->count * RECORD_SIZE, 0, RECORD_SIZE);
+  job->count++;
+  return 0;
+}
+
+static void scan_execute(napi_env env, void *data) {
+  (void)env;
+  scan_job *job = data;
+  int dfd = open(job->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) { job->err = errno; return; }
+  DIR *dir = fdopendir(dfd);
+  if (!dir) { job->err = errno; close(dfd); return; }
+  struct dirent *ent;
+  errno = 0;
+  while ((ent = readdir(dir)) != NULL) {
+    const char *name = ent->d_name;
+    if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+    size_t len = strlen(name);
+    struct stat st;
+    uint32_t kind;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) { errno = 0; continue; }  // vanished since getdents
+      kind = KIND_UNREADABLE;
+      memset(&st, 0, sizeof st);
+    } else if (S_ISREG(st.st_mode)) kind = KIND_FILE;
+    else if (S_ISDIR(st.st_mode)) kind = KIND_DIR;
+    else if (S_ISLNK(st.st_mode)) kind = KIND_SYMLINK;
+    else kind = KIND_SPECIAL;
+    if (!valid_utf8((const unsigned char *)name, len)) kind = KIND_BAD_NAME;
+    if (scan_push(job, name, len) != 0) { job->err = ENOMEM; break; }
+    unsigned char *r = job->records + (job->count - 1) * RECORD_SIZE;
+    put_u32(r, kind);
+    put_u32(r + 4, (uint32_t)st.st_mode);
+    double size = (double)st.st_size;
+    memcpy(r + 8, &size, 8);
+    put_u64(r + 16, (uint64_t)st.st_dev);
+    put_u64(r + 24, (uint64_t)st.st_ino);
+    put_u64(r + 32, (uint64_t)st.st_size);
+    put_u64(r + 40, (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec);
+    put_u64(r + 48, (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec);
+    errno = 0;
+  }
+  if (!job->err && errno != 0) job->err = errno;
+  closedir(dir);
+}
+
+static void scan_free(scan_job *job) {
+  for (size_t i = 0; i < job->count; i++) free(job->names[i]);
+  free(job->names);
+  free(job->name_lens);
+  free(job->records);
+  free(job->path);
+  free(job);
+}
+
+static void scan_complete(napi_env env, napi_status status, void *data) {
+  scan_job *job = data;
+  napi_value result;
+  if (status != napi_ok) {
+    napi_value msg, error;
+    napi_create_string_utf8(env, "scanDir was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  } else if (job->err) {
+    napi_reject_deferred(env, job->deferred, make_error(env, job->err, "scandir", job->path));
+  } else {
+    napi_value names, records;
+    napi_create_array_with_length(env, job->count, &names);
+    for (size_t i = 0; i < job->count; i++) {
+      napi_value s;
+      napi_create_string_utf8(env, job->names[i], job->name_lens[i], &s);
+      napi_set_element(env, names, (uint32_t)i, s);
+    }
+    void *copy = NULL;
+    napi_create_buffer_copy(env, job->count * RECORD_SIZE, job->records ? (void *)job->records : (void *)"", &copy, &records);
+    napi_create_object(env, &result);
+    napi_set_named_property(env, result, "names", names);
+    napi_set_named_property(env, result, "records", records);
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  napi_delete_async_work(env, job->work);
+  scan_free(job);
+}
+
+static napi_value scan_dir(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], promise, name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "scanDir(path) needs a path");
+    return NULL;
+  }
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  scan_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    free(path);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  job->path = path;
+  CHECK(napi_create_promise(env, &job->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "ferry:scanDir", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, scan_execute, scan_complete, job, &job->work));
+  CHECK(napi_queue_async_work(env, job->work));
+  return promise;
+}
+
+// ---- syncfs --------------------------------------------------------------
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *path;
+  int err;
+} syncfs_job;
+
+static void syncfs_execute(napi_env env, void *data) {
+  (void)env;
+  syncfs_job *job = data;
+  int fd = open(job->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { job->err = errno; return; }
+  if (syncfs(fd) != 0) job->err = errno;
+  close(fd);
+}
+
+static void syncfs_complete(napi_env env, napi_status status, void *data) {
+  syncfs_job *job = data;
+  if (status == napi_ok && !job->err) {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, job->deferred, undefined);
+  } else {
+    napi_reject_deferred(env, job->deferred, make_error(env, job->err ? job->err : EIO, "syncfs", job->path));
+  }
+  napi_delete_async_work(env, job->work);
+  free(job->path);
+  free(job);
+}
+
+static napi_value sync_fs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], promise, name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "syncfs(path) needs a path");
+    return NULL;
+  }
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  syncfs_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    free(path);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  job->path = path;
+  CHECK(napi_create_promise(env, &job->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "ferry:syncfs", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, job, &job->work));
+  CHECK(napi_queue_async_work(env, job->work));
+  return promise;
+}
+
+// ---- renameNoReplace -----------------------------------------------------
+
+static napi_value rename_no_replace(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "renameNoReplace(from, to) needs two paths");
+    return NULL;
+  }
+  char *from = get_path(env, argv[0]);
+  if (!from) return NULL;
+  char *to = get_path(env, argv[1]);
+  if (!to) {
+    free(from);
+    return NULL;
+  }
+  long rc = syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+  if (rc != 0) {
+    int err = errno;
+    napi_throw(env, make_error(env, err, "renameat2", to));
+  }
+  free(from);
+  free(to);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncfs", NULL, sync_fs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameNoReplace", NULL, rename_no_replace, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  napi_value record_size;
+  CHECK(napi_create_uint32(env, RECORD_SIZE, &record_size));
+  CHECK(napi_set_named_property(env, exports, "RECORD_SIZE", record_size));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

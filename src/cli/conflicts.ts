@@ -1,0 +1,157 @@
+/**
+ * `ferry conflicts`, `ferry conflicts show <id>` and `ferry resolve <id>`.
+ */
+
+import { lstatSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createTwoFilesPatch } from 'diff';
+import { describeEntry } from '../core/entry.js';
+import { UsageError } from '../core/errors.js';
+import type { ConflictRecord, Resolution, Store } from '../state/store.js';
+import { EXIT, formatBytes, printJson } from './output.js';
+
+const DIFF_LIMIT = 1 << 20;
+
+function parseId(arg: string | undefined, store: Store): ConflictRecord {
+  if (arg === undefined) throw new UsageError('give a conflict id (see `ferry conflicts`)');
+  if (!/^[1-9][0-9]*$/.test(arg)) throw new UsageError(`${JSON.stringify(arg)} is not a conflict id; ids are the numbers \`ferry conflicts\` lists`);
+  const conflict = store.conflict(Number(arg));
+  if (conflict === undefined) throw new UsageError(`no conflict with id ${arg}; \`ferry conflicts\` lists the open ones`);
+  return conflict;
+}
+
+/** conflictsCommand lists open and pending conflicts of every session. */
+export function conflictsCommand(store: Store, json: boolean): Promise<number> {
+  const conflicts = store.openConflicts();
+  const rows = conflicts.map((c) => {
+    const session = store.sessionById(c.session);
+    return {
+      id: c.id,
+      session: c.session,
+      alphaRoot: session?.alpha ?? '',
+      betaRoot: session?.beta ?? '',
+      path: c.path,
+      reason: c.reason,
+      alpha: describeEntry(c.alpha),
+      beta: describeEntry(c.beta),
+      state: c.state,
+      resolution: c.resolution,
+      detectedAt: new Date(c.detectedAt).toISOString(),
+    };
+  });
+  if (json) printJson(rows);
+  else if (rows.length === 0) process.stdout.write('no conflicts\n');
+  else {
+    for (const r of rows) {
+      const pending = r.state === 'pending' ? ` [keep ${r.resolution} on next sync]` : '';
+      process.stdout.write(`${r.id}\t${r.alphaRoot} ⇄ ${r.betaRoot}\t${r.path}\t${r.reason}${pending}\n`);
+    }
+  }
+  return Promise.resolve(EXIT.ok);
+}
+
+interface SideInfo {
+  readonly root: string;
+  readonly present: boolean;
+  readonly kind?: string;
+  readonly size?: number;
+  readonly modified?: string;
+  readonly mode?: string;
+}
+
+function sideInfo(root: string, path: string): SideInfo {
+  try {
+    const st = lstatSync(join(root, path));
+    const kind = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symbolic link' : 'special file';
+    return { root, present: true, kind, size: st.size, modified: st.mtime.toISOString(), mode: (st.mode & 0o7777).toString(8).padStart(4, '0') };
+  } catch {
+    return { root, present: false };
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    const st = lstatSync(file);
+    if (!st.isFile() || st.size > DIFF_LIMIT) return undefined;
+    const data = readFileSync(file);
+    if (data.includes(0)) return undefined;
+    return data.toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** showConflictCommand prints one conflict: both sides' metadata and, for text, a unified diff. */
+export function showConflictCommand(store: Store, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  if (positionals.length > 1) throw new UsageError('usage: ferry conflicts show <id> [--json]');
+  const conflict = parseId(positionals[0], store);
+  const session = store.sessionById(conflict.session);
+  if (session === undefined) throw new UsageError(`conflict ${conflict.id} belongs to a session that no longer exists`);
+  const alpha = sideInfo(session.alpha, conflict.path);
+  const beta = sideInfo(session.beta, conflict.path);
+  const alphaText = alpha.kind === 'file' ? readText(join(session.alpha, conflict.path)) : undefined;
+  const betaText = beta.kind === 'file' ? readText(join(session.beta, conflict.path)) : undefined;
+  const diff =
+    alphaText !== undefined && betaText !== undefined
+      ? createTwoFilesPatch(`alpha/${conflict.path}`, `beta/${conflict.path}`, alphaText, betaText, undefined, undefined, { context: 3 })
+      : undefined;
+  if (values.json) {
+    printJson({
+      id: conflict.id,
+      path: conflict.path,
+      reason: conflict.reason,
+      state: conflict.state,
+      resolution: conflict.resolution,
+      detectedAt: new Date(conflict.detectedAt).toISOString(),
+      base: describeEntry(conflict.base),
+      alpha,
+      beta,
+      diff: diff ?? null,
+    });
+    return Promise.resolve(EXIT.ok);
+  }
+  const line = (label: string, info: SideInfo) =>
+    info.present
+      ? `${label}: ${info.kind}, ${formatBytes(info.size ?? 0)}, modified ${info.modified}, mode ${info.mode}  (${join(info.root, conflict.path)})`
+      : `${label}: absent  (${join(info.root, conflict.path)})`;
+  const out = [
+    `conflict ${conflict.id}: ${conflict.path}`,
+    `  ${conflict.reason}`,
+    `  detected ${new Date(conflict.detectedAt).toISOString()}; state ${conflict.state}${conflict.resolution !== null ? ` (keep ${conflict.resolution})` : ''}`,
+    `  last agreed: ${describeEntry(conflict.base)}`,
+    `  ${line('alpha', alpha)}`,
+    `  ${line('beta ', beta)}`,
+  ];
+  if (diff !== undefined) out.push('', diff.trimEnd());
+  else if (alpha.kind === 'file' && beta.kind === 'file') out.push('', '  (no diff: a side is binary or larger than 1 MiB)');
+  out.push('', `resolve with: ferry resolve ${conflict.id} --keep alpha|beta|both`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  return Promise.resolve(EXIT.ok);
+}
+
+const KEEP: Record<string, Resolution> = { alpha: 'alpha', beta: 'beta', host: 'alpha', guest: 'beta', both: 'both' };
+
+/** resolveCommand records how a conflict is to be resolved; the next sync of its pair applies it. */
+export function resolveCommand(store: Store, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { keep: { type: 'string' }, json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  if (positionals.length !== 1) throw new UsageError('usage: ferry resolve <id> --keep alpha|beta|host|guest|both');
+  const conflict = parseId(positionals[0], store);
+  if (values.keep === undefined) throw new UsageError('say which version to keep: --keep alpha|beta|host|guest|both');
+  const keep = KEEP[values.keep];
+  if (keep === undefined) throw new UsageError(`--keep ${values.keep}: choose alpha, beta, host, guest or both`);
+  if (conflict.state === 'resolved' || conflict.state === 'vanished') throw new UsageError(`conflict ${conflict.id} is already ${conflict.state}`);
+  store.transaction(() => {
+    store.setConflictState(conflict.id, 'pending', keep);
+    store.log('resolve', conflict.session, conflict.path, `keep ${keep} requested`);
+  });
+  const session = store.sessionById(conflict.session);
+  if (values.json) printJson({ id: conflict.id, path: conflict.path, keep, state: 'pending' });
+  else {
+    process.stdout.write(
+      `conflict ${conflict.id} (${conflict.path}): keeping ${keep}; applied by the next \`ferry sync ${session?.alpha ?? '<alpha>'} ${session?.beta ?? '<beta>'}\`\n`,
+    );
+  }
+  return Promise.resolve(EXIT.ok);
+}

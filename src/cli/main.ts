@@ -1,0 +1,103 @@
+/**
+ * The `ferry` command line. Exit status: 0 success, 1 error, 2 usage error,
+ * 3 finished but conflicts remain.
+ */
+
+import { parseArgs } from 'node:util';
+import { FerryError, SessionHalt, UsageError } from '../core/errors.js';
+import { Store, ferryHome } from '../state/store.js';
+import { conflictsCommand, resolveCommand, showConflictCommand } from './conflicts.js';
+import { syncCommand } from './sync.js';
+import { EXIT } from './output.js';
+
+const VERSION = '0.1.0';
+
+const HELP = `ferry ${VERSION} — grant files into a VM and keep both copies in step
+
+Usage:
+  ferry sync <alpha> <beta> [--once] [--json]
+      Sync two directories both ways, once. alpha is the host side, beta the
+      guest side. A path changed on both sides becomes a conflict and stops
+      syncing until resolved; everything else keeps syncing.
+  ferry conflicts [--json]           List unresolved conflicts.
+  ferry conflicts show <id> [--json] Both versions' metadata, and a diff for text.
+  ferry resolve <id> --keep alpha|beta|host|guest|both
+      Choose a conflict's outcome; it is applied by the next sync of that
+      pair. "both" keeps alpha's version at the path and beta's beside it as
+      "<stem> (conflict beta <date time>)<ext>" on both sides.
+  ferry help | --help                This text.
+  ferry --version                    The version.
+
+Not yet available: sync --watch, ssh:// endpoints, the daemon, vm, run,
+grant, revoke, grants, status, log.
+
+State (archive, conflicts, log) lives in $FERRY_HOME
+(default \${XDG_STATE_HOME:-~/.local/state}/ferry).
+
+Exit status: 0 in sync; 1 error; 2 usage error; 3 finished but conflicts remain.`;
+
+const NOT_YET = new Set(['daemon', 'vm', 'run', 'grant', 'revoke', 'grants', 'status', 'log']);
+
+/** main runs the command line and returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+      process.stdout.write(`${HELP}\n`);
+      return command === undefined ? EXIT.usage : EXIT.ok;
+    }
+    if (command === '--version' || command === '-V') {
+      process.stdout.write(`ferry ${VERSION}\n`);
+      return EXIT.ok;
+    }
+    if (NOT_YET.has(command)) throw new UsageError(`\`ferry ${command}\` is not available in this version of ferry yet`);
+    switch (command) {
+      case 'sync':
+        return await withStore((store) => syncCommand(store, rest));
+      case 'conflicts': {
+        if (rest[0] === 'show') return await withStore((store) => showConflictCommand(store, rest.slice(1)));
+        const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+        if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; did you mean \`ferry conflicts show ${positionals[0]}\`?`);
+        return await withStore((store) => conflictsCommand(store, values.json));
+      }
+      case 'resolve':
+        return await withStore((store) => resolveCommand(store, rest));
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}; run \`ferry --help\``);
+    }
+  } catch (error) {
+    return report(error);
+  }
+}
+
+async function withStore(fn: (store: Store) => Promise<number>): Promise<number> {
+  const store = Store.open(ferryHome());
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+function report(error: unknown): number {
+  if (error instanceof UsageError || isParseArgsError(error)) {
+    process.stderr.write(`ferry: ${(error as Error).message}\n`);
+    return EXIT.usage;
+  }
+  if (error instanceof SessionHalt) {
+    process.stderr.write(`ferry: sync halted: ${error.message}\n`);
+    return EXIT.error;
+  }
+  if (error instanceof FerryError) {
+    process.stderr.write(`ferry: ${error.message}\n`);
+    return EXIT.error;
+  }
+  const err = error as Error;
+  process.stderr.write(`ferry: unexpected error: ${err.stack ?? String(err)}\n`);
+  return EXIT.error;
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}

@@ -1,0 +1,36 @@
+/**
+ * Checking the two roots given to `ferry sync` before anything is touched.
+ */
+
+import { realpathSync, statSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
+import { UsageError } from '../core/errors.js';
+
+function looksRemote(arg: string): boolean {
+  return arg.startsWith('ssh://') || /^[^/]*@[^/]*:/.test(arg) || /^[A-Za-z0-9.-]+:\//.test(arg);
+}
+
+/** checkRoot resolves a root argument to a canonical directory path, or throws UsageError. */
+export function checkRoot(arg: string, side: 'alpha' | 'beta'): string {
+  if (arg === '') throw new UsageError(`the ${side} path is empty`);
+  if (looksRemote(arg)) throw new UsageError(`${arg}: remote (ssh) endpoints are not available in this version of ferry yet; give a local directory`);
+  const abs = resolve(arg);
+  let st;
+  try {
+    st = statSync(abs);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UsageError(`${side} ${arg}: no such directory; create it first (ferry syncs into existing directories)`);
+    throw new UsageError(`${side} ${arg}: cannot be used (${(error as Error).message})`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`${side} ${arg}: not a directory; ferry sync takes two directories`);
+  return realpathSync(abs);
+}
+
+/** checkPair rejects the same directory twice and one root inside the other. */
+export function checkPair(alpha: string, beta: string): void {
+  if (alpha === beta) throw new UsageError(`alpha and beta are the same directory (${alpha}); give two different directories`);
+  const inside = (a: string, b: string) => a.startsWith(b.endsWith(sep) ? b : b + sep);
+  if (inside(alpha, beta)) throw new UsageError(`alpha ${alpha} is inside beta ${beta}; the two roots must not contain each other`);
+  if (inside(beta, alpha)) throw new UsageError(`beta ${beta} is inside alpha ${alpha}; the two roots must not contain each other`);
+}

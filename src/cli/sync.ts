@@ -1,0 +1,105 @@
+/**
+ * `ferry sync <alpha> <beta> [--once] [--json]`.
+ */
+
+import { parseArgs } from 'node:util';
+import { describeUnsupported } from '../core/entry.js';
+import { UsageError } from '../core/errors.js';
+import { LocalEndpoint } from '../fs/local.js';
+import type { Store } from '../state/store.js';
+import { type Summary, type SyncEvent, syncSession } from '../sync/session.js';
+import { checkPair, checkRoot } from './roots.js';
+import { EXIT, formatBytes, plural, printJson } from './output.js';
+
+/** syncCommand runs one sync of a pair of directories. */
+export async function syncCommand(store: Store, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      once: { type: 'boolean', default: false },
+      watch: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.watch) throw new UsageError('--watch is not available in this version of ferry yet; use --once');
+  if (positionals.length !== 2) throw new UsageError('usage: ferry sync <alpha> <beta> [--once] [--json]');
+  const [alphaArg, betaArg] = positionals as [string, string];
+  const alphaRoot = checkRoot(alphaArg, 'alpha');
+  const betaRoot = checkRoot(betaArg, 'beta');
+  checkPair(alphaRoot, betaRoot);
+
+  const session = store.session(alphaRoot, betaRoot, true);
+  if (session === undefined) throw new Error('session was not created');
+  const progress = !values.json && process.stderr.isTTY ? new Progress() : undefined;
+  const onEvent = (event: SyncEvent) => {
+    if (progress !== undefined) progress.update(event);
+  };
+  let summary: Summary;
+  try {
+    summary = await syncSession({
+      store,
+      session,
+      alpha: new LocalEndpoint('alpha', alphaRoot),
+      beta: new LocalEndpoint('beta', betaRoot),
+      onEvent,
+    });
+  } finally {
+    progress?.clear();
+  }
+  const remaining = store.openConflicts(session.id);
+  const status = summary.failures.length > 0 ? EXIT.error : remaining.length > 0 ? EXIT.conflicts : EXIT.ok;
+  if (values.json) {
+    printJson({
+      status: status === EXIT.ok ? 'in-sync' : status === EXIT.conflicts ? 'conflicts' : 'error',
+      session: session.id,
+      alpha: alphaRoot,
+      beta: betaRoot,
+      ...summary,
+      conflicts: remaining.map((c) => ({ id: c.id, path: c.path, reason: c.reason, state: c.state, resolution: c.resolution })),
+    });
+  } else {
+    printSummary(alphaRoot, betaRoot, summary, remaining);
+  }
+  return status;
+}
+
+function printSummary(alpha: string, beta: string, s: Summary, remaining: { id: number; path: string; reason: string; state: string }[]): void {
+  const out: string[] = [];
+  const parts: string[] = [];
+  if (s.copied.beta > 0) parts.push(`${plural(s.copied.beta, 'file')} to beta`);
+  if (s.copied.alpha > 0) parts.push(`${plural(s.copied.alpha, 'file')} to alpha`);
+  const dirs = s.dirsCreated.alpha + s.dirsCreated.beta;
+  if (dirs > 0) parts.push(`${plural(dirs, 'directory', 'directories')} created`);
+  const removed = s.removed.alpha + s.removed.beta;
+  if (removed > 0) parts.push(`${removed} removed`);
+  const what = parts.length === 0 ? 'nothing to do' : `${parts.join(', ')} (${formatBytes(s.bytes)})`;
+  out.push(`ferry: ${alpha} ⇄ ${beta}: ${what}; ${plural(s.scanned, 'path')} scanned`);
+  for (const r of s.resolved) out.push(`resolved conflict ${r.id}: ${r.path} (kept ${r.keep})`);
+  for (const u of s.unsupported) out.push(`skipped ${u.path}: ${describeUnsupported(u.reason)} on ${u.side}, not synced`);
+  if (s.execStripped > 0) out.push(`cleared exec bits on ${plural(s.execStripped, 'file')} that came from beta`);
+  for (const f of s.failures) out.push(`error: ${f.message}`);
+  for (const c of remaining) {
+    const pending = c.state === 'pending' ? ' (resolution pending)' : '';
+    out.push(`conflict ${c.id}: ${c.path}: ${c.reason}${pending}`);
+  }
+  if (remaining.length > 0) out.push(`${plural(remaining.length, 'conflict')} remain: see \`ferry conflicts show <id>\`, then \`ferry resolve <id> --keep alpha|beta|both\``);
+  else if (s.failures.length === 0) out.push('in sync');
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** Progress draws one status line on a terminal. */
+class Progress {
+  private shown = false;
+
+  update(event: SyncEvent): void {
+    if (event.kind !== 'progress') return;
+    process.stderr.write(`\r\x1b[Kscanned ${event.scanned} paths, copied ${event.copied} files (${formatBytes(event.bytes)})`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (this.shown) process.stderr.write('\r\x1b[K');
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The Endpoint interface: one side of a session, local or remote. The session
+ * engine (src/sync) drives two of them; src/fs implements the local one.
+ *
+ * Every method that changes the tree is a compare-and-swap (DESIGN rule 1):
+ * it checks that the destination still is what the plan expected just before
+ * the rename or unlink, and fails with a `changed` error otherwise.
+ */
+
+import type { Entry, FileEntry, Hash, Side, UnsupportedReason } from './entry.js';
+
+/** ScanItem is one entry found by a scan, before hashing. */
+export interface ScanItem {
+  readonly path: string;
+  readonly kind: 'file' | 'dir' | 'unsupported';
+  readonly reason?: UnsupportedReason;
+  readonly size: number;
+  /** Permission and type bits as lstat reports them. */
+  readonly mode: number;
+  /** (dev, ino, size, mtime_ns, ctime_ns), 40 bytes; the hash cache key. */
+  readonly stamp: Uint8Array;
+}
+
+/** Staged is content written under a temporary name beside its destination, not yet visible. */
+export interface Staged {
+  readonly path: string;
+  readonly size: number;
+  readonly hash: Hash;
+}
+
+/** ArchiveLookup returns the archived entry and this side's stamp for a path, for verifying removals. */
+export type ArchiveLookup = (path: string) => { entry: Entry; stamp: Uint8Array | null } | undefined;
+
+/** CommitOptions says how to commit a staged file. */
+export interface CommitOptions {
+  /** Clear exec bits of a replaced file (content from the guest landing on the host). */
+  readonly stripExec: boolean;
+}
+
+/** CommitResult reports the new stamp of a committed file, and whether exec bits were stripped. */
+export interface CommitResult {
+  readonly stamp: Uint8Array;
+  readonly strippedExec: boolean;
+}
+
+/** Endpoint is one side of a session. */
+export interface Endpoint {
+  /** Which side of the session this is. */
+  readonly side: Side;
+  /** A description for people (a path or a URL). */
+  readonly label: string;
+  /** prepare checks the root exists and is a directory, and sweeps stale temporaries; returns whether the root is empty. */
+  prepare(): Promise<{ empty: boolean }>;
+  /** scan yields the whole tree below the root in depth-first path order, in batches. */
+  scan(): AsyncIterable<ScanItem[]>;
+  /** hash returns the content hash of a scanned file, failing if it changed since it was scanned. */
+  hash(item: ScanItem): Promise<Hash>;
+  /** read streams a file's content; the reader verifies it against `entry`. */
+  read(path: string, entry: FileEntry): AsyncIterable<Uint8Array>;
+  /** stage writes content under a temporary name in the destination's directory. */
+  stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<Staged>;
+  /** discard removes a staged file. */
+  discard(staged: Staged): Promise<void>;
+  /** commit renames a staged file into place if the destination still is `expect`. */
+  commit(staged: Staged, expect: Entry | undefined, options: CommitOptions): Promise<CommitResult>;
+  /** mkdir creates a directory, replacing the file `expect` if given. */
+  mkdir(path: string, expect: Entry | undefined): Promise<void>;
+  /** remove removes a file or directory tree, all of which must still match the archive. */
+  remove(path: string, expect: Entry, archive: ArchiveLookup): Promise<void>;
+  /** move renames path to a new name that must not exist (for keeping both versions of a conflict). */
+  move(path: string, to: string, expect: Entry): Promise<void>;
+  /** exists reports whether anything is at path. */
+  exists(path: string): Promise<boolean>;
+  /** barrier makes everything written so far durable. */
+  barrier(): Promise<void>;
+  /** close releases the endpoint. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,247 @@
+/**
+ * Reconciliation: a pure function of (archive, alpha, beta) that decides, path
+ * by path, what to copy, create, remove, record, or halt as a conflict.
+ *
+ * It streams: the caller merges the three path-sorted streams (archive, alpha
+ * scan, beta scan) into `Row`s in depth-first order (see `comparePaths`) and
+ * pushes them one at a time. Memory does not grow with the tree: the only
+ * state kept is the one open scope (a subtree being skipped or a directory
+ * deletion being checked) and the active resolution.
+ */
+
+import { isWithin } from './path.js';
+import {
+  DIR,
+  type Entry,
+  type FileEntry,
+  type Side,
+  type UnsupportedReason,
+  describeEntry,
+  otherSide,
+  sameEntry,
+} from './entry.js';
+
+/** Row is one path with the archive's entry (base) and both sides' entries. */
+export interface Row {
+  readonly path: string;
+  readonly base: Entry | undefined;
+  readonly alpha: Entry | undefined;
+  readonly beta: Entry | undefined;
+  /** Set when a side's stamp differs from the archive's, so an agreement should be re-recorded. */
+  readonly refresh?: boolean;
+}
+
+/** Op is one change to apply to one side. */
+export type Op =
+  /** Create or replace the file at path on `to` with `entry` from the other side. */
+  | { readonly kind: 'copy'; readonly to: Side; readonly path: string; readonly entry: FileEntry; readonly expect: Entry | undefined }
+  /** Create a directory at path on `to`, replacing the file `expect` if there is one. */
+  | { readonly kind: 'mkdir'; readonly to: Side; readonly path: string; readonly expect: Entry | undefined }
+  /** Remove the file or the whole directory at path on `to`; everything removed must still match the archive. */
+  | { readonly kind: 'remove'; readonly to: Side; readonly path: string; readonly expect: Entry };
+
+/** Conflict is a path (and its subtree) that changed on both sides and stops syncing until resolved. */
+export interface Conflict {
+  readonly path: string;
+  /** A sentence for people: what happened on each side. */
+  readonly reason: string;
+  readonly base: Entry | undefined;
+  readonly alpha: Entry | undefined;
+  readonly beta: Entry | undefined;
+}
+
+/** Decision is one outcome of reconciliation, in path order. */
+export type Decision =
+  | { readonly kind: 'op'; readonly op: Op }
+  /** Both sides hold `entry` (or both lack the path): record it in the archive. */
+  | { readonly kind: 'agree'; readonly path: string; readonly alpha: Entry | undefined; readonly beta: Entry | undefined }
+  | { readonly kind: 'conflict'; readonly conflict: Conflict }
+  | { readonly kind: 'unsupported'; readonly path: string; readonly side: Side; readonly reason: UnsupportedReason };
+
+/** ReconcileOptions carries resolved conflicts: each path maps to the side that wins it and its subtree. */
+export interface ReconcileOptions {
+  readonly resolutions?: ReadonlyMap<string, Side>;
+}
+
+// A directory on side `to` whose removal is pending until its subtree has been
+// seen: it is removed only if nothing below it changed since the archive.
+interface PendingRemoval {
+  readonly path: string;
+  readonly to: Side;
+  readonly row: Row;
+  /** What the other side now holds at path (absent, or a file replacing the directory). */
+  readonly replacement: FileEntry | undefined;
+  clean: boolean;
+}
+
+/** Reconciler decides rows pushed in depth-first path order. */
+export class Reconciler {
+  private skip: string | undefined;
+  private pending: PendingRemoval | undefined;
+  private resolution: { path: string; winner: Side } | undefined;
+  private lastPath: string | undefined;
+
+  constructor(private readonly options: ReconcileOptions = {}) {}
+
+  /** push decides one row; rows must arrive in strictly increasing `comparePaths` order. */
+  push(row: Row): Decision[] {
+    const out: Decision[] = [];
+    this.lastPath = row.path;
+    if (this.pending !== undefined && !isWithin(row.path, this.pending.path)) this.finishPending(out);
+    if (this.skip !== undefined && !isWithin(row.path, this.skip)) this.skip = undefined;
+    if (this.skip !== undefined) return out;
+
+    if (this.resolution !== undefined && !isWithin(row.path, this.resolution.path)) this.resolution = undefined;
+    const winner = this.options.resolutions?.get(row.path);
+    if (winner !== undefined) this.resolution = { path: row.path, winner };
+    // A resolved path is reconciled as if the losing side had not changed:
+    // its current content becomes the base, so the winner's version flows.
+    const base = this.resolution === undefined ? row.base : this.resolution.winner === 'alpha' ? row.beta : row.alpha;
+
+    if (this.pending !== undefined) {
+      // Below a directory the other side removed: that side holds nothing
+      // here, so the directory may go only if this side kept its base.
+      const keeper = this.pending.to === 'alpha' ? row.alpha : row.beta;
+      if (!sameEntry(keeper, base)) this.pending.clean = false;
+      return out;
+    }
+
+    const { alpha, beta } = row;
+    if (alpha?.kind === 'unsupported' || beta?.kind === 'unsupported') {
+      if (alpha?.kind === 'unsupported') out.push({ kind: 'unsupported', path: row.path, side: 'alpha', reason: alpha.reason });
+      if (beta?.kind === 'unsupported') out.push({ kind: 'unsupported', path: row.path, side: 'beta', reason: beta.reason });
+      this.skip = row.path;
+      return out;
+    }
+
+    if (sameEntry(alpha, beta)) {
+      if (!sameEntry(base, alpha) || row.refresh === true) out.push({ kind: 'agree', path: row.path, alpha, beta });
+      return out;
+    }
+
+    const alphaChanged = !sameEntry(alpha, base);
+    const betaChanged = !sameEntry(beta, base);
+    if (alphaChanged && betaChanged) {
+      out.push({ kind: 'conflict', conflict: { path: row.path, reason: conflictReason(base, alpha, beta), base, alpha, beta } });
+      this.skip = row.path;
+      return out;
+    }
+
+    // Exactly one side changed (they differ, so not neither).
+    const from: Side = alphaChanged ? 'alpha' : 'beta';
+    const to = otherSide(from);
+    const source = from === 'alpha' ? alpha : beta;
+    const target = to === 'alpha' ? alpha : beta;
+    this.propagate(row, to, source, target, out);
+    return out;
+  }
+
+  /** end flushes the decisions held back for the last open scope. */
+  end(): Decision[] {
+    const out: Decision[] = [];
+    if (this.pending !== undefined) this.finishPending(out);
+    this.skip = undefined;
+    this.resolution = undefined;
+    return out;
+  }
+
+  /** lastPushed is the path of the last row pushed, for progress reports. */
+  get lastPushed(): string | undefined {
+    return this.lastPath;
+  }
+
+  private propagate(row: Row, to: Side, source: Entry | undefined, target: Entry | undefined, out: Decision[]): void {
+    const path = row.path;
+    // Invariant: target equals the base (only the source side changed) and
+    // neither entry is unsupported (handled above).
+    if (source === undefined) {
+      if (target === undefined) return;
+      if (target.kind === 'dir') this.pending = { path, to, row, replacement: undefined, clean: true };
+      else out.push({ kind: 'op', op: { kind: 'remove', to, path, expect: target } });
+      return;
+    }
+    if (source.kind === 'file') {
+      if (target?.kind === 'dir') this.pending = { path, to, row, replacement: source, clean: true };
+      else out.push({ kind: 'op', op: { kind: 'copy', to, path, entry: source, expect: target } });
+      return;
+    }
+    // source is a directory; target is absent or a file.
+    out.push({ kind: 'op', op: { kind: 'mkdir', to, path, expect: target } });
+  }
+
+  private finishPending(out: Decision[]): void {
+    const pending = this.pending;
+    if (pending === undefined) return;
+    this.pending = undefined;
+    const { path, to, row, replacement } = pending;
+    if (pending.clean) {
+      out.push({ kind: 'op', op: { kind: 'remove', to, path, expect: DIR } });
+      if (replacement !== undefined) out.push({ kind: 'op', op: { kind: 'copy', to, path, entry: replacement, expect: undefined } });
+      return;
+    }
+    const from = otherSide(to);
+    const what = replacement === undefined ? 'deleted' : 'replaced by a file';
+    out.push({
+      kind: 'conflict',
+      conflict: {
+        path,
+        reason: `directory ${what} on ${from} while its contents changed on ${to}`,
+        base: row.base,
+        alpha: row.alpha,
+        beta: row.beta,
+      },
+    });
+  }
+}
+
+/** conflictReason describes, in one sentence, why a path changed on both sides is a conflict. */
+export function conflictReason(base: Entry | undefined, alpha: Entry | undefined, beta: Entry | undefined): string {
+  if (alpha === undefined) return `deleted on alpha, changed on beta (now ${describeEntry(beta)})`;
+  if (beta === undefined) return `changed on alpha (now ${describeEntry(alpha)}), deleted on beta`;
+  if (alpha.kind !== beta.kind) return `${describeEntry(alpha)} on alpha and ${describeEntry(beta)} on beta`;
+  if (base === undefined) return 'created on both sides with different contents';
+  if (base.kind !== alpha.kind) return `replaced on both sides with different contents`;
+  return 'contents changed on both sides';
+}
+
+/** RootState summarises a session before reconciliation, for the wholesale-deletion check. */
+export interface RootState {
+  readonly archiveEmpty: boolean;
+  readonly alphaEmpty: boolean;
+  readonly betaEmpty: boolean;
+}
+
+/**
+ * wholesaleDeletion returns why a session must halt instead of syncing, when
+ * one root was emptied wholesale while the other still holds files, or
+ * undefined when the session may proceed.
+ */
+export function wholesaleDeletion(state: RootState): string | undefined {
+  if (state.archiveEmpty) return undefined;
+  for (const side of ['alpha', 'beta'] as const) {
+    const empty = side === 'alpha' ? state.alphaEmpty : state.betaEmpty;
+    const otherEmpty = side === 'alpha' ? state.betaEmpty : state.alphaEmpty;
+    if (empty && !otherEmpty) {
+      return `the ${side} root is empty although the two sides were in sync before; refusing to propagate a mass deletion to ${otherSide(side)}. If the files were deleted on purpose, delete them on ${otherSide(side)} too; if the ${side} disk is not mounted, mount it and sync again`;
+    }
+  }
+  return undefined;
+}
+
+/** ReconcileResult is every decision for a whole set of rows, or a halt. */
+export type ReconcileResult = { readonly halted: string } | { readonly halted?: undefined; readonly decisions: Decision[] };
+
+/** reconcileAll reconciles a complete, sorted list of rows (the non-streaming form, for tests and small trees). */
+export function reconcileAll(rows: readonly Row[], options: ReconcileOptions = {}): ReconcileResult {
+  const halted = wholesaleDeletion({
+    archiveEmpty: !rows.some((r) => r.base !== undefined),
+    alphaEmpty: !rows.some((r) => r.alpha !== undefined),
+    betaEmpty: !rows.some((r) => r.beta !== undefined),
+  });
+  if (halted !== undefined) return { halted };
+  const reconciler = new Reconciler(options);
+  const decisions: Decision[] = [];
+  for (const row of rows) decisions.push(...reconciler.push(row));
+  decisions.push(...reconciler.end());
+  return { decisions };
+}

@@ -1,0 +1,364 @@
+/**
+ * The local endpoint: one side of a session on this machine's disk.
+ *
+ * Writes follow DESIGN rules 1-4: content is staged under a temporary name in
+ * the destination's directory, made durable by the batch barrier (syncfs),
+ * and renamed into place only after a compare-and-swap on the destination.
+ * No mode bits are copied, no link is followed or made.
+ */
+
+import { constants as C, type BigIntStats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { ArchiveLookup, CommitOptions, CommitResult, Endpoint, ScanItem, Staged } from '../core/endpoint.js';
+import type { Entry, FileEntry, Hash, Side } from '../core/entry.js';
+import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
+import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
+import { parentOf } from '../core/path.js';
+import { StreamHasher, hashBytes, initHash } from './hash.js';
+import { shims } from './native.js';
+import { sameStamp, stampOf } from './stamp.js';
+import { TEMP_PREFIX, Walker } from './walk.js';
+
+const CHUNK = 1 << 20;
+const OPEN_READ = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+const OPEN_STAGE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+
+interface LocalStaged extends Staged {
+  readonly temp: string;
+}
+
+function errnoCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCode(error) === 'EPERM';
+  }
+}
+
+/** tempOwner returns the pid that staged a temporary, from its name. */
+function tempOwner(name: string): number | undefined {
+  const pid = Number.parseInt(name.slice(TEMP_PREFIX.length), 10);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** LocalEndpoint is a directory tree on this machine. */
+export class LocalEndpoint implements Endpoint {
+  readonly label: string;
+  private readonly walker: Walker;
+  private top: Awaited<ReturnType<Walker['list']>> | undefined;
+  private readonly staleTemps: string[] = [];
+
+  constructor(
+    readonly side: Side,
+    /** Absolute, canonical path of the root directory. */
+    readonly root: string,
+  ) {
+    this.label = root;
+    this.walker = new Walker(root, (dir, name) => {
+      const owner = tempOwner(name);
+      if (owner === undefined || owner === process.pid || !isAlive(owner)) this.staleTemps.push(join(root, dir, name));
+    });
+  }
+
+  private abs(path: string): string {
+    return path === '' ? this.root : join(this.root, path);
+  }
+
+  async prepare(): Promise<{ empty: boolean }> {
+    await initHash();
+    let st;
+    try {
+      st = await fsp.lstat(this.root);
+    } catch (error) {
+      throw new SessionHalt(`the ${this.side} root ${this.root} is gone (${errnoCode(error) ?? String(error)}); nothing was changed on either side`, { cause: error });
+    }
+    if (!st.isDirectory()) throw new SessionHalt(`the ${this.side} root ${this.root} is no longer a directory; nothing was changed on either side`);
+    this.top = await this.walker.list('');
+    await this.sweep();
+    return { empty: this.top.items.length === 0 };
+  }
+
+  /** sweep removes temporaries left by a ferry that died mid-sync. */
+  async sweep(): Promise<void> {
+    const temps = this.staleTemps.splice(0);
+    await Promise.all(temps.map((temp) => fsp.unlink(temp).catch(() => undefined)));
+  }
+
+  async *scan(): AsyncIterable<ScanItem[]> {
+    if (this.top === undefined) throw new Error('prepare() must run before scan()');
+    yield* this.walker.batches(this.top);
+    await this.sweep();
+  }
+
+  async hash(item: ScanItem): Promise<Hash> {
+    const abs = this.abs(item.path);
+    let handle;
+    try {
+      handle = await fsp.open(abs, OPEN_READ);
+    } catch (error) {
+      throw this.readError(item.path, error);
+    }
+    try {
+      const before = await handle.stat({ bigint: true });
+      if (!before.isFile() || !sameStamp(stampOf(before), item.stamp)) throw new ChangedError(item.path, 'modified while scanning');
+      let hash: Hash;
+      if (item.size <= CHUNK) {
+        const buf = Buffer.allocUnsafe(item.size);
+        const { bytesRead } = await handle.read(buf, 0, item.size, 0);
+        if (bytesRead !== item.size) throw new ChangedError(item.path, 'size changed while hashing');
+        hash = hashBytes(buf);
+      } else {
+        const hasher = new StreamHasher();
+        for await (const chunk of readChunks(handle, item.size)) hasher.update(chunk);
+        if (hasher.size !== item.size) throw new ChangedError(item.path, 'size changed while hashing');
+        hash = hasher.digest();
+      }
+      const after = await handle.stat({ bigint: true });
+      if (!sameStamp(stampOf(after), item.stamp)) throw new ChangedError(item.path, 'modified while hashing');
+      return hash;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private readError(path: string, error: unknown): Error {
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return new ChangedError(path, code === 'ENOENT' ? 'deleted' : 'replaced by a link');
+    return new PathError(path, `unable to read ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+  }
+
+  async *read(path: string, entry: FileEntry): AsyncIterable<Uint8Array> {
+    let handle;
+    try {
+      handle = await fsp.open(this.abs(path), OPEN_READ);
+    } catch (error) {
+      throw this.readError(path, error);
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw new ChangedError(path, 'no longer a regular file');
+      if (st.size !== entry.size) throw new ChangedError(path, 'size changed');
+      yield* readChunks(handle, entry.size);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<LocalStaged> {
+    const temp = join(this.abs(parentOf(path)), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+    let handle;
+    try {
+      handle = await fsp.open(temp, OPEN_STAGE, NEW_FILE_MODE);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') throw new ChangedError(path, 'its directory changed');
+      throw new PathError(path, `unable to stage ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+    const hasher = new StreamHasher();
+    try {
+      for await (const chunk of content) {
+        if (hasher.size + chunk.length > expectedSize) throw new ChangedError(path, 'the source grew during the transfer');
+        hasher.update(chunk);
+        let written = 0;
+        while (written < chunk.length) {
+          const { bytesWritten } = await handle.write(chunk, written, chunk.length - written);
+          written += bytesWritten;
+        }
+      }
+      await handle.close();
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await fsp.unlink(temp).catch(() => undefined);
+      if (error instanceof ChangedError || error instanceof PathError) throw error;
+      throw new PathError(path, `unable to stage ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+    return { path, temp, size: hasher.size, hash: hasher.digest() };
+  }
+
+  async discard(staged: Staged): Promise<void> {
+    await fsp.unlink((staged as LocalStaged).temp).catch(() => undefined);
+  }
+
+  /** lstatAt returns lstat of path, or undefined when it does not exist. */
+  private async lstatAt(path: string): Promise<BigIntStats | undefined> {
+    try {
+      return await fsp.lstat(this.abs(path), { bigint: true });
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOENT') return undefined;
+      if (code === 'ENOTDIR') throw new ChangedError(path, 'a parent directory was replaced');
+      throw new PathError(path, `unable to inspect ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** expectFile checks that path still is the file the plan saw (compare-and-swap). */
+  private async expectFile(path: string, expect: FileEntry): Promise<BigIntStats> {
+    const st = await this.lstatAt(path);
+    if (st === undefined) throw new ChangedError(path, 'deleted');
+    if (!st.isFile()) throw new ChangedError(path, 'no longer a regular file');
+    if (expect.stamp === undefined || !sameStamp(stampOf(st), expect.stamp)) throw new ChangedError(path, 'modified');
+    return st;
+  }
+
+  async commit(staged: Staged, expect: Entry | undefined, options: CommitOptions): Promise<CommitResult> {
+    const { temp, path } = staged as LocalStaged;
+    const dest = this.abs(path);
+    let strippedExec = false;
+    try {
+      if (expect === undefined) {
+        shims.renameNoReplace(temp, dest);
+      } else if (expect.kind === 'file') {
+        const st = await this.expectFile(path, expect);
+        const mode = replacedFileMode(Number(st.mode), options.stripExec);
+        strippedExec = mode.strippedExec;
+        await fsp.chmod(temp, mode.mode);
+        // RACE: a writer that modifies the destination between the check
+        // above and this rename loses that write. The window is one lstat,
+        // one chmod and one rename long; renameat2(RENAME_EXCHANGE) in the
+        // confinement shim will close it.
+        await fsp.rename(temp, dest);
+      } else {
+        throw new ChangedError(path, `expected ${expect.kind} is not a file`);
+      }
+    } catch (error) {
+      await this.discard(staged);
+      const code = errnoCode(error);
+      if (code === 'EEXIST') throw new ChangedError(path, 'created meanwhile');
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChangedError(path, 'its directory changed');
+      if (error instanceof ChangedError || error instanceof PathError) throw error;
+      throw new PathError(path, `unable to put ${path} in place on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+    const after = await this.lstatAt(path);
+    if (after === undefined) throw new ChangedError(path, 'deleted right after it was written');
+    return { stamp: stampOf(after), strippedExec };
+  }
+
+  async mkdir(path: string, expect: Entry | undefined): Promise<void> {
+    if (expect?.kind === 'file') {
+      await this.expectFile(path, expect);
+      await fsp.unlink(this.abs(path));
+    } else if (expect !== undefined) {
+      throw new ChangedError(path, `expected ${expect.kind} cannot be replaced by a directory`);
+    }
+    try {
+      await fsp.mkdir(this.abs(path), NEW_DIR_MODE);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'EEXIST') {
+        const st = await this.lstatAt(path);
+        if (st?.isDirectory() === true) return; // created meanwhile: the same outcome
+        throw new ChangedError(path, 'created meanwhile');
+      }
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChangedError(path, 'its parent directory changed');
+      throw new PathError(path, `unable to create directory ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async remove(path: string, expect: Entry, archive: ArchiveLookup): Promise<void> {
+    if (expect.kind === 'file') {
+      await this.expectFile(path, expect);
+      await this.unlink(path);
+      return;
+    }
+    if (expect.kind !== 'dir') throw new ChangedError(path, 'not a file or directory');
+    const st = await this.lstatAt(path);
+    if (st === undefined) return; // already gone
+    if (!st.isDirectory()) throw new ChangedError(path, 'no longer a directory');
+    await this.removeTree(path, archive);
+  }
+
+  // Removes a directory whose every entry must still match the archive.
+  private async removeTree(path: string, archive: ArchiveLookup): Promise<void> {
+    let listing;
+    try {
+      listing = await this.walker.list(path);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return;
+      throw new PathError(path, `unable to list ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+    await this.sweep();
+    for (const item of listing.items) {
+      const base = archive(item.path);
+      if (base === undefined) throw new ChangedError(item.path, 'created since the last sync');
+      if (item.kind === 'dir' && base.entry.kind === 'dir') {
+        await this.removeTree(item.path, archive);
+      } else if (item.kind === 'file' && base.entry.kind === 'file') {
+        if (!sameStamp(item.stamp, base.stamp)) {
+          const hash = await this.hash(item);
+          if (hash !== base.entry.hash || item.size !== base.entry.size) throw new ChangedError(item.path, 'modified since the last sync');
+        }
+        await this.expectFile(item.path, { ...base.entry, stamp: item.stamp });
+        await this.unlink(item.path);
+      } else {
+        throw new ChangedError(item.path, 'changed type since the last sync');
+      }
+    }
+    try {
+      await fsp.rmdir(this.abs(path));
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ChangedError(path, 'something was created in it meanwhile');
+      if (code !== 'ENOENT') throw new PathError(path, `unable to remove directory ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private async unlink(path: string): Promise<void> {
+    try {
+      await fsp.unlink(this.abs(path));
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return;
+      throw new PathError(path, `unable to delete ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async move(path: string, to: string, expect: Entry): Promise<void> {
+    // A move loses nothing, so a file is checked by kind only when the plan has no stamp for it.
+    if (expect.kind === 'file' && expect.stamp !== undefined) await this.expectFile(path, expect);
+    else if (expect.kind === 'file') {
+      const st = await this.lstatAt(path);
+      if (st?.isFile() !== true) throw new ChangedError(path, 'no longer a regular file');
+    } else {
+      const st = await this.lstatAt(path);
+      if (st?.isDirectory() !== true) throw new ChangedError(path, 'no longer a directory');
+    }
+    try {
+      shims.renameNoReplace(this.abs(path), this.abs(to));
+    } catch (error) {
+      if (errnoCode(error) === 'EEXIST') throw new ChangedError(to, 'the name is taken');
+      throw new PathError(path, `unable to rename ${path} to ${to} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async barrier(): Promise<void> {
+    await shims.syncfs(this.root);
+  }
+
+  async close(): Promise<void> {
+    await this.sweep();
+  }
+
+  /** exists reports whether a path exists on this side (for conflict names). */
+  async exists(path: string): Promise<boolean> {
+    return (await this.lstatAt(path)) !== undefined;
+  }
+}
+
+async function* readChunks(handle: fsp.FileHandle, size: number): AsyncGenerator<Buffer> {
+  let position = 0;
+  while (position < size) {
+    const length = Math.min(CHUNK, size - position);
+    const buf = Buffer.allocUnsafe(length);
+    const { bytesRead } = await handle.read(buf, 0, length, position);
+    if (bytesRead === 0) break;
+    position += bytesRead;
+    yield bytesRead === length ? buf : buf.subarray(0, bytesRead);
+  }
+}
+

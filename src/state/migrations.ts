@@ -1,0 +1,72 @@
+/**
+ * Schema migrations, keyed on `PRAGMA user_version`: migration i brings the
+ * database from version i to i + 1, inside one transaction.
+ */
+
+import type Database from 'better-sqlite3';
+
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    alpha TEXT NOT NULL,
+    beta TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_sync_at INTEGER,
+    UNIQUE (alpha, beta)
+  );
+  -- key: the path with "/" replaced by NUL, so that byte order is ferry's
+  -- depth-first path order. Stamps: each side's (dev, ino, size, mtime, ctime)
+  -- when the entry was last agreed, the hash cache of that side.
+  CREATE TABLE archive (
+    session INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    key BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    size INTEGER,
+    hash TEXT,
+    alpha_stamp BLOB,
+    beta_stamp BLOB,
+    PRIMARY KEY (session, key)
+  ) WITHOUT ROWID;
+  CREATE TABLE conflicts (
+    id INTEGER PRIMARY KEY,
+    session INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    base TEXT,
+    alpha TEXT,
+    beta TEXT,
+    detected_at INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'pending', 'resolved', 'vanished')),
+    resolution TEXT CHECK (resolution IN ('alpha', 'beta', 'both')),
+    resolved_at INTEGER
+  );
+  CREATE UNIQUE INDEX conflicts_live ON conflicts (session, path) WHERE state IN ('open', 'pending');
+  CREATE TABLE log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    session INTEGER,
+    path TEXT,
+    detail TEXT NOT NULL
+  );
+  `,
+];
+
+/** SCHEMA_VERSION is the user_version of a fully migrated database. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** migrate brings db to SCHEMA_VERSION, refusing a database from a newer ferry. */
+export function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`the state database has schema version ${version}, newer than this ferry understands (${SCHEMA_VERSION}); upgrade ferry`);
+  }
+  for (let v = version; v < SCHEMA_VERSION; v++) {
+    const sql = MIGRATIONS[v] ?? '';
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,559 @@
+/**
+ * The session engine: scan → reconcile → transfer → apply → commit archive,
+ * streamed over two endpoints and the archive.
+ *
+ * The three path-sorted streams (archive pages, alpha scan, beta scan) are
+ * merged into rows; files whose stamp differs from the archive are hashed
+ * (pipelined, in order); rows go through the pure Reconciler; decisions are
+ * applied in batches. A batch ends with the durability barrier on each side
+ * it wrote (syncfs), the renames with their compare-and-swap, a second
+ * barrier, and then one archive transaction: nothing is recorded as synced
+ * before it is on disk (DESIGN rule 2).
+ */
+
+import PQueue from 'p-queue';
+import type { Endpoint, ScanItem, Staged } from '../core/endpoint.js';
+import { DIR, type Entry, type FileEntry, type Side, type UnsupportedReason, otherSide } from '../core/entry.js';
+import { ChangedError, FerryError, SessionHalt } from '../core/errors.js';
+import { comparePaths } from '../core/path.js';
+import { type Conflict, type Decision, type Op, Reconciler, type Row, wholesaleDeletion } from '../core/reconcile.js';
+import { conflictCopyPath } from '../core/conflict-name.js';
+import { type ArchiveRecord, type SessionRecord, type Store, sideStamp } from '../state/store.js';
+import { lockSession } from './lock.js';
+
+/** SyncEvent is progress reported while a session runs. */
+export type SyncEvent =
+  | { readonly kind: 'scanning' }
+  | { readonly kind: 'progress'; readonly scanned: number; readonly copied: number; readonly bytes: number }
+  | { readonly kind: 'conflict'; readonly id: number; readonly path: string; readonly reason: string }
+  | { readonly kind: 'unsupported'; readonly path: string; readonly side: Side; readonly reason: UnsupportedReason }
+  | { readonly kind: 'failed'; readonly path: string; readonly message: string }
+  | { readonly kind: 'resolved'; readonly id: number; readonly path: string; readonly keep: string };
+
+/** Summary is what one sync did. */
+export interface Summary {
+  scanned: number;
+  copied: { alpha: number; beta: number };
+  bytes: number;
+  dirsCreated: { alpha: number; beta: number };
+  removed: { alpha: number; beta: number };
+  agreed: number;
+  execStripped: number;
+  conflicts: { id: number; path: string; reason: string }[];
+  unsupported: { path: string; side: Side; reason: UnsupportedReason }[];
+  failures: { path: string; message: string }[];
+  resolved: { id: number; path: string; keep: string }[];
+  /** Paths that changed while being synced and were rescanned. */
+  retried: number;
+  passes: number;
+}
+
+function emptySummary(): Summary {
+  return {
+    scanned: 0,
+    copied: { alpha: 0, beta: 0 },
+    bytes: 0,
+    dirsCreated: { alpha: 0, beta: 0 },
+    removed: { alpha: 0, beta: 0 },
+    agreed: 0,
+    execStripped: 0,
+    conflicts: [],
+    unsupported: [],
+    failures: [],
+    resolved: [],
+    retried: 0,
+    passes: 0,
+  };
+}
+
+/** SessionOptions configures one sync of a session. */
+export interface SessionOptions {
+  readonly store: Store;
+  readonly session: SessionRecord;
+  readonly alpha: Endpoint;
+  readonly beta: Endpoint;
+  readonly onEvent?: (event: SyncEvent) => void;
+  /** Passes to run while paths keep changing under the sync (default 3). */
+  readonly maxPasses?: number;
+  /** Files staged concurrently (default 8). */
+  readonly concurrency?: number;
+}
+
+const BATCH_FILES = 1000;
+const BATCH_BYTES = 64 << 20;
+const BATCH_ACTIONS = 4000;
+const HASH_WINDOW = 64;
+const ARCHIVE_PAGE = 1000;
+
+// ---- merging the three streams ---------------------------------------------
+
+class Cursor<T extends { readonly path: string }> {
+  private items: readonly T[] = [];
+  private index = 0;
+  private done = false;
+
+  constructor(private readonly source: AsyncIterator<readonly T[]> | Iterator<readonly T[]>) {}
+
+  /** ready reports whether peek() can answer without awaiting fill(). */
+  get ready(): boolean {
+    return this.done || this.index < this.items.length;
+  }
+
+  async fill(): Promise<void> {
+    while (!this.done && this.index >= this.items.length) {
+      const next = await this.source.next();
+      if (next.done === true) this.done = true;
+      else {
+        this.items = next.value;
+        this.index = 0;
+      }
+    }
+  }
+
+  peek(): T | undefined {
+    return this.items[this.index];
+  }
+
+  take(): T {
+    return this.items[this.index++] as T;
+  }
+}
+
+function* archivePages(store: Store, session: number): Generator<ArchiveRecord[]> {
+  let after: Buffer = Buffer.alloc(0);
+  for (;;) {
+    const { records, lastKey } = store.archivePage(session, after, ARCHIVE_PAGE);
+    if (records.length > 0) yield records;
+    if (lastKey === undefined || records.length < ARCHIVE_PAGE) return;
+    after = lastKey;
+  }
+}
+
+// A row whose entries may still be waiting for a hash.
+interface PendingRow {
+  readonly path: string;
+  readonly base: ArchiveRecord | undefined;
+  alpha: Entry | undefined;
+  beta: Entry | undefined;
+  refresh: boolean;
+  hashes: Promise<void>[];
+}
+
+// ---- applying decisions -------------------------------------------------
+
+type Action =
+  | { kind: 'put'; path: string; entry: Entry; alpha: Uint8Array | undefined; beta: Uint8Array | undefined }
+  | { kind: 'forget'; path: string }
+  | { kind: 'forget-tree'; path: string }
+  | { kind: 'conflict'; conflict: Conflict }
+  | { kind: 'log'; what: string; path: string; detail: string };
+
+interface Transfer {
+  readonly op: Extract<Op, { kind: 'copy' }>;
+  readonly staging: Promise<Staged | Error>;
+  /** The slot in the batch's action list that the archive update takes once committed. */
+  readonly slot: number;
+}
+
+/** syncSession runs passes of one session until nothing changed under it, or maxPasses. */
+export async function syncSession(options: SessionOptions): Promise<Summary> {
+  const lock = lockSession(options.store.home, options.session.id);
+  try {
+    const summary = emptySummary();
+    const maxPasses = options.maxPasses ?? 3;
+    for (let pass = 1; pass <= maxPasses; pass++) {
+      const before = summary.retried;
+      await new Pass(options, summary).run();
+      summary.passes = pass;
+      if (summary.retried === before) break;
+    }
+    options.store.touchSession(options.session.id);
+    return summary;
+  } finally {
+    lock.release();
+  }
+}
+
+class Pass {
+  private readonly store: Store;
+  private readonly sessionId: number;
+  private readonly queue: PQueue;
+  private actions: (Action | null)[] = [];
+  private transfers: Transfer[] = [];
+  private batchBytes = 0;
+  private touched = new Set<Side>();
+  private readonly detected = new Set<string>();
+  private readonly unstable = new Map<string, Error>();
+  private retriedBefore: number;
+
+  constructor(
+    private readonly options: SessionOptions,
+    private readonly summary: Summary,
+  ) {
+    this.store = options.store;
+    this.sessionId = options.session.id;
+    this.queue = new PQueue({ concurrency: options.concurrency ?? 8 });
+    this.retriedBefore = summary.retried;
+  }
+
+  private endpoint(side: Side): Endpoint {
+    return side === 'alpha' ? this.options.alpha : this.options.beta;
+  }
+
+  private emit(event: SyncEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  async run(): Promise<void> {
+    const { alpha, beta } = this.options;
+    this.emit({ kind: 'scanning' });
+    // Keep-both moves happen before the roots are listed, so the scan sees them.
+    const resolutions = await this.applyKeepBoth();
+    const [alphaRoot, betaRoot] = await Promise.all([alpha.prepare(), beta.prepare()]);
+    const halt = wholesaleDeletion({
+      archiveEmpty: this.store.archiveEmpty(this.sessionId),
+      alphaEmpty: alphaRoot.empty,
+      betaEmpty: betaRoot.empty,
+    });
+    if (halt !== undefined) throw new SessionHalt(halt);
+
+    const reconciler = new Reconciler({ resolutions });
+    const archive = new Cursor(archivePages(this.store, this.sessionId));
+    const alphaScan = new Cursor(alpha.scan()[Symbol.asyncIterator]());
+    const betaScan = new Cursor(beta.scan()[Symbol.asyncIterator]());
+    const window: PendingRow[] = [];
+    let lastProgress = Date.now();
+
+    const decide = async (row: PendingRow): Promise<void> => {
+      if (row.hashes.length > 0) await Promise.all(row.hashes);
+      const ready: Row = {
+        path: row.path,
+        base: row.base?.entry,
+        alpha: row.alpha,
+        beta: row.beta,
+        ...(row.refresh ? { refresh: true } : {}),
+      };
+      for (const decision of reconciler.push(ready)) await this.handle(decision);
+    };
+
+    for (;;) {
+      if (!archive.ready || !alphaScan.ready || !betaScan.ready) await Promise.all([archive.fill(), alphaScan.fill(), betaScan.fill()]);
+      const a = alphaScan.peek();
+      const b = betaScan.peek();
+      const o = archive.peek();
+      let path: string | undefined;
+      for (const candidate of [a?.path, b?.path, o?.path]) {
+        if (candidate !== undefined && (path === undefined || comparePaths(candidate, path) < 0)) path = candidate;
+      }
+      if (path === undefined) break;
+      const row: PendingRow = {
+        path,
+        base: o?.path === path ? archive.take() : undefined,
+        alpha: undefined,
+        beta: undefined,
+        refresh: false,
+        hashes: [],
+      };
+      if (a?.path === path) this.observe(row, 'alpha', alphaScan.take());
+      if (b?.path === path) this.observe(row, 'beta', betaScan.take());
+      this.summary.scanned++;
+
+      if (window.length === 0 && row.hashes.length === 0) await decide(row);
+      else {
+        window.push(row);
+        while (window.length > HASH_WINDOW) await decide(window.shift() as PendingRow);
+      }
+      if (Date.now() - lastProgress > 250) {
+        lastProgress = Date.now();
+        this.emit({ kind: 'progress', scanned: this.summary.scanned, copied: this.summary.copied.alpha + this.summary.copied.beta, bytes: this.summary.bytes });
+      }
+    }
+    while (window.length > 0) await decide(window.shift() as PendingRow);
+    for (const decision of reconciler.end()) await this.handle(decision);
+    await this.flush();
+    this.closeSettledConflicts();
+  }
+
+  // Turns a scanned item into the row's entry for `side`, hashing it when its
+  // stamp differs from the archive's (the hash cache).
+  private observe(row: PendingRow, side: Side, item: ScanItem): void {
+    let entry: Entry;
+    if (item.kind === 'dir') entry = DIR;
+    else if (item.kind === 'unsupported') entry = { kind: 'unsupported', reason: item.reason ?? 'unreadable' };
+    else {
+      const base = row.base;
+      const cached = base !== undefined && base.entry.kind === 'file' && base.entry.size === item.size ? sideStamp(base, side) : null;
+      if (cached !== null && base?.entry.kind === 'file' && Buffer.compare(cached, item.stamp) === 0) {
+        entry = { kind: 'file', size: item.size, hash: base.entry.hash, stamp: item.stamp };
+      } else {
+        if (base !== undefined) row.refresh = true;
+        row.hashes.push(
+          this.endpoint(side)
+            .hash(item)
+            .then(
+              (hash) => {
+                this.setEntry(row, side, { kind: 'file', size: item.size, hash, stamp: item.stamp });
+              },
+              (error: unknown) => {
+                // Not decidable this pass: an unreadable entry holds the path
+                // (and any directory removal around it) still.
+                this.unstable.set(`${side}:${row.path}`, error instanceof Error ? error : new Error(String(error)));
+                this.setEntry(row, side, { kind: 'unsupported', reason: 'unreadable' });
+              },
+            ),
+        );
+        return;
+      }
+    }
+    this.setEntry(row, side, entry);
+  }
+
+  private setEntry(row: PendingRow, side: Side, entry: Entry): void {
+    if (side === 'alpha') row.alpha = entry;
+    else row.beta = entry;
+  }
+
+  private async handle(decision: Decision): Promise<void> {
+    switch (decision.kind) {
+      case 'agree': {
+        const entry = decision.alpha;
+        if (entry === undefined) this.actions.push({ kind: 'forget', path: decision.path });
+        else {
+          const stamp = (e: Entry | undefined) => (e?.kind === 'file' ? e.stamp : undefined);
+          this.actions.push({ kind: 'put', path: decision.path, entry, alpha: stamp(decision.alpha), beta: stamp(decision.beta) });
+        }
+        this.summary.agreed++;
+        break;
+      }
+      case 'conflict':
+        this.detected.add(decision.conflict.path);
+        this.actions.push({ kind: 'conflict', conflict: decision.conflict });
+        break;
+      case 'unsupported': {
+        const unstable = this.unstable.get(`${decision.side}:${decision.path}`);
+        if (unstable instanceof ChangedError) this.summary.retried++;
+        else if (unstable !== undefined) this.fail(decision.path, unstable);
+        else {
+          this.summary.unsupported.push({ path: decision.path, side: decision.side, reason: decision.reason });
+          this.emit({ kind: 'unsupported', path: decision.path, side: decision.side, reason: decision.reason });
+        }
+        break;
+      }
+      case 'op':
+        await this.apply(decision.op);
+        break;
+    }
+    if (this.transfers.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES || this.actions.length >= BATCH_ACTIONS) await this.flush();
+  }
+
+  private fail(path: string, error: Error): void {
+    if (error instanceof ChangedError) {
+      this.summary.retried++;
+      return;
+    }
+    const message = error instanceof FerryError ? error.message : `${path}: ${error.message}`;
+    this.summary.failures.push({ path, message });
+    this.emit({ kind: 'failed', path, message });
+  }
+
+  private async apply(op: Op): Promise<void> {
+    const target = this.endpoint(op.to);
+    switch (op.kind) {
+      case 'copy': {
+        const source = this.endpoint(otherSide(op.to));
+        const slot = this.actions.push(null) - 1;
+        if (this.queue.size > 4 * (this.options.concurrency ?? 8)) await this.queue.onSizeLessThan(2 * (this.options.concurrency ?? 8));
+        const staging = this.queue
+          .add(async () => {
+            const staged = await target.stage(op.path, source.read(op.path, op.entry), op.entry.size);
+            if (staged.size !== op.entry.size || staged.hash !== op.entry.hash) {
+              await target.discard(staged);
+              throw new ChangedError(op.path, 'the source changed during the transfer');
+            }
+            return staged;
+          })
+          .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+        this.transfers.push({ op, staging, slot });
+        this.batchBytes += op.entry.size;
+        this.touched.add(op.to);
+        return;
+      }
+      case 'mkdir':
+        try {
+          await target.mkdir(op.path, op.expect);
+          this.touched.add(op.to);
+          this.actions.push({ kind: 'put', path: op.path, entry: DIR, alpha: undefined, beta: undefined });
+          this.summary.dirsCreated[op.to]++;
+        } catch (error) {
+          this.fail(op.path, error as Error);
+        }
+        return;
+      case 'remove':
+        try {
+          await target.remove(op.path, op.expect, (path) => {
+            const record = this.store.archiveGet(this.sessionId, path);
+            return record === undefined ? undefined : { entry: record.entry, stamp: sideStamp(record, op.to) };
+          });
+          this.touched.add(op.to);
+          this.actions.push({ kind: 'forget-tree', path: op.path });
+          this.summary.removed[op.to]++;
+        } catch (error) {
+          this.touched.add(op.to);
+          this.fail(op.path, error as Error);
+        }
+        return;
+    }
+  }
+
+  /** flush ends a batch: barrier, renames, barrier, then one archive transaction. */
+  private async flush(): Promise<void> {
+    const transfers = this.transfers;
+    const actions = this.actions;
+    const touched = this.touched;
+    this.transfers = [];
+    this.actions = [];
+    this.touched = new Set();
+    this.batchBytes = 0;
+
+    const staged = await Promise.all(transfers.map((t) => t.staging));
+    if (transfers.length > 0) await this.barrier(new Set(transfers.map((t) => t.op.to)));
+    for (const [i, transfer] of transfers.entries()) {
+      const result = staged[i] as Staged | Error;
+      const { op } = transfer;
+      if (result instanceof Error) {
+        this.fail(op.path, result);
+        continue;
+      }
+      try {
+        const target = this.endpoint(op.to);
+        // Content reaching alpha (the host) from beta (the guest) never brings exec bits.
+        const committed = await target.commit(result, op.expect, { stripExec: op.to === 'alpha' });
+        const sourceStamp = op.entry.stamp;
+        actions[transfer.slot] = {
+          kind: 'put',
+          path: op.path,
+          entry: stripStamp(op.entry),
+          alpha: op.to === 'alpha' ? committed.stamp : sourceStamp,
+          beta: op.to === 'beta' ? committed.stamp : sourceStamp,
+        };
+        this.summary.copied[op.to]++;
+        this.summary.bytes += op.entry.size;
+        if (committed.strippedExec) {
+          this.summary.execStripped++;
+          actions.push({ kind: 'log', what: 'exec-stripped', path: op.path, detail: `exec bits cleared on ${op.to}: the new content came from ${otherSide(op.to)}` });
+        }
+      } catch (error) {
+        this.fail(op.path, error as Error);
+      }
+    }
+    if (touched.size > 0 || transfers.length > 0) await this.barrier(new Set([...touched, ...transfers.map((t) => t.op.to)]));
+    this.commit(actions);
+  }
+
+  private async barrier(sides: Set<Side>): Promise<void> {
+    await Promise.all([...sides].map((side) => this.endpoint(side).barrier()));
+  }
+
+  private commit(actions: (Action | null)[]): void {
+    if (actions.length === 0) return;
+    const store = this.store;
+    const session = this.sessionId;
+    const conflicts: { id: number; path: string; reason: string; isNew: boolean }[] = [];
+    store.transaction(() => {
+      for (const action of actions) {
+        if (action === null) continue;
+        switch (action.kind) {
+          case 'put':
+            store.archivePut(session, action.path, action.entry, action.alpha, action.beta);
+            break;
+          case 'forget':
+            store.archiveDelete(session, action.path);
+            break;
+          case 'forget-tree':
+            store.archiveDeleteSubtree(session, action.path);
+            break;
+          case 'conflict': {
+            const c = action.conflict;
+            const { id, isNew } = store.recordConflict(session, c.path, c.reason, c.base, c.alpha, c.beta);
+            if (isNew) store.log('conflict', session, c.path, c.reason);
+            conflicts.push({ id, path: c.path, reason: c.reason, isNew });
+            break;
+          }
+          case 'log':
+            store.log(action.what, session, action.path, action.detail);
+            break;
+        }
+      }
+    });
+    for (const c of conflicts) {
+      this.summary.conflicts.push({ id: c.id, path: c.path, reason: c.reason });
+      this.emit({ kind: 'conflict', id: c.id, path: c.path, reason: c.reason });
+    }
+  }
+
+  // Applies the `--keep both` resolutions before the scan: the beta version is
+  // moved aside to its conflict name on beta, and the archive forgets the
+  // path, so this pass copies each version to the other side. Returns the
+  // alpha/beta resolutions for the reconciler.
+  private async applyKeepBoth(): Promise<Map<string, Side>> {
+    const winners = new Map<string, Side>();
+    for (const conflict of this.store.openConflicts(this.sessionId)) {
+      if (conflict.state !== 'pending' || conflict.resolution === null) continue;
+      if (conflict.resolution !== 'both') {
+        winners.set(conflict.path, conflict.resolution);
+        continue;
+      }
+      const beta = this.options.beta;
+      try {
+        if (conflict.beta !== undefined && conflict.beta.kind !== 'unsupported') {
+          const now = new Date();
+          let copyPath = conflictCopyPath(conflict.path, 'beta', now);
+          for (let attempt = 1; attempt < 100 && (await this.exists(copyPath)); attempt++) copyPath = conflictCopyPath(conflict.path, 'beta', now, attempt);
+          await beta.move(conflict.path, copyPath, conflict.beta);
+          await beta.barrier();
+          this.store.log('conflict-copy', this.sessionId, conflict.path, `beta version kept as ${copyPath}`);
+        }
+        this.store.transaction(() => {
+          this.store.archiveDeleteSubtree(this.sessionId, conflict.path);
+          this.store.setConflictState(conflict.id, 'resolved', 'both');
+          this.store.log('resolved', this.sessionId, conflict.path, 'kept both versions');
+        });
+        this.summary.resolved.push({ id: conflict.id, path: conflict.path, keep: 'both' });
+        this.emit({ kind: 'resolved', id: conflict.id, path: conflict.path, keep: 'both' });
+      } catch (error) {
+        this.fail(conflict.path, error as Error);
+      }
+    }
+    return winners;
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    return (await this.options.alpha.exists(path)) || (await this.options.beta.exists(path));
+  }
+
+  // After a clean pass, a conflict that was not detected again is over: a
+  // pending resolution was applied, or the two sides came to agree by themselves.
+  private closeSettledConflicts(): void {
+    if (this.summary.retried !== this.retriedBefore || this.summary.failures.length > 0) return;
+    for (const conflict of this.store.openConflicts(this.sessionId)) {
+      if (this.detected.has(conflict.path)) continue;
+      if (conflict.state === 'pending' && conflict.resolution !== null) {
+        this.store.transaction(() => {
+          this.store.setConflictState(conflict.id, 'resolved', conflict.resolution);
+          this.store.log('resolved', this.sessionId, conflict.path, `kept ${conflict.resolution}`);
+        });
+        this.summary.resolved.push({ id: conflict.id, path: conflict.path, keep: conflict.resolution ?? '' });
+        this.emit({ kind: 'resolved', id: conflict.id, path: conflict.path, keep: conflict.resolution ?? '' });
+      } else if (conflict.state === 'open') {
+        this.store.transaction(() => {
+          this.store.setConflictState(conflict.id, 'vanished', null);
+          this.store.log('conflict-vanished', this.sessionId, conflict.path, 'the two sides agree again');
+        });
+      }
+    }
+  }
+}
+
+function stripStamp(entry: FileEntry): FileEntry {
+  return { kind: 'file', size: entry.size, hash: entry.hash };
+}
