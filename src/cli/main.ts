@@ -8,6 +8,7 @@ import { FerryError, SessionHalt, UsageError } from '../core/errors.js';
 import { Store, ferryHome } from '../state/store.js';
 import { conflictsCommand, resolveCommand, showConflictCommand } from './conflicts.js';
 import { syncCommand } from './sync.js';
+import { demoCommand } from './demo.js';
 import { EXIT } from './output.js';
 
 const VERSION = '0.1.0';
@@ -25,6 +26,8 @@ Usage:
       Choose a conflict's outcome; it is applied by the next sync of that
       pair. "both" keeps alpha's version at the path and beta's beside it as
       "<stem> (conflict beta <date time>)<ext>" on both sides.
+  ferry demo                         Sync a built-in example in a temp folder:
+                                     changes both ways, a conflict, its resolution.
   ferry help | --help                This text.
   ferry --version                    The version.
 
@@ -60,6 +63,9 @@ export async function main(argv: string[]): Promise<number> {
         if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; did you mean \`ferry conflicts show ${positionals[0]}\`?`);
         return await withStore((store) => conflictsCommand(store, values.json));
       }
+      case 'demo':
+        if (rest.length > 0) throw new UsageError('ferry demo takes no arguments');
+        return await demoCommand();
       case 'resolve':
         return await withStore((store) => resolveCommand(store, rest));
       default:

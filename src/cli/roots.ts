@@ -4,14 +4,18 @@
 
 import { realpathSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { UsageError } from '../core/errors.js';
+import { SessionHalt, UsageError } from '../core/errors.js';
 
 function looksRemote(arg: string): boolean {
   return arg.startsWith('ssh://') || /^[^/]*@[^/]*:/.test(arg) || /^[A-Za-z0-9.-]+:\//.test(arg);
 }
 
-/** checkRoot resolves a root argument to a canonical directory path, or throws UsageError. */
-export function checkRoot(arg: string, side: 'alpha' | 'beta'): string {
+/**
+ * checkRoot resolves a root argument to a canonical directory path, or throws
+ * UsageError. A root that ferry has synced before and that is gone now is not
+ * a typo but a vanished root: SessionHalt (exit 1).
+ */
+export function checkRoot(arg: string, side: 'alpha' | 'beta', knownRoot: (path: string) => boolean): string {
   if (arg === '') throw new UsageError(`the ${side} path is empty`);
   if (looksRemote(arg)) throw new UsageError(`${arg}: remote (ssh) endpoints are not available in this version of ferry yet; give a local directory`);
   const abs = resolve(arg);
@@ -20,6 +24,9 @@ export function checkRoot(arg: string, side: 'alpha' | 'beta'): string {
     st = statSync(abs);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && knownRoot(abs)) {
+      throw new SessionHalt(`the ${side} root ${abs} has vanished since the last sync; nothing was changed on either side. Restore it (or mount its disk) and sync again`);
+    }
     if (code === 'ENOENT') throw new UsageError(`${side} ${arg}: no such directory; create it first (ferry syncs into existing directories)`);
     throw new UsageError(`${side} ${arg}: cannot be used (${(error as Error).message})`);
   }

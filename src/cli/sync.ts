@@ -26,8 +26,9 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   if (values.watch) throw new UsageError('--watch is not available in this version of ferry yet; use --once');
   if (positionals.length !== 2) throw new UsageError('usage: ferry sync <alpha> <beta> [--once] [--json]');
   const [alphaArg, betaArg] = positionals as [string, string];
-  const alphaRoot = checkRoot(alphaArg, 'alpha');
-  const betaRoot = checkRoot(betaArg, 'beta');
+  const known = (path: string) => store.hasSessionWithRoot(path);
+  const alphaRoot = checkRoot(alphaArg, 'alpha', known);
+  const betaRoot = checkRoot(betaArg, 'beta', known);
   checkPair(alphaRoot, betaRoot);
 
   const session = store.session(alphaRoot, betaRoot, true);
@@ -84,7 +85,7 @@ function printSummary(alpha: string, beta: string, s: Summary, remaining: { id: 
     const pending = c.state === 'pending' ? ' (resolution pending)' : '';
     out.push(`conflict ${c.id}: ${c.path}: ${c.reason}${pending}`);
   }
-  if (remaining.length > 0) out.push(`${plural(remaining.length, 'conflict')} remain: see \`ferry conflicts show <id>\`, then \`ferry resolve <id> --keep alpha|beta|both\``);
+  if (remaining.length > 0) out.push(`${plural(remaining.length, 'conflict')} ${remaining.length === 1 ? 'remains' : 'remain'}: see \`ferry conflicts show <id>\`, then \`ferry resolve <id> --keep alpha|beta|both\``);
   else if (s.failures.length === 0) out.push('in sync');
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -150,6 +150,7 @@ export class Store {
       sessionByRoots: db.prepare<[string, string], SessionRow>('SELECT * FROM sessions WHERE alpha = ? AND beta = ?'),
       sessionById: db.prepare<[number], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
       insertSession: db.prepare<[string, string, number]>('INSERT INTO sessions (alpha, beta, created_at) VALUES (?, ?, ?)'),
+      sessionWithRoot: db.prepare<[string, string], SessionRow>('SELECT * FROM sessions WHERE alpha = ? OR beta = ? LIMIT 1'),
       touchSession: db.prepare<[number, number]>('UPDATE sessions SET last_sync_at = ? WHERE id = ?'),
       archivePage: db
         .prepare<[number, Buffer, number]>('SELECT key, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND key > ? ORDER BY key LIMIT ?')
@@ -218,6 +219,11 @@ export class Store {
   sessionById(id: number): SessionRecord | undefined {
     const row = this.stmts.sessionById.get(id);
     return row === undefined ? undefined : sessionFromRow(row);
+  }
+
+  /** hasSessionWithRoot reports whether any session has synced the directory `root`. */
+  hasSessionWithRoot(root: string): boolean {
+    return this.stmts.sessionWithRoot.get(root, root) !== undefined;
   }
 
   /** touchSession records a completed sync. */

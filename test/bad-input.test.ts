@@ -1,0 +1,70 @@
+/**
+ * Bad input on the command line: a clear message, exit 2, nothing touched.
+ */
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { makePair, readTree, runFerry } from './support/cli.js';
+
+describe('bad input', () => {
+  test.for([
+    { what: 'a missing alpha', args: (a: string, b: string) => ['sync', join(a, 'nope'), b], message: /alpha .*nope: no such directory/ },
+    { what: 'a missing beta', args: (a: string, b: string) => ['sync', a, join(b, 'nope')], message: /beta .*nope: no such directory/ },
+    { what: 'a file where a directory is needed', args: (a: string, b: string) => ['sync', join(a, 'file.txt'), b], message: /file\.txt: not a directory/ },
+    { what: 'the same directory twice', args: (a: string) => ['sync', a, a], message: /the same directory/ },
+    { what: 'beta inside alpha', args: (a: string) => ['sync', a, join(a, 'sub')], message: /beta .* is inside alpha/ },
+    { what: 'alpha inside beta', args: (_a: string, b: string) => ['sync', join(b, 'inner'), b], message: /alpha .* is inside beta/ },
+    { what: 'one root only', args: (a: string) => ['sync', a], message: /usage: ferry sync/ },
+    { what: 'an unknown option', args: (a: string, b: string) => ['sync', a, b, '--frobnicate'], message: /frobnicate/ },
+    { what: 'an unknown command', args: () => ['synchronise'], message: /unknown command/ },
+    { what: 'an unknown conflict id', args: () => ['conflicts', 'show', '999'], message: /no conflict with id 999/ },
+    { what: 'a conflict id that is not a number', args: () => ['resolve', 'abc', '--keep', 'alpha'], message: /not a conflict id/ },
+    { what: 'resolve of an unknown id', args: () => ['resolve', '42', '--keep', 'beta'], message: /no conflict with id 42/ },
+    { what: 'resolve without --keep', args: () => ['resolve', '1'], message: /no conflict with id 1|--keep/ },
+  ])('$what: exit 2, a clear message, nothing touched', async ({ args, message }) => {
+    const pair = makePair({ 'file.txt': 'f', 'sub/x': 'x' }, { 'inner/y': 'y' });
+    const before = { alpha: readTree(pair.alpha), beta: readTree(pair.beta) };
+    const r = await runFerry(pair.home, args(pair.alpha, pair.beta));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^ferry: /);
+    expect(r.stderr).toMatch(message);
+    expect(r.stdout).toBe('');
+    expect({ alpha: readTree(pair.alpha), beta: readTree(pair.beta) }).toEqual(before);
+  });
+
+  test('resolve --keep with a bad side names the choices', async () => {
+    const pair = makePair({ 'c.txt': 'base' });
+    expect((await pair.sync()).status).toBe(0);
+    writeFileSync(join(pair.alpha, 'c.txt'), 'a');
+    writeFileSync(join(pair.beta, 'c.txt'), 'b');
+    expect((await pair.sync()).status).toBe(3);
+    const r = await runFerry(pair.home, ['resolve', '1', '--keep', 'mine']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/choose alpha, beta, host, guest or both/);
+  });
+
+  test('--help tells the truth about what exists', async () => {
+    const home = join(makePair().home);
+    mkdirSync(home, { recursive: true });
+    const r = await runFerry(home, ['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/ferry sync <alpha> <beta>/);
+    expect(r.stdout).toMatch(/Not yet available: sync --watch/);
+    const watch = await runFerry(home, ['sync', '/tmp', '/var', '--watch']);
+    expect(watch.status).toBe(2);
+    expect(watch.stderr).toMatch(/--watch is not available/);
+  });
+});
+
+describe('ferry demo', () => {
+  test('runs the main job on a built-in example and exits 0', async () => {
+    const home = makePair().home;
+    const r = await runFerry(home, ['demo']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/skipped passwords: a symbolic link on alpha, not synced/);
+    expect(r.stdout).toMatch(/conflict \d+: todo\.txt: contents changed on both sides/);
+    expect(r.stdout).toMatch(/resolved conflict \d+: todo\.txt \(kept both\)/);
+  });
+});

@@ -1,0 +1,261 @@
+/**
+ * End-to-end tests of `ferry sync --once` through the built CLI on real
+ * temp directories.
+ */
+
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { makePair, readTree, runFerry, writeTree } from './support/cli.js';
+
+interface ConflictJson {
+  id: number;
+  path: string;
+  reason: string;
+  state: string;
+}
+
+async function conflicts(home: string): Promise<ConflictJson[]> {
+  const r = await runFerry(home, ['conflicts', '--json']);
+  expect(r.status).toBe(0);
+  return JSON.parse(r.stdout) as ConflictJson[];
+}
+
+describe('ferry sync --once', () => {
+  test('an initial sync merges both trees and a second run has nothing to do', async () => {
+    const pair = makePair({ 'a.txt': 'alpha', 'dir/': null, 'dir/x': 'x', 'deep/er/file': 'deep' }, { 'b.txt': 'beta', 'other/y': 'y' });
+    const first = await pair.sync();
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    expect(readTree(pair.alpha)).toEqual(readTree(pair.beta));
+    expect(readTree(pair.alpha)).toMatchObject({ 'a.txt': 'alpha', 'b.txt': 'beta', 'deep/er/file': 'deep', 'other/y': 'y' });
+    const second = await pair.sync('--json');
+    expect(second.status).toBe(0);
+    const summary = JSON.parse(second.stdout) as { copied: { alpha: number; beta: number }; status: string };
+    expect(summary.status).toBe('in-sync');
+    expect(summary.copied).toEqual({ alpha: 0, beta: 0 });
+  });
+
+  for (const [from, to] of [
+    ['alpha', 'beta'],
+    ['beta', 'alpha'],
+  ] as const) {
+    test(`every kind of change on ${from} reaches ${to}`, async () => {
+      const pair = makePair({ 'keep.txt': 'k', 'mod.txt': 'old', 'del.txt': 'gone soon', 'deldir/a': 'a', 'deldir/sub/b': 'b', 'f2d': 'file', 'd2f/inner': 'i' });
+      expect((await pair.sync()).status).toBe(0);
+      const src = pair[from];
+      writeFileSync(join(src, 'mod.txt'), 'new content');
+      unlinkSync(join(src, 'del.txt'));
+      rmSync(join(src, 'deldir'), { recursive: true });
+      unlinkSync(join(src, 'f2d'));
+      writeTree(src, { 'f2d/child': 'now a dir', 'created/x/y.txt': 'created', 'emptydir/': null });
+      rmSync(join(src, 'd2f'), { recursive: true });
+      writeFileSync(join(src, 'd2f'), 'now a file');
+      const r = await pair.sync();
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const dst = readTree(pair[to]);
+      expect(dst).toEqual(readTree(src));
+      expect(dst).toEqual({
+        'keep.txt': 'k',
+        'mod.txt': 'new content',
+        f2d: null,
+        'f2d/child': 'now a dir',
+        created: null,
+        'created/x': null,
+        'created/x/y.txt': 'created',
+        emptydir: null,
+        d2f: 'now a file',
+      });
+    });
+  }
+
+  test('identical changes on both sides agree silently', async () => {
+    const pair = makePair({ 'same.txt': 'v1' }, {});
+    expect((await pair.sync()).status).toBe(0);
+    for (const root of [pair.alpha, pair.beta]) writeTree(root, { 'same.txt': 'v2', 'new/both.txt': 'identical' });
+    const r = await pair.sync();
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toMatch(/conflict/);
+    expect(await conflicts(pair.home)).toEqual([]);
+  });
+
+  test('modify/modify halts only that path, leaves both versions intact, and persists until resolved', async () => {
+    const pair = makePair({ 'clash.txt': 'base\n', 'other.txt': 'o' });
+    expect((await pair.sync()).status).toBe(0);
+    writeFileSync(join(pair.alpha, 'clash.txt'), 'alpha edit\n');
+    writeFileSync(join(pair.beta, 'clash.txt'), 'beta edit\n');
+    writeFileSync(join(pair.alpha, 'other.txt'), 'still flows');
+    writeFileSync(join(pair.beta, 'fresh.txt'), 'new on beta');
+    const r = await pair.sync();
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(/conflict \d+: clash\.txt: contents changed on both sides/);
+    expect(readFileSync(join(pair.alpha, 'clash.txt'), 'utf8')).toBe('alpha edit\n');
+    expect(readFileSync(join(pair.beta, 'clash.txt'), 'utf8')).toBe('beta edit\n');
+    expect(readFileSync(join(pair.beta, 'other.txt'), 'utf8')).toBe('still flows');
+    expect(readFileSync(join(pair.alpha, 'fresh.txt'), 'utf8')).toBe('new on beta');
+
+    const listed = await conflicts(pair.home);
+    expect(listed).toHaveLength(1);
+    const id = listed[0]?.id ?? 0;
+    // It persists across runs with the same id.
+    const again = await pair.sync();
+    expect(again.status).toBe(3);
+    expect((await conflicts(pair.home)).map((c) => c.id)).toEqual([id]);
+    expect(readFileSync(join(pair.beta, 'clash.txt'), 'utf8')).toBe('beta edit\n');
+
+    const show = await runFerry(pair.home, ['conflicts', 'show', String(id)]);
+    expect(show.status).toBe(0);
+    expect(show.stdout).toContain('-alpha edit');
+    expect(show.stdout).toContain('+beta edit');
+  });
+
+  test('modify/delete halts that path and deletes nothing', async () => {
+    const pair = makePair({ 'md.txt': 'base', 'dm.txt': 'base' });
+    expect((await pair.sync()).status).toBe(0);
+    writeFileSync(join(pair.alpha, 'md.txt'), 'modified on alpha');
+    unlinkSync(join(pair.beta, 'md.txt'));
+    unlinkSync(join(pair.alpha, 'dm.txt'));
+    writeFileSync(join(pair.beta, 'dm.txt'), 'modified on beta');
+    const r = await pair.sync();
+    expect(r.status).toBe(3);
+    expect(readFileSync(join(pair.alpha, 'md.txt'), 'utf8')).toBe('modified on alpha');
+    expect(existsSync(join(pair.beta, 'md.txt'))).toBe(false);
+    expect(readFileSync(join(pair.beta, 'dm.txt'), 'utf8')).toBe('modified on beta');
+    expect(existsSync(join(pair.alpha, 'dm.txt'))).toBe(false);
+    expect((await conflicts(pair.home)).map((c) => c.path).sort()).toEqual(['dm.txt', 'md.txt']);
+  });
+
+  test('a directory deleted on one side while its contents changed on the other is one conflict', async () => {
+    const pair = makePair({ 'keep.txt': 'k', 'proj/a': 'a', 'proj/sub/b': 'b' });
+    expect((await pair.sync()).status).toBe(0);
+    rmSync(join(pair.alpha, 'proj'), { recursive: true });
+    writeFileSync(join(pair.beta, 'proj/sub/b'), 'changed');
+    const r = await pair.sync();
+    expect(r.status).toBe(3);
+    expect((await conflicts(pair.home)).map((c) => c.path)).toEqual(['proj']);
+    expect(readTree(pair.beta)).toEqual({ 'keep.txt': 'k', proj: null, 'proj/a': 'a', 'proj/sub': null, 'proj/sub/b': 'changed' });
+    expect(readTree(pair.alpha)).toEqual({ 'keep.txt': 'k' });
+  });
+
+  for (const keep of ['alpha', 'beta', 'host', 'guest'] as const) {
+    test(`resolve --keep ${keep} makes that version win on the next sync`, async () => {
+      const pair = makePair({ 'c.txt': 'base' });
+      expect((await pair.sync()).status).toBe(0);
+      writeFileSync(join(pair.alpha, 'c.txt'), 'from alpha');
+      writeFileSync(join(pair.beta, 'c.txt'), 'from beta');
+      expect((await pair.sync()).status).toBe(3);
+      const [conflict] = await conflicts(pair.home);
+      const res = await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', keep]);
+      expect(res.status).toBe(0);
+      expect(res.stdout).toMatch(/applied by the next/);
+      const r = await pair.sync();
+      expect(r.status).toBe(0);
+      const winner = keep === 'alpha' || keep === 'host' ? 'from alpha' : 'from beta';
+      expect(readFileSync(join(pair.alpha, 'c.txt'), 'utf8')).toBe(winner);
+      expect(readFileSync(join(pair.beta, 'c.txt'), 'utf8')).toBe(winner);
+      expect(await conflicts(pair.home)).toEqual([]);
+      expect((await pair.sync()).status).toBe(0);
+    });
+  }
+
+  test('resolve --keep both keeps alpha at the path and beta beside it on both sides', async () => {
+    const pair = makePair({ 'notes.md': 'base' });
+    expect((await pair.sync()).status).toBe(0);
+    writeFileSync(join(pair.alpha, 'notes.md'), 'alpha notes');
+    writeFileSync(join(pair.beta, 'notes.md'), 'beta notes');
+    expect((await pair.sync()).status).toBe(3);
+    const [conflict] = await conflicts(pair.home);
+    expect((await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', 'both'])).status).toBe(0);
+    const r = await pair.sync();
+    expect(r.status).toBe(0);
+    const alpha = readTree(pair.alpha);
+    expect(alpha).toEqual(readTree(pair.beta));
+    expect(alpha['notes.md']).toBe('alpha notes');
+    const copies = Object.keys(alpha).filter((p) => /^notes \(conflict beta \d{4}-\d\d-\d\d \d{6}\)\.md$/.test(p));
+    expect(copies).toHaveLength(1);
+    expect(alpha[copies[0] ?? '']).toBe('beta notes');
+  });
+
+  test('the exec bit is never copied and setuid never survives', async () => {
+    const pair = makePair({ 'tool.sh': '#!/bin/sh\necho hi\n', 'replace.sh': 'v1' });
+    chmodSync(join(pair.alpha, 'tool.sh'), 0o4755);
+    expect((await pair.sync()).status).toBe(0);
+    const copied = statSync(join(pair.beta, 'tool.sh')).mode & 0o7777;
+    expect(copied & 0o111).toBe(0);
+    expect(copied & 0o7000).toBe(0);
+
+    // A replaced file keeps its own bits without setuid; content from beta clears exec on alpha.
+    chmodSync(join(pair.alpha, 'replace.sh'), 0o4755);
+    writeFileSync(join(pair.beta, 'replace.sh'), 'v2 from beta');
+    chmodSync(join(pair.beta, 'replace.sh'), 0o777);
+    const r = await pair.sync();
+    expect(r.status).toBe(0);
+    const replaced = statSync(join(pair.alpha, 'replace.sh')).mode & 0o7777;
+    expect(readFileSync(join(pair.alpha, 'replace.sh'), 'utf8')).toBe('v2 from beta');
+    expect(replaced & 0o7000).toBe(0);
+    expect(replaced & 0o111).toBe(0);
+    expect(r.stdout).toMatch(/cleared exec bits/);
+
+    // A change of mode alone is not a change.
+    chmodSync(join(pair.beta, 'tool.sh'), 0o700);
+    const modeOnly = await pair.sync('--json');
+    expect(modeOnly.status).toBe(0);
+    expect((JSON.parse(modeOnly.stdout) as { copied: object }).copied).toEqual({ alpha: 0, beta: 0 });
+  });
+
+  test('symlinks and fifos are reported, never followed, never created', async () => {
+    const pair = makePair({ 'real.txt': 'r', 'secretdir/s': 'secret' });
+    const outside = join(pair.home, '..', 'outside.txt');
+    writeFileSync(outside, 'outside the root');
+    symlinkSync(outside, join(pair.alpha, 'link-out'));
+    symlinkSync('secretdir', join(pair.alpha, 'link-dir'));
+    execFileSync('mkfifo', [join(pair.alpha, 'pipe')]);
+    const r = await pair.sync('--json');
+    expect(r.status).toBe(0);
+    const summary = JSON.parse(r.stdout) as { unsupported: { path: string; side: string; reason: string }[] };
+    expect(summary.unsupported).toEqual(
+      expect.arrayContaining([
+        { path: 'link-out', side: 'alpha', reason: 'symlink' },
+        { path: 'link-dir', side: 'alpha', reason: 'symlink' },
+        { path: 'pipe', side: 'alpha', reason: 'special' },
+      ]),
+    );
+    expect(readTree(pair.beta)).toEqual({ 'real.txt': 'r', secretdir: null, 'secretdir/s': 'secret' });
+    const human = await pair.sync();
+    expect(human.stdout).toMatch(/skipped link-out: a symbolic link on alpha, not synced/);
+    expect(readFileSync(outside, 'utf8')).toBe('outside the root');
+  });
+
+  test('a vanished root deletes nothing and exits 1 with a clear message', async () => {
+    const pair = makePair({ 'a.txt': 'a', 'd/b.txt': 'b' });
+    expect((await pair.sync()).status).toBe(0);
+    renameSync(pair.alpha, `${pair.alpha}.moved`);
+    const r = await runFerry(pair.home, ['sync', pair.alpha, pair.beta, '--once']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/sync halted: the alpha root .* has vanished since the last sync; nothing was changed/);
+    expect(readTree(pair.beta)).toEqual({ 'a.txt': 'a', d: null, 'd/b.txt': 'b' });
+  });
+
+  test('a root emptied wholesale halts the session instead of deleting the other side', async () => {
+    const pair = makePair({ 'a.txt': 'a', 'd/b.txt': 'b' });
+    expect((await pair.sync()).status).toBe(0);
+    rmSync(join(pair.alpha, 'a.txt'));
+    rmSync(join(pair.alpha, 'd'), { recursive: true });
+    const r = await pair.sync();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/sync halted: the alpha root is empty/);
+    expect(readTree(pair.beta)).toEqual({ 'a.txt': 'a', d: null, 'd/b.txt': 'b' });
+  });
+
+  test('a large file is streamed and arrives intact', async () => {
+    const pair = makePair();
+    const big = Buffer.alloc(5 * 1024 * 1024 + 123);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
+    mkdirSync(join(pair.alpha, 'big'));
+    writeFileSync(join(pair.alpha, 'big', 'blob.bin'), big);
+    expect((await pair.sync()).status).toBe(0);
+    expect(readFileSync(join(pair.beta, 'big', 'blob.bin')).equals(big)).toBe(true);
+  });
+});
