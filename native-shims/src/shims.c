@@ -1,8 +1,12 @@
 // ferry's native shims: the few file-system calls Node cannot make itself.
 //
-//   scanDir(path)            -> Promise<{ names: string[], records: Buffer }>
+//   scanDir(path, expect?)   -> Promise<{ names, records, digest, complete }>
 //       One directory listed and lstat'ed in a worker thread (getdents +
-//       fstatat(AT_SYMLINK_NOFOLLOW)); never follows a link.
+//       fstatat(AT_SYMLINK_NOFOLLOW)); never follows a link. `digest`
+//       summarises the listing (each name, kind, and for non-directories the
+//       stamp digest). When it equals `expect`, only the subdirectories are
+//       returned (complete: false): nothing else changed since that digest
+//       was recorded.
 //   syncfs(path)             -> Promise<void>
 //       syncfs(2) on the file system holding path: ferry's batched
 //       durability barrier.
@@ -15,6 +19,9 @@
 //   0  u32 kind (KIND_*)       4  u32 st_mode
 //   8  f64 size
 //   16 stamp: u64 dev, u64 ino, u64 size, u64 mtime_ns, u64 ctime_ns
+//   56 f64 stamp digest: the top 52 bits of a splitmix64 chain over the five
+//      stamp words (src/fs/stamp.ts computes the same in JavaScript)
+// Entries are sorted by name, byte-wise.
 
 #include <node_api.h>
 
@@ -33,7 +40,7 @@
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
-#define RECORD_SIZE 56
+#define RECORD_SIZE 64
 
 enum {
   KIND_FILE = 0,
@@ -73,6 +80,24 @@ static int valid_utf8(const unsigned char *s, size_t n) {
     i += len;
   }
   return 1;
+}
+
+static uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static double stamp_digest(const uint64_t words[5]) {
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  for (int i = 0; i < 5; i++) h = mix64(h ^ words[i]);
+  return (double)(h >> 12);
+}
+
+static uint64_t name_hash(const char *name) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+  return h;
 }
 
 static void put_u64(unsigned char *p, uint64_t v) {
@@ -151,6 +176,10 @@ typedef struct {
   char **names;          // each malloc'ed
   size_t *name_lens;
   unsigned char *records;  // count * RECORD_SIZE
+  int has_expect;
+  double expect;
+  double digest;
+  int complete;
 } scan_job;
 
 static int scan_push(scan_job *job, const char *name, size_t len) {
@@ -175,6 +204,37 @@ static int scan_push(scan_job *job, const char *name, size_t len) {
   memset(job->records + job->count * RECORD_SIZE, 0, RECORD_SIZE);
   job->count++;
   return 0;
+}
+
+// Sorts a listing by name, byte-wise (for valid UTF-8, code point order).
+static int by_name_r(const void *a, const void *b, void *arg) {
+  const scan_job *job = arg;
+  size_t i = *(const size_t *)a, j = *(const size_t *)b;
+  return strcmp(job->names[i], job->names[j]);
+}
+
+static void scan_sort(scan_job *job) {
+  if (job->count < 2) return;
+  size_t *order = malloc(job->count * sizeof *order);
+  char **names = malloc(job->count * sizeof *names);
+  size_t *lens = malloc(job->count * sizeof *lens);
+  unsigned char *records = malloc(job->count * RECORD_SIZE);
+  if (!order || !names || !lens || !records) {
+    free(order); free(names); free(lens); free(records);
+    return;  // unsorted: the reader sorts what it must
+  }
+  for (size_t i = 0; i < job->count; i++) order[i] = i;
+  qsort_r(order, job->count, sizeof *order, by_name_r, job);
+  for (size_t k = 0; k < job->count; k++) {
+    size_t i = order[k];
+    names[k] = job->names[i];
+    lens[k] = job->name_lens[i];
+    memcpy(records + k * RECORD_SIZE, job->records + i * RECORD_SIZE, RECORD_SIZE);
+  }
+  free(job->names); free(job->name_lens); free(job->records); free(order);
+  job->names = names;
+  job->name_lens = lens;
+  job->records = records;
 }
 
 static void scan_execute(napi_env env, void *data) {
@@ -207,15 +267,55 @@ static void scan_execute(napi_env env, void *data) {
     put_u32(r + 4, (uint32_t)st.st_mode);
     double size = (double)st.st_size;
     memcpy(r + 8, &size, 8);
-    put_u64(r + 16, (uint64_t)st.st_dev);
-    put_u64(r + 24, (uint64_t)st.st_ino);
-    put_u64(r + 32, (uint64_t)st.st_size);
-    put_u64(r + 40, (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec);
-    put_u64(r + 48, (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec);
+    uint64_t words[5] = {
+        (uint64_t)st.st_dev,
+        (uint64_t)st.st_ino,
+        (uint64_t)st.st_size,
+        (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec,
+        (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec,
+    };
+    for (int w = 0; w < 5; w++) put_u64(r + 16 + 8 * w, words[w]);
+    double digest = stamp_digest(words);
+    memcpy(r + 56, &digest, 8);
     errno = 0;
   }
   if (!job->err && errno != 0) job->err = errno;
   closedir(dir);
+  if (job->err) return;
+  scan_sort(job);
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ job->count;
+  for (size_t i = 0; i < job->count; i++) {
+    const unsigned char *r = job->records + i * RECORD_SIZE;
+    uint32_t kind = r[0] | (r[1] << 8) | ((uint32_t)r[2] << 16) | ((uint32_t)r[3] << 24);
+    h = mix64(h ^ name_hash(job->names[i]));
+    h = mix64(h ^ kind);
+    if (kind != KIND_DIR) {
+      double d;
+      memcpy(&d, r + 56, 8);
+      h = mix64(h ^ (uint64_t)d);
+    }
+  }
+  job->digest = (double)(h >> 12);
+  job->complete = 1;
+  if (job->has_expect && job->digest == job->expect) {
+    // Unchanged since the digest was recorded: keep only the subdirectories.
+    size_t kept = 0;
+    for (size_t i = 0; i < job->count; i++) {
+      const unsigned char *r = job->records + i * RECORD_SIZE;
+      if (r[0] == KIND_DIR && r[1] == 0 && r[2] == 0 && r[3] == 0) {
+        if (kept != i) {
+          job->names[kept] = job->names[i];
+          job->name_lens[kept] = job->name_lens[i];
+          memmove(job->records + kept * RECORD_SIZE, r, RECORD_SIZE);
+        }
+        kept++;
+      } else {
+        free(job->names[i]);
+      }
+    }
+    job->count = kept;
+    job->complete = 0;
+  }
 }
 
 static void scan_free(scan_job *job) {
@@ -250,6 +350,11 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
     napi_create_object(env, &result);
     napi_set_named_property(env, result, "names", names);
     napi_set_named_property(env, result, "records", records);
+    napi_value digest, complete;
+    napi_create_double(env, job->digest, &digest);
+    napi_get_boolean(env, job->complete != 0, &complete);
+    napi_set_named_property(env, result, "digest", digest);
+    napi_set_named_property(env, result, "complete", complete);
     napi_resolve_deferred(env, job->deferred, result);
   }
   napi_delete_async_work(env, job->work);
@@ -257,8 +362,8 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value scan_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], promise, name;
+  size_t argc = 2;
+  napi_value argv[2], promise, name;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1) {
     napi_throw_type_error(env, NULL, "scanDir(path) needs a path");
@@ -273,6 +378,14 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->path = path;
+  if (argc >= 2) {
+    napi_valuetype type;
+    CHECK(napi_typeof(env, argv[1], &type));
+    if (type == napi_number) {
+      CHECK(napi_get_value_double(env, argv[1], &job->expect));
+      job->has_expect = 1;
+    }
+  }
   CHECK(napi_create_promise(env, &job->deferred, &promise));
   CHECK(napi_create_string_utf8(env, "ferry:scanDir", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_create_async_work(env, NULL, name, scan_execute, scan_complete, job, &job->work));

@@ -17,8 +17,19 @@ export interface ScanItem {
   readonly size: number;
   /** Permission and type bits as lstat reports them. */
   readonly mode: number;
-  /** (dev, ino, size, mtime_ns, ctime_ns), 40 bytes; the hash cache key. */
+  /** (dev, ino, size, mtime_ns, ctime_ns), 40 bytes; compared for compare-and-swap. */
   readonly stamp: Uint8Array;
+  /** A 52-bit digest of the stamp; the hash cache key kept in the archive. */
+  readonly digest: number;
+}
+
+/** Listing is one directory's entries in path order. */
+export interface Listing {
+  readonly items: ScanItem[];
+  /** A digest of the whole listing (names, kinds, stamps of non-directories). */
+  readonly digest: number;
+  /** False when the digest matched the one expected and only subdirectories were returned. */
+  readonly complete: boolean;
 }
 
 /** Staged is content written under a temporary name beside its destination, not yet visible. */
@@ -28,8 +39,8 @@ export interface Staged {
   readonly hash: Hash;
 }
 
-/** ArchiveLookup returns the archived entry and this side's stamp for a path, for verifying removals. */
-export type ArchiveLookup = (path: string) => { entry: Entry; stamp: Uint8Array | null } | undefined;
+/** ArchiveLookup returns the archived entry and this side's stamp digest for a path, for verifying removals. */
+export type ArchiveLookup = (path: string) => { entry: Entry; digest: number | null } | undefined;
 
 /** CommitOptions says how to commit a staged file. */
 export interface CommitOptions {
@@ -37,9 +48,9 @@ export interface CommitOptions {
   readonly stripExec: boolean;
 }
 
-/** CommitResult reports the new stamp of a committed file, and whether exec bits were stripped. */
+/** CommitResult reports the new stamp digest of a committed file, and whether exec bits were stripped. */
 export interface CommitResult {
-  readonly stamp: Uint8Array;
+  readonly digest: number;
   readonly strippedExec: boolean;
 }
 
@@ -49,10 +60,12 @@ export interface Endpoint {
   readonly side: Side;
   /** A description for people (a path or a URL). */
   readonly label: string;
-  /** prepare checks the root exists and is a directory, and sweeps stale temporaries; returns whether the root is empty. */
-  prepare(): Promise<{ empty: boolean }>;
-  /** scan yields the whole tree below the root in depth-first path order, in batches. */
-  scan(): AsyncIterable<ScanItem[]>;
+  /** prepare checks the root exists and is a directory. */
+  prepare(): Promise<void>;
+  /** list returns one directory's entries; only its subdirectories when its digest equals `expect`. */
+  list(path: string, expect?: number): Promise<Listing>;
+  /** sweep removes the stale temporaries that listings met. */
+  sweep(): Promise<void>;
   /** hash returns the content hash of a scanned file, failing if it changed since it was scanned. */
   hash(item: ScanItem): Promise<Hash>;
   /** read streams a file's content; the reader verifies it against `entry`. */
@@ -69,6 +82,8 @@ export interface Endpoint {
   remove(path: string, expect: Entry, archive: ArchiveLookup): Promise<void>;
   /** move renames path to a new name that must not exist (for keeping both versions of a conflict). */
   move(path: string, to: string, expect: Entry): Promise<void>;
+  /** inspect returns what is at path now (hashing a file), or undefined. */
+  inspect(path: string): Promise<Entry | undefined>;
   /** exists reports whether anything is at path. */
   exists(path: string): Promise<boolean>;
   /** barrier makes everything written so far durable. */

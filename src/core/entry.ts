@@ -22,6 +22,8 @@ export interface FileEntry {
    * equality.
    */
   readonly stamp?: Uint8Array;
+  /** The 52-bit digest of `stamp`, the key of the hash cache. Never part of equality. */
+  readonly digest?: number;
 }
 
 /** DirEntry is a directory. */

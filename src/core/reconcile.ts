@@ -9,6 +9,7 @@
  * deletion being checked) and the active resolution.
  */
 
+import { SessionHalt } from './errors.js';
 import { isWithin } from './path.js';
 import {
   DIR,
@@ -58,9 +59,14 @@ export type Decision =
   | { readonly kind: 'conflict'; readonly conflict: Conflict }
   | { readonly kind: 'unsupported'; readonly path: string; readonly side: Side; readonly reason: UnsupportedReason };
 
-/** ReconcileOptions carries resolved conflicts: each path maps to the side that wins it and its subtree. */
+/** ReconcileOptions carries resolved conflicts and what each root held when listed. */
 export interface ReconcileOptions {
+  /** Resolved conflicts: each path maps to the side that wins it and its subtree. */
   readonly resolutions?: ReadonlyMap<string, Side>;
+  /** The alpha root held nothing that can be synced. */
+  readonly alphaEmpty?: boolean;
+  /** The beta root held nothing that can be synced. */
+  readonly betaEmpty?: boolean;
 }
 
 // A directory on side `to` whose removal is pending until its subtree has been
@@ -74,29 +80,53 @@ interface PendingRemoval {
   clean: boolean;
 }
 
+// A directory of the losing side of a resolution, removed once everything
+// below it has been removed entry by entry.
+interface ResolvedRemoval {
+  readonly path: string;
+  readonly to: Side;
+  readonly replacement: FileEntry | undefined;
+}
+
+/** MassDeletionHalt stops a session whose root was emptied wholesale, before anything is deleted on the other side. */
+export class MassDeletionHalt extends SessionHalt {}
+
+/** massDeletionReason explains why a session halted when `side`'s root is empty. */
+export function massDeletionReason(side: Side): string {
+  const other = otherSide(side);
+  return `the ${side} root is empty although the two sides were in sync before; refusing to propagate a mass deletion to ${other}. If the files were deleted on purpose, delete them on ${other} too; if the ${side} disk is not mounted, mount it and sync again`;
+}
+
 /** Reconciler decides rows pushed in depth-first path order. */
 export class Reconciler {
   private skip: string | undefined;
   private pending: PendingRemoval | undefined;
-  private resolution: { path: string; winner: Side } | undefined;
+  private readonly resolutions: { path: string; winner: Side }[] = [];
+  private readonly resolvedRemovals: ResolvedRemoval[] = [];
   private lastPath: string | undefined;
 
   constructor(private readonly options: ReconcileOptions = {}) {}
 
-  /** push decides one row; rows must arrive in strictly increasing `comparePaths` order. */
+  /**
+   * push decides one row; rows must arrive in strictly increasing
+   * `comparePaths` order. Throws MassDeletionHalt before emitting a removal
+   * that an emptied root would cause.
+   */
   push(row: Row): Decision[] {
     const out: Decision[] = [];
     this.lastPath = row.path;
     if (this.pending !== undefined && !isWithin(row.path, this.pending.path)) this.finishPending(out);
+    this.finishResolvedRemovals(row.path, out);
     if (this.skip !== undefined && !isWithin(row.path, this.skip)) this.skip = undefined;
     if (this.skip !== undefined) return out;
 
-    if (this.resolution !== undefined && !isWithin(row.path, this.resolution.path)) this.resolution = undefined;
+    while (this.resolutions.length > 0 && !isWithin(row.path, (this.resolutions[this.resolutions.length - 1] as { path: string }).path)) this.resolutions.pop();
     const winner = this.options.resolutions?.get(row.path);
-    if (winner !== undefined) this.resolution = { path: row.path, winner };
+    if (winner !== undefined) this.resolutions.push({ path: row.path, winner });
+    const resolution = this.resolutions[this.resolutions.length - 1];
     // A resolved path is reconciled as if the losing side had not changed:
     // its current content becomes the base, so the winner's version flows.
-    const base = this.resolution === undefined ? row.base : this.resolution.winner === 'alpha' ? row.beta : row.alpha;
+    const base = resolution === undefined ? row.base : resolution.winner === 'alpha' ? row.beta : row.alpha;
 
     if (this.pending !== undefined) {
       // Below a directory the other side removed: that side holds nothing
@@ -115,7 +145,8 @@ export class Reconciler {
     }
 
     if (sameEntry(alpha, beta)) {
-      if (!sameEntry(base, alpha) || row.refresh === true) out.push({ kind: 'agree', path: row.path, alpha, beta });
+      // Agreement is recorded against the archive itself, resolved or not.
+      if (!sameEntry(row.base, alpha) || row.refresh === true) out.push({ kind: 'agree', path: row.path, alpha, beta });
       return out;
     }
 
@@ -132,16 +163,17 @@ export class Reconciler {
     const to = otherSide(from);
     const source = from === 'alpha' ? alpha : beta;
     const target = to === 'alpha' ? alpha : beta;
-    this.propagate(row, to, source, target, out);
+    this.propagate(row, to, source, target, resolution !== undefined, out);
     return out;
   }
 
-  /** end flushes the decisions held back for the last open scope. */
+  /** end flushes the decisions held back for the last open scopes. */
   end(): Decision[] {
     const out: Decision[] = [];
     if (this.pending !== undefined) this.finishPending(out);
+    this.finishResolvedRemovals(undefined, out);
     this.skip = undefined;
-    this.resolution = undefined;
+    this.resolutions.length = 0;
     return out;
   }
 
@@ -150,19 +182,31 @@ export class Reconciler {
     return this.lastPath;
   }
 
-  private propagate(row: Row, to: Side, source: Entry | undefined, target: Entry | undefined, out: Decision[]): void {
+  private remove(to: Side, path: string, expect: Entry, out: Decision[]): void {
+    const emptied = otherSide(to);
+    if (emptied === 'alpha' ? this.options.alphaEmpty === true : this.options.betaEmpty === true) throw new MassDeletionHalt(massDeletionReason(emptied));
+    out.push({ kind: 'op', op: { kind: 'remove', to, path, expect } });
+  }
+
+  private propagate(row: Row, to: Side, source: Entry | undefined, target: Entry | undefined, resolved: boolean, out: Decision[]): void {
     const path = row.path;
     // Invariant: target equals the base (only the source side changed) and
     // neither entry is unsupported (handled above).
+    if (target?.kind === 'dir' && source?.kind !== 'dir') {
+      const replacement = source?.kind === 'file' ? source : undefined;
+      // A resolution removes the loser's directory entry by entry, each
+      // checked against what was scanned; otherwise the whole directory goes
+      // only if nothing below it changed since the archive.
+      if (resolved) this.resolvedRemovals.push({ path, to, replacement });
+      else this.pending = { path, to, row, replacement, clean: true };
+      return;
+    }
     if (source === undefined) {
-      if (target === undefined) return;
-      if (target.kind === 'dir') this.pending = { path, to, row, replacement: undefined, clean: true };
-      else out.push({ kind: 'op', op: { kind: 'remove', to, path, expect: target } });
+      if (target !== undefined) this.remove(to, path, target, out);
       return;
     }
     if (source.kind === 'file') {
-      if (target?.kind === 'dir') this.pending = { path, to, row, replacement: source, clean: true };
-      else out.push({ kind: 'op', op: { kind: 'copy', to, path, entry: source, expect: target } });
+      out.push({ kind: 'op', op: { kind: 'copy', to, path, entry: source, expect: target } });
       return;
     }
     // source is a directory; target is absent or a file.
@@ -175,7 +219,7 @@ export class Reconciler {
     this.pending = undefined;
     const { path, to, row, replacement } = pending;
     if (pending.clean) {
-      out.push({ kind: 'op', op: { kind: 'remove', to, path, expect: DIR } });
+      this.remove(to, path, DIR, out);
       if (replacement !== undefined) out.push({ kind: 'op', op: { kind: 'copy', to, path, entry: replacement, expect: undefined } });
       return;
     }
@@ -192,6 +236,18 @@ export class Reconciler {
       },
     });
   }
+
+  // Emits the removals of resolved directories whose subtrees are behind us,
+  // deepest first; `next` is the path about to be pushed (undefined at the end).
+  private finishResolvedRemovals(next: string | undefined, out: Decision[]): void {
+    for (;;) {
+      const top = this.resolvedRemovals[this.resolvedRemovals.length - 1];
+      if (top === undefined || (next !== undefined && isWithin(next, top.path))) return;
+      this.resolvedRemovals.pop();
+      this.remove(top.to, top.path, DIR, out);
+      if (top.replacement !== undefined) out.push({ kind: 'op', op: { kind: 'copy', to: top.to, path: top.path, entry: top.replacement, expect: undefined } });
+    }
+  }
 }
 
 /** conflictReason describes, in one sentence, why a path changed on both sides is a conflict. */
@@ -204,44 +260,24 @@ export function conflictReason(base: Entry | undefined, alpha: Entry | undefined
   return 'contents changed on both sides';
 }
 
-/** RootState summarises a session before reconciliation, for the wholesale-deletion check. */
-export interface RootState {
-  readonly archiveEmpty: boolean;
-  readonly alphaEmpty: boolean;
-  readonly betaEmpty: boolean;
-}
-
-/**
- * wholesaleDeletion returns why a session must halt instead of syncing, when
- * one root was emptied wholesale while the other still holds files, or
- * undefined when the session may proceed.
- */
-export function wholesaleDeletion(state: RootState): string | undefined {
-  if (state.archiveEmpty) return undefined;
-  for (const side of ['alpha', 'beta'] as const) {
-    const empty = side === 'alpha' ? state.alphaEmpty : state.betaEmpty;
-    const otherEmpty = side === 'alpha' ? state.betaEmpty : state.alphaEmpty;
-    if (empty && !otherEmpty) {
-      return `the ${side} root is empty although the two sides were in sync before; refusing to propagate a mass deletion to ${otherSide(side)}. If the files were deleted on purpose, delete them on ${otherSide(side)} too; if the ${side} disk is not mounted, mount it and sync again`;
-    }
-  }
-  return undefined;
-}
-
 /** ReconcileResult is every decision for a whole set of rows, or a halt. */
 export type ReconcileResult = { readonly halted: string } | { readonly halted?: undefined; readonly decisions: Decision[] };
 
 /** reconcileAll reconciles a complete, sorted list of rows (the non-streaming form, for tests and small trees). */
 export function reconcileAll(rows: readonly Row[], options: ReconcileOptions = {}): ReconcileResult {
-  const halted = wholesaleDeletion({
-    archiveEmpty: !rows.some((r) => r.base !== undefined),
-    alphaEmpty: !rows.some((r) => r.alpha !== undefined),
-    betaEmpty: !rows.some((r) => r.beta !== undefined),
+  const syncable = (e: Entry | undefined) => e !== undefined && e.kind !== 'unsupported';
+  const reconciler = new Reconciler({
+    alphaEmpty: !rows.some((r) => syncable(r.alpha)),
+    betaEmpty: !rows.some((r) => syncable(r.beta)),
+    ...options,
   });
-  if (halted !== undefined) return { halted };
-  const reconciler = new Reconciler(options);
   const decisions: Decision[] = [];
-  for (const row of rows) decisions.push(...reconciler.push(row));
-  decisions.push(...reconciler.end());
+  try {
+    for (const row of rows) decisions.push(...reconciler.push(row));
+    decisions.push(...reconciler.end());
+  } catch (error) {
+    if (error instanceof MassDeletionHalt) return { halted: error.message };
+    throw error;
+  }
   return { decisions };
 }

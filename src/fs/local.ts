@@ -11,14 +11,14 @@ import { constants as C, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { ArchiveLookup, CommitOptions, CommitResult, Endpoint, ScanItem, Staged } from '../core/endpoint.js';
-import type { Entry, FileEntry, Hash, Side } from '../core/entry.js';
+import type { ArchiveLookup, CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
+import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
 import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
 import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
 import { parentOf } from '../core/path.js';
 import { StreamHasher, hashBytes, initHash } from './hash.js';
 import { shims } from './native.js';
-import { sameStamp, stampOf } from './stamp.js';
+import { sameStamp, stampDigest, stampOf } from './stamp.js';
 import { TEMP_PREFIX, Walker } from './walk.js';
 
 const CHUNK = 1 << 20;
@@ -52,7 +52,6 @@ function tempOwner(name: string): number | undefined {
 export class LocalEndpoint implements Endpoint {
   readonly label: string;
   private readonly walker: Walker;
-  private top: Awaited<ReturnType<Walker['list']>> | undefined;
   private readonly staleTemps: string[] = [];
 
   constructor(
@@ -71,7 +70,7 @@ export class LocalEndpoint implements Endpoint {
     return path === '' ? this.root : join(this.root, path);
   }
 
-  async prepare(): Promise<{ empty: boolean }> {
+  async prepare(): Promise<void> {
     await initHash();
     let st;
     try {
@@ -80,21 +79,28 @@ export class LocalEndpoint implements Endpoint {
       throw new SessionHalt(`the ${this.side} root ${this.root} is gone (${errnoCode(error) ?? String(error)}); nothing was changed on either side`, { cause: error });
     }
     if (!st.isDirectory()) throw new SessionHalt(`the ${this.side} root ${this.root} is no longer a directory; nothing was changed on either side`);
-    this.top = await this.walker.list('');
-    await this.sweep();
-    return { empty: this.top.items.length === 0 };
+  }
+
+  async list(path: string, expect?: number): Promise<Listing> {
+    const listing = await this.walker.list(path, expect);
+    if (this.staleTemps.length > 0) await this.sweep();
+    return listing;
+  }
+
+  async inspect(path: string): Promise<Entry | undefined> {
+    const st = await this.lstatAt(path);
+    if (st === undefined) return undefined;
+    if (st.isDirectory()) return DIR;
+    if (!st.isFile()) return { kind: 'unsupported', reason: st.isSymbolicLink() ? 'symlink' : 'special' };
+    const stamp = stampOf(st);
+    const item: ScanItem = { path, kind: 'file', size: Number(st.size), mode: Number(st.mode), stamp, digest: stampDigest(stamp) };
+    return { kind: 'file', size: item.size, hash: await this.hash(item), stamp, digest: item.digest };
   }
 
   /** sweep removes temporaries left by a ferry that died mid-sync. */
   async sweep(): Promise<void> {
     const temps = this.staleTemps.splice(0);
     await Promise.all(temps.map((temp) => fsp.unlink(temp).catch(() => undefined)));
-  }
-
-  async *scan(): AsyncIterable<ScanItem[]> {
-    if (this.top === undefined) throw new Error('prepare() must run before scan()');
-    yield* this.walker.batches(this.top);
-    await this.sweep();
   }
 
   async hash(item: ScanItem): Promise<Hash> {
@@ -237,7 +243,7 @@ export class LocalEndpoint implements Endpoint {
     }
     const after = await this.lstatAt(path);
     if (after === undefined) throw new ChangedError(path, 'deleted right after it was written');
-    return { stamp: stampOf(after), strippedExec };
+    return { digest: stampDigest(stampOf(after)), strippedExec };
   }
 
   async mkdir(path: string, expect: Entry | undefined): Promise<void> {
@@ -290,7 +296,7 @@ export class LocalEndpoint implements Endpoint {
       if (item.kind === 'dir' && base.entry.kind === 'dir') {
         await this.removeTree(item.path, archive);
       } else if (item.kind === 'file' && base.entry.kind === 'file') {
-        if (!sameStamp(item.stamp, base.stamp)) {
+        if (item.digest !== base.digest) {
           const hash = await this.hash(item);
           if (hash !== base.entry.hash || item.size !== base.entry.size) throw new ChangedError(item.path, 'modified since the last sync');
         }

@@ -12,10 +12,12 @@ import { FerryError } from '../core/errors.js';
 export interface RawListing {
   readonly names: string[];
   readonly records: Buffer;
+  readonly digest: number;
+  readonly complete: boolean;
 }
 
 interface Shims {
-  scanDir(path: string): Promise<RawListing>;
+  scanDir(path: string, expect?: number): Promise<RawListing>;
   syncfs(path: string): Promise<void>;
   renameNoReplace(from: string, to: string): void;
   readonly RECORD_SIZE: number;
@@ -47,3 +49,5 @@ export const RECORD_SIZE = shims.RECORD_SIZE;
 /** STAMP_OFFSET and STAMP_SIZE locate the stamp inside a record. */
 export const STAMP_OFFSET = 16;
 export const STAMP_SIZE = 40;
+/** DIGEST_OFFSET locates the stamp digest (f64) inside a record. */
+export const DIGEST_OFFSET = 56;

@@ -1,10 +1,33 @@
 /**
  * Stamps: a file's identity for the hash cache and compare-and-swap,
  * (dev, ino, size, mtime_ns, ctime_ns) as five little-endian u64 in 40 bytes.
+ *
+ * Compare-and-swap compares whole stamps. The archive keeps, for each side, a
+ * 52-bit digest of the stamp (the same splitmix64 chain the native scanner
+ * computes), so that reading the archive makes numbers, not buffers: a file
+ * is rehashed whenever its stamp digest differs. A changed file whose new
+ * stamp collides with the old digest (chance 2^-52) would be missed until its
+ * stamp changes again.
  */
 
 import type { BigIntStats } from 'node:fs';
 import { STAMP_SIZE } from './native.js';
+
+const MASK64 = (1n << 64n) - 1n;
+
+function mix64(z: bigint): bigint {
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
+  return z ^ (z >> 31n);
+}
+
+/** stampDigest returns the 52-bit digest of a 40-byte stamp, as the native scanner does. */
+export function stampDigest(stamp: Uint8Array): number {
+  const view = new DataView(stamp.buffer, stamp.byteOffset, stamp.byteLength);
+  let h = 0x9e3779b97f4a7c15n;
+  for (let i = 0; i < 5; i++) h = mix64(h ^ view.getBigUint64(8 * i, true));
+  return Number(h >> 12n);
+}
 
 /** stampOf encodes the stamp of lstat/fstat results taken with { bigint: true }. */
 export function stampOf(st: BigIntStats): Buffer {

@@ -15,18 +15,43 @@ const MIGRATIONS: readonly string[] = [
     last_sync_at INTEGER,
     UNIQUE (alpha, beta)
   );
-  -- key: the path with "/" replaced by NUL, so that byte order is ferry's
-  -- depth-first path order. Stamps: each side's (dev, ino, size, mtime, ctime)
-  -- when the entry was last agreed, the hash cache of that side.
+  -- The archive: one row per agreed path, keyed by (parent, name) so that a
+  -- directory's children are one range. Keys use U+0001 for "/", so byte
+  -- order is ferry's depth-first path order. alpha_stamp and beta_stamp: a
+  -- 52-bit digest of each side's (dev, ino, size, mtime_ns, ctime_ns) when
+  -- the entry was last agreed, the hash cache of that side.
   CREATE TABLE archive (
     session INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-    key BLOB NOT NULL,
+    parent TEXT NOT NULL,
+    name TEXT NOT NULL,
     kind INTEGER NOT NULL,
     size INTEGER,
     hash TEXT,
-    alpha_stamp BLOB,
-    beta_stamp BLOB,
+    alpha_stamp INTEGER,
+    beta_stamp INTEGER,
+    PRIMARY KEY (session, parent, name)
+  ) WITHOUT ROWID;
+  -- Each side's listing digest of a directory whose direct children were all
+  -- in agreement when it was recorded; a scan that finds the same digest
+  -- skips those children. Any archive change below a directory drops its row.
+  CREATE TABLE listings (
+    session INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    alpha INTEGER NOT NULL,
+    beta INTEGER NOT NULL,
     PRIMARY KEY (session, key)
+  ) WITHOUT ROWID;
+  -- Changes about to be made to one side, written before they are made and
+  -- cleared when the archive records them. After a crash in between, the
+  -- next sync finds each one either done (and records it) or not.
+  CREATE TABLE intents (
+    session INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    side TEXT NOT NULL CHECK (side IN ('alpha', 'beta')),
+    path TEXT NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('copy', 'mkdir', 'remove')),
+    size INTEGER,
+    hash TEXT,
+    PRIMARY KEY (session, side, path)
   ) WITHOUT ROWID;
   CREATE TABLE conflicts (
     id INTEGER PRIMARY KEY,

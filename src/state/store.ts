@@ -8,7 +8,8 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { DIR, type Entry, type Side } from '../core/entry.js';
+import { DIR, type Entry, type FileEntry, type Side } from '../core/entry.js';
+import { baseName, joinPath, parentOf } from '../core/path.js';
 import { migrate } from './migrations.js';
 
 /** StoreError is an error reading or writing ferry's state. */
@@ -28,15 +29,15 @@ export function ferryHome(env: NodeJS.ProcessEnv = process.env): string {
   return join(state, 'ferry');
 }
 
-/** pathKey maps a path to the byte key whose byte order is `comparePaths` order ("/" becomes NUL). */
-export function pathKey(path: string): Buffer {
-  return Buffer.from(path.replaceAll('/', '\0'), 'utf8');
+/**
+ * pathKey maps a path to the archive's key, whose byte order (SQLite BINARY
+ * collation over UTF-8) is `comparePaths` order: "/" becomes U+0001, which
+ * sorts before every character a valid component may hold.
+ */
+export function pathKey(path: string): string {
+  return path.replaceAll('/', '\x01');
 }
 
-/** keyPath is the inverse of pathKey. */
-export function keyPath(key: Buffer): string {
-  return key.toString('utf8').replaceAll('\0', '/');
-}
 
 /** SessionRecord is a pair of roots synced together. */
 export interface SessionRecord {
@@ -47,12 +48,12 @@ export interface SessionRecord {
   readonly lastSyncAt: number | null;
 }
 
-/** ArchiveRecord is the last agreed entry at a path, with each side's stamp. */
+/** ArchiveRecord is the last agreed entry at a path, with each side's stamp digest (the hash cache). */
 export interface ArchiveRecord {
   readonly path: string;
   readonly entry: Entry;
-  readonly alphaStamp: Buffer | null;
-  readonly betaStamp: Buffer | null;
+  readonly alphaDigest: number | null;
+  readonly betaDigest: number | null;
 }
 
 /** The state a conflict is in: open; pending (a resolution was chosen, not yet applied); resolved; vanished (the sides came to agree by themselves). */
@@ -76,6 +77,25 @@ export interface ConflictRecord {
   readonly resolvedAt: number | null;
 }
 
+/** IntentOp is the kind of change an intent announces. */
+export type IntentOp = 'copy' | 'mkdir' | 'remove';
+
+/** Intent is a change announced before it was made. */
+export interface Intent {
+  readonly side: Side;
+  readonly path: string;
+  readonly op: IntentOp;
+  readonly file?: FileEntry;
+}
+
+interface IntentRow {
+  side: Side;
+  path: string;
+  op: IntentOp;
+  size: number | null;
+  hash: string | null;
+}
+
 /** LogRecord is one audit-log entry. */
 export interface LogRecord {
   readonly id: number;
@@ -89,7 +109,7 @@ export interface LogRecord {
 const KIND_FILE = 0;
 const KIND_DIR = 1;
 
-type ArchiveRaw = [Buffer, number, number | null, string | null, Buffer | null, Buffer | null];
+type ArchiveRaw = [string, number, number | null, string | null, number | null, number | null];  // name first
 
 function entryFromColumns(kind: number, size: number | null, hash: string | null): Entry {
   if (kind === KIND_DIR) return DIR;
@@ -152,17 +172,27 @@ export class Store {
       insertSession: db.prepare<[string, string, number]>('INSERT INTO sessions (alpha, beta, created_at) VALUES (?, ?, ?)'),
       sessionWithRoot: db.prepare<[string, string], SessionRow>('SELECT * FROM sessions WHERE alpha = ? OR beta = ? LIMIT 1'),
       touchSession: db.prepare<[number, number]>('UPDATE sessions SET last_sync_at = ? WHERE id = ?'),
-      archivePage: db
-        .prepare<[number, Buffer, number]>('SELECT key, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND key > ? ORDER BY key LIMIT ?')
+      archiveChildren: db
+        .prepare<[number, string]>('SELECT name, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND parent = ? ORDER BY name')
         .raw(true),
-      archiveGet: db.prepare<[number, Buffer]>('SELECT key, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND key = ?').raw(true),
+      archiveChildDirs: db.prepare<[number, string]>('SELECT name, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND parent = ? AND kind = 1 ORDER BY name').raw(true),
+      archiveGet: db.prepare<[number, string, string]>('SELECT name, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND parent = ? AND name = ?').raw(true),
       archiveAny: db.prepare<[number]>('SELECT 1 FROM archive WHERE session = ? LIMIT 1').pluck(true),
       archiveCount: db.prepare<[number]>('SELECT count(*) FROM archive WHERE session = ?').pluck(true),
-      archivePut: db.prepare<[number, Buffer, number, number | null, string | null, Buffer | null, Buffer | null]>(
-        'INSERT OR REPLACE INTO archive (session, key, kind, size, hash, alpha_stamp, beta_stamp) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      archivePut: db.prepare<[number, string, string, number, number | null, string | null, number | null, number | null]>(
+        'INSERT OR REPLACE INTO archive (session, parent, name, kind, size, hash, alpha_stamp, beta_stamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      archiveDelete: db.prepare<[number, Buffer]>('DELETE FROM archive WHERE session = ? AND key = ?'),
-      archiveDeleteRange: db.prepare<[number, Buffer, Buffer]>('DELETE FROM archive WHERE session = ? AND key > ? AND key < ?'),
+      archiveDelete: db.prepare<[number, string, string]>('DELETE FROM archive WHERE session = ? AND parent = ? AND name = ?'),
+      archiveDeleteBelow: db.prepare<[number, string, string]>('DELETE FROM archive WHERE session = ? AND parent >= ? AND parent < ?'),
+      listingGet: db.prepare<[number, string]>('SELECT alpha, beta FROM listings WHERE session = ? AND key = ?').raw(true),
+      listingPut: db.prepare<[number, string, number, number]>('INSERT OR REPLACE INTO listings (session, key, alpha, beta) VALUES (?, ?, ?, ?)'),
+      listingDrop: db.prepare<[number, string]>('DELETE FROM listings WHERE session = ? AND key = ?'),
+      listingDropBelow: db.prepare<[number, string, string]>('DELETE FROM listings WHERE session = ? AND key > ? AND key < ?'),
+      intentPut: db.prepare<[number, Side, string, IntentOp, number | null, string | null]>(
+        'INSERT OR REPLACE INTO intents (session, side, path, op, size, hash) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      intentsOf: db.prepare<[number], IntentRow>('SELECT side, path, op, size, hash FROM intents WHERE session = ?'),
+      intentsClear: db.prepare<[number]>('DELETE FROM intents WHERE session = ?'),
       conflictOpenAt: db.prepare<[number, string], ConflictRow>("SELECT * FROM conflicts WHERE session = ? AND path = ? AND state IN ('open', 'pending')"),
       conflictInsert: db.prepare<[number, string, string, string | null, string | null, string | null, number]>(
         "INSERT INTO conflicts (session, path, reason, base, alpha, beta, detected_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
@@ -231,18 +261,17 @@ export class Store {
     this.stmts.touchSession.run(Date.now(), id);
   }
 
-  /** archivePage reads up to `limit` archive records after `afterKey`, in path order. */
-  archivePage(session: number, afterKey: Buffer, limit: number): { records: ArchiveRecord[]; lastKey: Buffer | undefined } {
-    const raw = this.stmts.archivePage.all(session, afterKey, limit) as ArchiveRaw[];
-    const records = raw.map(recordFromRaw);
-    const last = raw[raw.length - 1];
-    return { records, lastKey: last?.[0] };
+  /** archiveChildren returns the archived children of directory `dir`, in name order; only the directories when `dirsOnly`. */
+  archiveChildren(session: number, dir: string, dirsOnly = false): ArchiveRecord[] {
+    const stmt = dirsOnly ? this.stmts.archiveChildDirs : this.stmts.archiveChildren;
+    const raw = stmt.all(session, pathKey(dir)) as ArchiveRaw[];
+    return raw.map((r) => recordFromRaw(dir, r));
   }
 
   /** archiveGet returns the archive record at path, if any. */
   archiveGet(session: number, path: string): ArchiveRecord | undefined {
-    const raw = this.stmts.archiveGet.get(session, pathKey(path)) as ArchiveRaw | undefined;
-    return raw === undefined ? undefined : recordFromRaw(raw);
+    const raw = this.stmts.archiveGet.get(session, pathKey(parentOf(path)), baseName(path)) as ArchiveRaw | undefined;
+    return raw === undefined ? undefined : recordFromRaw(parentOf(path), raw);
   }
 
   /** archiveEmpty reports whether a session's archive holds nothing. */
@@ -256,44 +285,65 @@ export class Store {
   }
 
   /** archivePut records the agreed entry at path (call inside a transaction). */
-  archivePut(session: number, path: string, entry: Entry, alphaStamp: Uint8Array | undefined, betaStamp: Uint8Array | undefined): void {
-    const key = pathKey(path);
+  archivePut(session: number, path: string, entry: Entry, alphaDigest: number | undefined, betaDigest: number | undefined): void {
+    const parent = pathKey(parentOf(path));
+    const name = baseName(path);
     if (entry.kind === 'file') {
-      this.stmts.archivePut.run(session, key, KIND_FILE, entry.size, entry.hash, toBuffer(alphaStamp), toBuffer(betaStamp));
+      this.stmts.archivePut.run(session, parent, name, KIND_FILE, entry.size, entry.hash, alphaDigest ?? null, betaDigest ?? null);
     } else if (entry.kind === 'dir') {
-      this.stmts.archivePut.run(session, key, KIND_DIR, null, null, null, null);
+      this.stmts.archivePut.run(session, parent, name, KIND_DIR, null, null, null, null);
     } else {
       throw new StoreError('EINTERNAL', `unsupported entries are never archived (${path})`);
     }
+    this.stmts.listingDrop.run(session, parent);
   }
 
   /** archiveDelete forgets path only. */
   archiveDelete(session: number, path: string): void {
-    this.stmts.archiveDelete.run(session, pathKey(path));
+    const parent = pathKey(parentOf(path));
+    this.stmts.archiveDelete.run(session, parent, baseName(path));
+    this.stmts.listingDrop.run(session, parent);
   }
 
   /** archiveDeleteSubtree forgets path and everything below it. */
   archiveDeleteSubtree(session: number, path: string): void {
     const key = pathKey(path);
-    if (path !== '') this.stmts.archiveDelete.run(session, key);
-    const low = path === '' ? Buffer.alloc(0) : Buffer.concat([key, Buffer.from([0])]);
-    const high = path === '' ? Buffer.from([0xff]) : Buffer.concat([key, Buffer.from([1])]);
-    this.stmts.archiveDeleteRange.run(session, low, high);
+    if (path !== '') this.archiveDelete(session, path);
+    // Rows below path have parent == key, or a parent that starts with key + U+0001.
+    this.stmts.archiveDeleteBelow.run(session, key, path === '' ? '\u{10FFFF}' : `${key}\x02`);
+    this.stmts.listingDrop.run(session, key);
+    this.stmts.listingDropBelow.run(session, path === '' ? '' : `${key}\x01`, path === '' ? '\u{10FFFF}' : `${key}\x02`);
   }
 
-  /** archiveSubtree iterates the archive strictly below path, in path order, in pages. */
-  *archiveSubtree(session: number, path: string): Generator<ArchiveRecord> {
-    const prefix = path === '' ? '' : `${path}/`;
-    let after: Buffer = path === '' ? Buffer.alloc(0) : Buffer.concat([pathKey(path), Buffer.from([0])]);
-    for (;;) {
-      const { records, lastKey } = this.archivePage(session, after, 512);
-      for (const record of records) {
-        if (!record.path.startsWith(prefix)) return;
-        yield record;
-      }
-      if (lastKey === undefined || records.length < 512) return;
-      after = lastKey;
-    }
+  /** listing returns the recorded listing digests of a directory, if its children were all in agreement. */
+  listing(session: number, dir: string): { alpha: number; beta: number } | undefined {
+    const raw = this.stmts.listingGet.get(session, pathKey(dir)) as [number, number] | undefined;
+    return raw === undefined ? undefined : { alpha: raw[0], beta: raw[1] };
+  }
+
+  /** putListing records the listing digests of a directory whose children are all in agreement. */
+  putListing(session: number, dir: string, alpha: number, beta: number): void {
+    this.stmts.listingPut.run(session, pathKey(dir), alpha, beta);
+  }
+
+  /** putIntent records a change about to be made on `side` (call before making it). */
+  putIntent(session: number, side: Side, path: string, op: IntentOp, file?: { size: number; hash: string }): void {
+    this.stmts.intentPut.run(session, side, path, op, file?.size ?? null, file?.hash ?? null);
+  }
+
+  /** intents lists the changes a sync announced and may not have recorded. */
+  intents(session: number): Intent[] {
+    return this.stmts.intentsOf.all(session).map((r) => ({
+      side: r.side,
+      path: r.path,
+      op: r.op,
+      ...(r.size !== null && r.hash !== null ? { file: { kind: 'file' as const, size: r.size, hash: r.hash } } : {}),
+    }));
+  }
+
+  /** clearIntents forgets every intent of a session (call once the archive records their outcome). */
+  clearIntents(session: number): void {
+    this.stmts.intentsClear.run(session);
   }
 
   /** recordConflict stores a conflict, keeping the id of one already open at that path. Returns its id and whether it is new. */
@@ -352,17 +402,12 @@ function sessionFromRow(row: SessionRow): SessionRecord {
   return { id: row.id, alpha: row.alpha, beta: row.beta, createdAt: row.created_at, lastSyncAt: row.last_sync_at };
 }
 
-function recordFromRaw(raw: ArchiveRaw): ArchiveRecord {
-  const [key, kind, size, hash, alphaStamp, betaStamp] = raw;
-  return { path: keyPath(key), entry: entryFromColumns(kind, size, hash), alphaStamp, betaStamp };
+function recordFromRaw(parent: string, raw: ArchiveRaw): ArchiveRecord {
+  const [name, kind, size, hash, alphaDigest, betaDigest] = raw;
+  return { path: joinPath(parent, name), entry: entryFromColumns(kind, size, hash), alphaDigest, betaDigest };
 }
 
-function toBuffer(stamp: Uint8Array | undefined): Buffer | null {
-  if (stamp === undefined) return null;
-  return Buffer.isBuffer(stamp) ? stamp : Buffer.from(stamp);
-}
-
-/** sideStamp returns one side's stamp of an archive record. */
-export function sideStamp(record: ArchiveRecord, side: Side): Buffer | null {
-  return side === 'alpha' ? record.alphaStamp : record.betaStamp;
+/** sideDigest returns one side's stamp digest of an archive record. */
+export function sideDigest(record: ArchiveRecord, side: Side): number | null {
+  return side === 'alpha' ? record.alphaDigest : record.betaDigest;
 }

@@ -12,13 +12,13 @@
  */
 
 import PQueue from 'p-queue';
-import type { Endpoint, ScanItem, Staged } from '../core/endpoint.js';
+import type { Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type FileEntry, type Side, type UnsupportedReason, otherSide } from '../core/entry.js';
 import { ChangedError, FerryError, SessionHalt } from '../core/errors.js';
 import { comparePaths } from '../core/path.js';
-import { type Conflict, type Decision, type Op, Reconciler, type Row, wholesaleDeletion } from '../core/reconcile.js';
+import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../core/reconcile.js';
 import { conflictCopyPath } from '../core/conflict-name.js';
-import { type ArchiveRecord, type SessionRecord, type Store, sideStamp } from '../state/store.js';
+import { type ArchiveRecord, type SessionRecord, type Store, sideDigest } from '../state/store.js';
 import { lockSession } from './lock.js';
 
 /** SyncEvent is progress reported while a session runs. */
@@ -82,52 +82,42 @@ export interface SessionOptions {
 const BATCH_FILES = 1000;
 const BATCH_BYTES = 64 << 20;
 const BATCH_ACTIONS = 4000;
+/** A batch is committed at least this often, so a long sync makes progress that survives a crash. */
+const BATCH_MS = 2000;
 const HASH_WINDOW = 64;
-const ARCHIVE_PAGE = 1000;
 
-// ---- merging the three streams ---------------------------------------------
+// ---- merging the three listings -------------------------------------------
 
-class Cursor<T extends { readonly path: string }> {
-  private items: readonly T[] = [];
-  private index = 0;
-  private done = false;
-
-  constructor(private readonly source: AsyncIterator<readonly T[]> | Iterator<readonly T[]>) {}
-
-  /** ready reports whether peek() can answer without awaiting fill(). */
-  get ready(): boolean {
-    return this.done || this.index < this.items.length;
-  }
-
-  async fill(): Promise<void> {
-    while (!this.done && this.index >= this.items.length) {
-      const next = await this.source.next();
-      if (next.done === true) this.done = true;
-      else {
-        this.items = next.value;
-        this.index = 0;
-      }
-    }
-  }
-
-  peek(): T | undefined {
-    return this.items[this.index];
-  }
-
-  take(): T {
-    return this.items[this.index++] as T;
-  }
+// One child of a directory with what the archive and each side hold there.
+interface Child {
+  readonly path: string;
+  readonly alpha: ScanItem | undefined;
+  readonly beta: ScanItem | undefined;
+  readonly base: ArchiveRecord | undefined;
 }
 
-function* archivePages(store: Store, session: number): Generator<ArchiveRecord[]> {
-  let after: Buffer = Buffer.alloc(0);
-  for (;;) {
-    const { records, lastKey } = store.archivePage(session, after, ARCHIVE_PAGE);
-    if (records.length > 0) yield records;
-    if (lastKey === undefined || records.length < ARCHIVE_PAGE) return;
-    after = lastKey;
-  }
+// What descending into a child directory found on each side.
+interface Descent {
+  readonly alpha: Listing | Error | undefined;
+  readonly beta: Listing | Error | undefined;
 }
+
+// A directory being walked: its merged children and the listings of the
+// next subdirectories, fetched ahead so the thread pool stays busy.
+interface Frame {
+  readonly path: string;
+  readonly children: Child[];
+  index: number;
+  /** Every child so far is in agreement with the archive, with no hashing needed. */
+  quiet: boolean;
+  readonly alpha: Listing | undefined;
+  readonly beta: Listing | undefined;
+  readonly descents: Map<number, Promise<Descent>>;
+  readonly dirs: number[];
+  nextPrefetch: number;
+}
+
+const PREFETCH = 8;
 
 // A row whose entries may still be waiting for a hash.
 interface PendingRow {
@@ -139,14 +129,42 @@ interface PendingRow {
   hashes: Promise<void>[];
 }
 
+function mergeChildren(alpha: readonly ScanItem[], beta: readonly ScanItem[], base: readonly ArchiveRecord[]): Child[] {
+  const out: Child[] = [];
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  for (;;) {
+    const a = alpha[i];
+    const b = beta[j];
+    const o = base[k];
+    let path: string | undefined;
+    for (const candidate of [a?.path, b?.path, o?.path]) {
+      if (candidate !== undefined && (path === undefined || comparePaths(candidate, path) < 0)) path = candidate;
+    }
+    if (path === undefined) return out;
+    out.push({
+      path,
+      alpha: a?.path === path ? (i++, a) : undefined,
+      beta: b?.path === path ? (j++, b) : undefined,
+      base: o?.path === path ? (k++, o) : undefined,
+    });
+  }
+}
+
+function descends(child: Child): boolean {
+  return child.alpha?.kind === 'dir' || child.beta?.kind === 'dir' || child.base?.entry.kind === 'dir';
+}
+
 // ---- applying decisions -------------------------------------------------
 
 type Action =
-  | { kind: 'put'; path: string; entry: Entry; alpha: Uint8Array | undefined; beta: Uint8Array | undefined }
+  | { kind: 'put'; path: string; entry: Entry; alpha: number | undefined; beta: number | undefined }
   | { kind: 'forget'; path: string }
   | { kind: 'forget-tree'; path: string }
   | { kind: 'conflict'; conflict: Conflict }
-  | { kind: 'log'; what: string; path: string; detail: string };
+  | { kind: 'log'; what: string; path: string; detail: string }
+  | { kind: 'listing'; path: string; alpha: number; beta: number };
 
 interface Transfer {
   readonly op: Extract<Op, { kind: 'copy' }>;
@@ -181,6 +199,7 @@ class Pass {
   private actions: (Action | null)[] = [];
   private transfers: Transfer[] = [];
   private batchBytes = 0;
+  private batchStarted = Date.now();
   private touched = new Set<Side>();
   private readonly detected = new Set<string>();
   private readonly unstable = new Map<string, Error>();
@@ -209,21 +228,18 @@ class Pass {
     this.emit({ kind: 'scanning' });
     // Keep-both moves happen before the roots are listed, so the scan sees them.
     const resolutions = await this.applyKeepBoth();
-    const [alphaRoot, betaRoot] = await Promise.all([alpha.prepare(), beta.prepare()]);
-    const halt = wholesaleDeletion({
-      archiveEmpty: this.store.archiveEmpty(this.sessionId),
-      alphaEmpty: alphaRoot.empty,
-      betaEmpty: betaRoot.empty,
-    });
-    if (halt !== undefined) throw new SessionHalt(halt);
-
-    const reconciler = new Reconciler({ resolutions });
-    const archive = new Cursor(archivePages(this.store, this.sessionId));
-    const alphaScan = new Cursor(alpha.scan()[Symbol.asyncIterator]());
-    const betaScan = new Cursor(beta.scan()[Symbol.asyncIterator]());
+    await Promise.all([alpha.prepare(), beta.prepare()]);
+    await this.recoverIntents();
+    const root = await this.descend('', true, true, this.store.archiveEmpty(this.sessionId) ? undefined : this.store.listing(this.sessionId, ''));
+    if (root.alpha instanceof Error || root.beta instanceof Error || root.alpha === undefined || root.beta === undefined) {
+      throw new SessionHalt(`unable to list a root: ${String(root.alpha instanceof Error ? root.alpha.message : root.beta instanceof Error ? root.beta.message : 'missing')}`);
+    }
+    // A root whose listing was skipped matched a recorded listing in
+    // agreement with a non-empty archive, so it is not empty.
+    const empty = (listing: Listing) => listing.complete && listing.items.every((item) => item.kind === 'unsupported');
+    const reconciler = new Reconciler({ resolutions, alphaEmpty: empty(root.alpha), betaEmpty: empty(root.beta) });
     const window: PendingRow[] = [];
     let lastProgress = Date.now();
-
     const decide = async (row: PendingRow): Promise<void> => {
       if (row.hashes.length > 0) await Promise.all(row.hashes);
       const ready: Row = {
@@ -236,32 +252,42 @@ class Pass {
       for (const decision of reconciler.push(ready)) await this.handle(decision);
     };
 
-    for (;;) {
-      if (!archive.ready || !alphaScan.ready || !betaScan.ready) await Promise.all([archive.fill(), alphaScan.fill(), betaScan.fill()]);
-      const a = alphaScan.peek();
-      const b = betaScan.peek();
-      const o = archive.peek();
-      let path: string | undefined;
-      for (const candidate of [a?.path, b?.path, o?.path]) {
-        if (candidate !== undefined && (path === undefined || comparePaths(candidate, path) < 0)) path = candidate;
+    const stack: Frame[] = [this.frame('', root.alpha, root.beta)];
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1] as Frame;
+      if (frame.index >= frame.children.length) {
+        this.finishFrame(frame);
+        stack.pop();
+        continue;
       }
-      if (path === undefined) break;
-      const row: PendingRow = {
-        path,
-        base: o?.path === path ? archive.take() : undefined,
-        alpha: undefined,
-        beta: undefined,
-        refresh: false,
-        hashes: [],
-      };
-      if (a?.path === path) this.observe(row, 'alpha', alphaScan.take());
-      if (b?.path === path) this.observe(row, 'beta', betaScan.take());
+      const i = frame.index++;
+      const child = frame.children[i] as Child;
+      let descent: Descent | undefined;
+      if (descends(child)) {
+        const pending = frame.descents.get(i);
+        frame.descents.delete(i);
+        this.prefetch(frame);
+        descent = await (pending ?? this.descendInto(child));
+      }
+      const row: PendingRow = { path: child.path, base: child.base, alpha: undefined, beta: undefined, refresh: false, hashes: [] };
+      for (const side of ['alpha', 'beta'] as const) {
+        const item = child[side];
+        const listing = descent?.[side];
+        if (item === undefined) continue;
+        if (listing instanceof Error) this.unlisted(row, side, listing);
+        else this.observe(row, side, item);
+      }
+      if (!this.quiet(row)) frame.quiet = false;
       this.summary.scanned++;
-
       if (window.length === 0 && row.hashes.length === 0) await decide(row);
       else {
         window.push(row);
         while (window.length > HASH_WINDOW) await decide(window.shift() as PendingRow);
+      }
+      if (descent !== undefined) {
+        const a = descent.alpha instanceof Error ? undefined : descent.alpha;
+        const b = descent.beta instanceof Error ? undefined : descent.beta;
+        stack.push(this.frame(child.path, a, b));
       }
       if (Date.now() - lastProgress > 250) {
         lastProgress = Date.now();
@@ -271,7 +297,72 @@ class Pass {
     while (window.length > 0) await decide(window.shift() as PendingRow);
     for (const decision of reconciler.end()) await this.handle(decision);
     await this.flush();
+    await Promise.all([alpha.sweep(), beta.sweep()]);
     this.closeSettledConflicts();
+  }
+
+  // Lists a directory on the sides that hold it, asking each side to skip
+  // its unchanged children when the directory's listings were recorded.
+  private async descend(path: string, onAlpha: boolean, onBeta: boolean, recorded: { alpha: number; beta: number } | undefined): Promise<Descent> {
+    const list = (side: Side, on: boolean, expect: number | undefined) =>
+      on ? this.endpoint(side).list(path, expect).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))) : Promise.resolve(undefined);
+    const fast = recorded !== undefined && onAlpha && onBeta;
+    let [alpha, beta] = await Promise.all([list('alpha', onAlpha, fast ? recorded.alpha : undefined), list('beta', onBeta, fast ? recorded.beta : undefined)]);
+    // Children are skipped only when both sides are unchanged; otherwise the
+    // side that skipped is listed again in full.
+    const partial = (l: Listing | Error | undefined) => l !== undefined && !(l instanceof Error) && !l.complete;
+    if (partial(alpha) && !partial(beta)) alpha = await list('alpha', true, undefined);
+    if (partial(beta) && !partial(alpha)) beta = await list('beta', true, undefined);
+    return { alpha, beta };
+  }
+
+  private descendInto(child: Child): Promise<Descent> {
+    const bothDirs = child.alpha?.kind === 'dir' && child.beta?.kind === 'dir' && child.base?.entry.kind === 'dir';
+    return this.descend(child.path, child.alpha?.kind === 'dir', child.beta?.kind === 'dir', bothDirs ? this.store.listing(this.sessionId, child.path) : undefined);
+  }
+
+  private prefetch(frame: Frame): void {
+    while (frame.nextPrefetch < frame.dirs.length && frame.descents.size < PREFETCH) {
+      const i = frame.dirs[frame.nextPrefetch++] as number;
+      if (i < frame.index) continue;
+      frame.descents.set(i, this.descendInto(frame.children[i] as Child));
+    }
+  }
+
+  private frame(path: string, alpha: Listing | undefined, beta: Listing | undefined): Frame {
+    const skipped = alpha !== undefined && beta !== undefined && !alpha.complete && !beta.complete;
+    const base = path === '' && this.store.archiveEmpty(this.sessionId) ? [] : this.store.archiveChildren(this.sessionId, path, skipped);
+    const children = mergeChildren(alpha?.items ?? [], beta?.items ?? [], base);
+    const dirs: number[] = [];
+    children.forEach((child, i) => {
+      if (descends(child)) dirs.push(i);
+    });
+    const frame: Frame = { path, children, index: 0, quiet: true, alpha, beta, descents: new Map(), dirs, nextPrefetch: 0 };
+    this.prefetch(frame);
+    return frame;
+  }
+
+  // Records the listing digests of a directory whose children all agree, so
+  // the next scan can skip them while neither side changes.
+  private finishFrame(frame: Frame): void {
+    const { alpha, beta } = frame;
+    if (!frame.quiet || alpha === undefined || beta === undefined || !alpha.complete || !beta.complete) return;
+    const recorded = this.store.listing(this.sessionId, frame.path);
+    if (recorded?.alpha === alpha.digest && recorded.beta === beta.digest) return;
+    this.actions.push({ kind: 'listing', path: frame.path, alpha: alpha.digest, beta: beta.digest });
+  }
+
+  // A row is quiet when all three agree with no hashing: it can produce no decision.
+  private quiet(row: PendingRow): boolean {
+    if (row.base === undefined || row.alpha === undefined || row.beta === undefined || row.hashes.length > 0 || row.refresh) return false;
+    return row.alpha.kind === row.base.entry.kind && row.beta.kind === row.base.entry.kind && row.base.entry.kind !== 'unsupported';
+  }
+
+  // A directory that could not be listed on one side holds its path this pass.
+  private unlisted(row: PendingRow, side: Side, error: Error): void {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') this.unstable.set(`${side}:${row.path}`, new ChangedError(row.path, 'replaced while scanning'));
+    this.setEntry(row, side, { kind: 'unsupported', reason: 'unreadable' });
   }
 
   // Turns a scanned item into the row's entry for `side`, hashing it when its
@@ -282,9 +373,8 @@ class Pass {
     else if (item.kind === 'unsupported') entry = { kind: 'unsupported', reason: item.reason ?? 'unreadable' };
     else {
       const base = row.base;
-      const cached = base !== undefined && base.entry.kind === 'file' && base.entry.size === item.size ? sideStamp(base, side) : null;
-      if (cached !== null && base?.entry.kind === 'file' && Buffer.compare(cached, item.stamp) === 0) {
-        entry = { kind: 'file', size: item.size, hash: base.entry.hash, stamp: item.stamp };
+      if (base !== undefined && base.entry.kind === 'file' && base.entry.size === item.size && sideDigest(base, side) === item.digest) {
+        entry = { kind: 'file', size: item.size, hash: base.entry.hash, stamp: item.stamp, digest: item.digest };
       } else {
         if (base !== undefined) row.refresh = true;
         row.hashes.push(
@@ -292,7 +382,7 @@ class Pass {
             .hash(item)
             .then(
               (hash) => {
-                this.setEntry(row, side, { kind: 'file', size: item.size, hash, stamp: item.stamp });
+                this.setEntry(row, side, { kind: 'file', size: item.size, hash, stamp: item.stamp, digest: item.digest });
               },
               (error: unknown) => {
                 // Not decidable this pass: an unreadable entry holds the path
@@ -319,8 +409,8 @@ class Pass {
         const entry = decision.alpha;
         if (entry === undefined) this.actions.push({ kind: 'forget', path: decision.path });
         else {
-          const stamp = (e: Entry | undefined) => (e?.kind === 'file' ? e.stamp : undefined);
-          this.actions.push({ kind: 'put', path: decision.path, entry, alpha: stamp(decision.alpha), beta: stamp(decision.beta) });
+          const digest = (e: Entry | undefined) => (e?.kind === 'file' ? e.digest : undefined);
+          this.actions.push({ kind: 'put', path: decision.path, entry, alpha: digest(decision.alpha), beta: digest(decision.beta) });
         }
         this.summary.agreed++;
         break;
@@ -343,7 +433,14 @@ class Pass {
         await this.apply(decision.op);
         break;
     }
-    if (this.transfers.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES || this.actions.length >= BATCH_ACTIONS) await this.flush();
+    if (
+      this.transfers.length >= BATCH_FILES ||
+      this.batchBytes >= BATCH_BYTES ||
+      this.actions.length >= BATCH_ACTIONS ||
+      (this.actions.length > 0 && Date.now() - this.batchStarted > BATCH_MS)
+    ) {
+      await this.flush();
+    }
   }
 
   private fail(path: string, error: Error): void {
@@ -380,6 +477,7 @@ class Pass {
       }
       case 'mkdir':
         try {
+          this.store.putIntent(this.sessionId, op.to, op.path, 'mkdir');
           await target.mkdir(op.path, op.expect);
           this.touched.add(op.to);
           this.actions.push({ kind: 'put', path: op.path, entry: DIR, alpha: undefined, beta: undefined });
@@ -390,9 +488,10 @@ class Pass {
         return;
       case 'remove':
         try {
+          this.store.putIntent(this.sessionId, op.to, op.path, 'remove');
           await target.remove(op.path, op.expect, (path) => {
             const record = this.store.archiveGet(this.sessionId, path);
-            return record === undefined ? undefined : { entry: record.entry, stamp: sideStamp(record, op.to) };
+            return record === undefined ? undefined : { entry: record.entry, digest: sideDigest(record, op.to) };
           });
           this.touched.add(op.to);
           this.actions.push({ kind: 'forget-tree', path: op.path });
@@ -414,9 +513,17 @@ class Pass {
     this.actions = [];
     this.touched = new Set();
     this.batchBytes = 0;
+    this.batchStarted = Date.now();
 
     const staged = await Promise.all(transfers.map((t) => t.staging));
     if (transfers.length > 0) await this.barrier(new Set(transfers.map((t) => t.op.to)));
+    // Announce the renames before making them, so that a crash between the
+    // renames and the archive commit below is recognised by the next sync.
+    this.store.transaction(() => {
+      transfers.forEach((t, i) => {
+        if (!(staged[i] instanceof Error)) this.store.putIntent(this.sessionId, t.op.to, t.op.path, 'copy', t.op.entry);
+      });
+    });
     for (const [i, transfer] of transfers.entries()) {
       const result = staged[i] as Staged | Error;
       const { op } = transfer;
@@ -428,13 +535,13 @@ class Pass {
         const target = this.endpoint(op.to);
         // Content reaching alpha (the host) from beta (the guest) never brings exec bits.
         const committed = await target.commit(result, op.expect, { stripExec: op.to === 'alpha' });
-        const sourceStamp = op.entry.stamp;
+        const sourceDigest = op.entry.digest;
         actions[transfer.slot] = {
           kind: 'put',
           path: op.path,
           entry: stripStamp(op.entry),
-          alpha: op.to === 'alpha' ? committed.stamp : sourceStamp,
-          beta: op.to === 'beta' ? committed.stamp : sourceStamp,
+          alpha: op.to === 'alpha' ? committed.digest : sourceDigest,
+          beta: op.to === 'beta' ? committed.digest : sourceDigest,
         };
         this.summary.copied[op.to]++;
         this.summary.bytes += op.entry.size;
@@ -455,7 +562,6 @@ class Pass {
   }
 
   private commit(actions: (Action | null)[]): void {
-    if (actions.length === 0) return;
     const store = this.store;
     const session = this.sessionId;
     const conflicts: { id: number; path: string; reason: string; isNew: boolean }[] = [];
@@ -482,13 +588,43 @@ class Pass {
           case 'log':
             store.log(action.what, session, action.path, action.detail);
             break;
+          case 'listing':
+            store.putListing(session, action.path, action.alpha, action.beta);
+            break;
         }
       }
+      // Every change of this batch is made and recorded (or failed).
+      store.clearIntents(session);
     });
     for (const c of conflicts) {
       this.summary.conflicts.push({ id: c.id, path: c.path, reason: c.reason });
       this.emit({ kind: 'conflict', id: c.id, path: c.path, reason: c.reason });
     }
+  }
+
+  // Records the outcome of changes a crashed sync announced but did not
+  // record: a copy whose content is in place, a directory that exists, a
+  // removal that happened. Without this, the next change to such a path
+  // would look like a change on both sides.
+  private async recoverIntents(): Promise<void> {
+    const intents = this.store.intents(this.sessionId);
+    if (intents.length === 0) return;
+    const found = await Promise.all(intents.map((intent) => this.endpoint(intent.side).inspect(intent.path).catch(() => null)));
+    this.store.transaction(() => {
+      intents.forEach((intent, i) => {
+        const now = found[i];
+        if (now === null) return;
+        if (intent.op === 'copy' && intent.file !== undefined && now?.kind === 'file' && now.hash === intent.file.hash && now.size === intent.file.size) {
+          this.store.archivePut(this.sessionId, intent.path, intent.file, undefined, undefined);
+        } else if (intent.op === 'mkdir' && now?.kind === 'dir') {
+          this.store.archivePut(this.sessionId, intent.path, DIR, undefined, undefined);
+        } else if (intent.op === 'remove' && now === undefined) {
+          this.store.archiveDeleteSubtree(this.sessionId, intent.path);
+        } else return;
+        this.store.log('recovered', this.sessionId, intent.path, `${intent.op} on ${intent.side} made by an interrupted sync`);
+      });
+      this.store.clearIntents(this.sessionId);
+    });
   }
 
   // Applies the `--keep both` resolutions before the scan: the beta version is
