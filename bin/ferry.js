@@ -1,6 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --optimize-for-size
 // The ferry command: runs the built CLI in dist/ (built by `npm install`).
 import { existsSync } from 'node:fs';
+
+// The #! line passes V8 flags: ferry streams, its live data is small and its
+// garbage short-lived, so a small young generation and a heap tuned for size
+// keep its memory flat however large the tree.
 import { fileURLToPath } from 'node:url';
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);

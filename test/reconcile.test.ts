@@ -1,15 +1,18 @@
 /**
  * The reconciler's table: each row an archive (base) and the two sides written
  * as trees of short named fixtures, and every decision expected from
- * `reconcileAll`. Every row runs twice: as written, and mirrored (alpha and
- * beta swapped in the input, and so in every expected op, conflict, agreement,
- * report and halt).
+ * `reconcileAll`, in the order it is emitted: path order, except that inside
+ * a resolution the losing side's directory is removed (and replaced) only
+ * after everything below it. Every row runs twice: as written, and mirrored
+ * (alpha and beta swapped in the input, and so in every expected op,
+ * conflict, agreement, report and halt).
  */
 
 import { describe, expect, test } from 'vitest';
 import { DIR, type Entry, type Side, type UnsupportedReason, otherSide } from '../src/core/entry.js';
+import { SessionHalt } from '../src/core/errors.js';
 import { comparePaths } from '../src/core/path.js';
-import { type Decision, type Op, reconcileAll } from '../src/core/reconcile.js';
+import { type Decision, MassDeletionHalt, type Op, Reconciler, type Row, massDeletionReason, reconcileAll } from '../src/core/reconcile.js';
 import { type TreeSpec, file, rowsOf, unsupported } from './support/trees.js';
 
 // Fixtures. f0 is what the archive usually holds; f1..f3 are edits.
@@ -49,7 +52,11 @@ interface Expected {
   readonly conflicts?: readonly ExpectedConflict[];
   readonly agrees?: readonly Extract<Normal, { kind: 'agree' }>[];
   readonly unsupported?: readonly Extract<Normal, { kind: 'unsupported' }>[];
-  /** The side whose root was emptied wholesale: the session halts with no decisions. */
+  /**
+   * The side whose root is empty (holds nothing syncable): the session halts,
+   * with no decisions, because that emptiness would remove something on the
+   * other side.
+   */
   readonly halted?: Side;
 }
 
@@ -72,6 +79,27 @@ function mkdir(to: Side, path: string, expect?: Entry): Op {
 }
 function remove(to: Side, path: string, expect: Entry): Op {
   return { kind: 'remove', to, path, expect };
+}
+
+/**
+ * Ops that come after everything below their path instead of in path order:
+ * inside a resolution, the losing side's directory that must go is emptied
+ * entry by entry first, then removed (and then replaced, when the winner holds
+ * a file there).
+ */
+const afterSubtree = new WeakSet<Op>();
+
+/** removeLast is the remove of a directory of the losing side of a resolution, once everything below it is gone. */
+function removeLast(to: Side, path: string): Op {
+  const op = remove(to, path, d);
+  afterSubtree.add(op);
+  return op;
+}
+/** replaceLast is the copy of the winner's file that follows `removeLast` at the same path. */
+function replaceLast(to: Side, path: string, entry: Extract<Entry, { kind: 'file' }>): Op {
+  const op = copy(to, path, entry);
+  afterSubtree.add(op);
+  return op;
 }
 function conflict(path: string, base: Entry | undefined, alpha: Entry | undefined, beta: Entry | undefined, ...reason: string[]): ExpectedConflict {
   return { path, base, alpha, beta, reason };
@@ -770,12 +798,12 @@ const table: readonly Case[] = [
     expect: { ops: [remove('alpha', 'a', f1)] },
   },
   {
-    description: 'resolved file-versus-directory conflict, the file wins: the directory subtree goes',
+    description: 'resolved file-versus-directory conflict, the file wins: the directory is emptied, removed, then replaced',
     base: {},
     alpha: { a: f1 },
     beta: { a: d, 'a/x': f2 },
     resolutions: { a: 'alpha' },
-    expect: { ops: [remove('beta', 'a', d), copy('beta', 'a', f1)] },
+    expect: { ops: [remove('beta', 'a/x', f2), removeLast('beta', 'a'), replaceLast('beta', 'a', f1)] },
   },
   {
     description: 'resolved file-versus-directory conflict, the directory wins: its subtree is copied',
@@ -786,12 +814,12 @@ const table: readonly Case[] = [
     expect: { ops: [mkdir('alpha', 'a', f1), copy('alpha', 'a/x', f2)] },
   },
   {
-    description: 'resolved directory-deletion conflict, the deletion wins: the changed subtree goes',
+    description: 'resolved directory-deletion conflict, the deletion wins: each entry below goes as scanned, then the directory',
     base: { a: d, 'a/x': f0, 'a/y': f0, ...kept },
     alpha: { ...kept },
     beta: { a: d, 'a/n': f2, 'a/x': f1, 'a/y': f0, ...kept },
     resolutions: { a: 'alpha' },
-    expect: { ops: [remove('beta', 'a', d)] },
+    expect: { ops: [remove('beta', 'a/n', f2), remove('beta', 'a/x', f1), remove('beta', 'a/y', f0), removeLast('beta', 'a')] },
   },
   {
     description: 'resolved directory-deletion conflict, the changed subtree wins: it is copied back whole',
@@ -807,7 +835,7 @@ const table: readonly Case[] = [
     alpha: { a: f1 },
     beta: { a: d, 'a/x': f2 },
     resolutions: { a: 'alpha' },
-    expect: { ops: [remove('beta', 'a', d), copy('beta', 'a', f1)] },
+    expect: { ops: [remove('beta', 'a/x', f2), removeLast('beta', 'a'), replaceLast('beta', 'a', f1)] },
   },
   {
     description: 'resolved directory-replaced-by-file conflict, the changed directory wins',
@@ -889,6 +917,125 @@ const table: readonly Case[] = [
     expect: { ops: [copy('alpha', 'a/b', f2, f1), copy('beta', 'a/c', f1, f2)] },
   },
 
+  // Resolutions: agreement is recorded against the archive.
+  {
+    description: 'resolved directory where both sides made the same change below: the agreement is recorded',
+    base: { a: d, 'a/x': f0, 'a/y': f0 },
+    alpha: { a: d, 'a/x': f1, 'a/y': f1 },
+    beta: { a: d, 'a/x': f1, 'a/y': f2 },
+    resolutions: { a: 'beta' },
+    expect: { agrees: [agree('a/x', f1)], ops: [copy('alpha', 'a/y', f2, f1)] },
+  },
+  {
+    description: 'resolved directory where both sides created the same file below: the agreement is recorded',
+    base: { a: d, 'a/y': f0 },
+    alpha: { a: d, 'a/n': f3, 'a/y': f1 },
+    beta: { a: d, 'a/n': f3, 'a/y': f2 },
+    resolutions: { a: 'alpha' },
+    expect: { agrees: [agree('a/n', f3)], ops: [copy('beta', 'a/y', f1, f2)] },
+  },
+  {
+    description: 'refresh inside a resolved directory on a path both sides and the archive agree on: recorded',
+    base: { a: d, 'a/x': f1s1, 'a/y': f0 },
+    alpha: { a: d, 'a/x': f1s2, 'a/y': f1 },
+    beta: { a: d, 'a/x': f1s1, 'a/y': f2 },
+    refresh: ['a/x'],
+    resolutions: { a: 'alpha' },
+    expect: { agrees: [agree('a/x', f1s2, f1s1)], ops: [copy('beta', 'a/y', f1, f2)] },
+  },
+
+  // Resolutions: nested scopes are a stack.
+  {
+    description: 'nested resolutions: leaving the inner scope returns to the outer winner, "a/b.c" included',
+    base: { a: d, 'a/b': d, 'a/b/x': f0, 'a/b.c': f0, 'a/c': f0 },
+    alpha: { a: d, 'a/b': d, 'a/b/x': f1, 'a/b.c': f1, 'a/c': f1 },
+    beta: { a: d, 'a/b': d, 'a/b/x': f2, 'a/b.c': f2, 'a/c': f2 },
+    resolutions: { a: 'alpha', 'a/b': 'beta' },
+    expect: { ops: [copy('alpha', 'a/b/x', f2, f1), copy('beta', 'a/b.c', f1, f2), copy('beta', 'a/c', f1, f2)] },
+  },
+  {
+    description: 'three nested resolutions: each path takes its innermost winner',
+    base: { a: d, 'a/b': d, 'a/b/c': d, 'a/b/c/x': f0, 'a/b/y': f0, 'a/z': f0 },
+    alpha: { a: d, 'a/b': d, 'a/b/c': d, 'a/b/c/x': f1, 'a/b/y': f1, 'a/z': f1 },
+    beta: { a: d, 'a/b': d, 'a/b/c': d, 'a/b/c/x': f2, 'a/b/y': f2, 'a/z': f2 },
+    resolutions: { a: 'alpha', 'a/b': 'beta', 'a/b/c': 'alpha' },
+    expect: { ops: [copy('beta', 'a/b/c/x', f1, f2), copy('alpha', 'a/b/y', f2, f1), copy('beta', 'a/z', f1, f2)] },
+  },
+  {
+    description: 'nested resolutions end with the outer scope: the sibling "a.b" is still a conflict',
+    base: { a: d, 'a/x': f0, 'a.b': f0 },
+    alpha: { a: d, 'a/x': f1, 'a.b': f1 },
+    beta: { a: d, 'a/x': f2, 'a.b': f2 },
+    resolutions: { a: 'alpha', 'a/x': 'beta' },
+    expect: { ops: [copy('alpha', 'a/x', f2, f1)], conflicts: [conflict('a.b', f0, f1, f2)] },
+  },
+  {
+    description: 'nested resolution whose winner deleted a directory the outer winner keeps: emptied and removed, then the outer winner again',
+    base: { a: d, 'a/b': d, 'a/b/x': f0, 'a/c': f0 },
+    alpha: { a: d, 'a/b': d, 'a/b/x': f1, 'a/c': f1 },
+    beta: { a: d, 'a/c': f2 },
+    resolutions: { a: 'alpha', 'a/b': 'beta' },
+    expect: { ops: [remove('alpha', 'a/b/x', f1), removeLast('alpha', 'a/b'), copy('beta', 'a/c', f1, f2)] },
+  },
+
+  // Resolutions: the losing side's directory goes entry by entry, deepest directory first.
+  {
+    description: 'resolved directory deletion over a loser subdirectory: the subdirectory is removed before its parent',
+    base: { a: d, 'a/b': d, 'a/b/x': f0, 'a/y': f0, ...kept },
+    alpha: { ...kept },
+    beta: { a: d, 'a/b': d, 'a/b/x': f1, 'a/y': f0, ...kept },
+    resolutions: { a: 'alpha' },
+    expect: { ops: [remove('beta', 'a/b/x', f1), removeLast('beta', 'a/b'), remove('beta', 'a/y', f0), removeLast('beta', 'a')] },
+  },
+  {
+    description: 'resolved directory replaced by a file over loser subdirectories, one of them empty: deepest first, then the file',
+    base: { a: d, 'a/b': d, 'a/b/x': f0 },
+    alpha: { a: f1 },
+    beta: { a: d, 'a/b': d, 'a/b/x': f2, 'a/c': d },
+    resolutions: { a: 'alpha' },
+    expect: { ops: [remove('beta', 'a/b/x', f2), removeLast('beta', 'a/b'), removeLast('beta', 'a/c'), removeLast('beta', 'a'), replaceLast('beta', 'a', f1)] },
+  },
+  {
+    description: 'resolved directory: a loser subdirectory the winner lacks is removed before the next sibling syncs',
+    base: { a: d, 'a/x': f0 },
+    alpha: { a: d, 'a/x': f1 },
+    beta: { a: d, 'a/b': d, 'a/b/y': f2, 'a/x': f2 },
+    resolutions: { a: 'alpha' },
+    expect: { ops: [remove('beta', 'a/b/y', f2), removeLast('beta', 'a/b'), copy('beta', 'a/x', f1, f2)] },
+  },
+  {
+    description: 'resolved directory deletion: its removal comes before the sibling "a.b" syncs',
+    base: { a: d, 'a/x': f0, 'a.b': f0, ...kept },
+    alpha: { 'a.b': f1, ...kept },
+    beta: { a: d, 'a/x': f2, 'a.b': f0, ...kept },
+    resolutions: { a: 'alpha' },
+    expect: { ops: [remove('beta', 'a/x', f2), removeLast('beta', 'a'), copy('beta', 'a.b', f1, f0)] },
+  },
+  {
+    description: 'resolved directory deletion where the archive holds a path neither side has: agreed absent among the removals',
+    base: { a: d, 'a/x': f0, 'a/z': f0, ...kept },
+    alpha: { ...kept },
+    beta: { a: d, 'a/x': f2, ...kept },
+    resolutions: { a: 'alpha' },
+    expect: { ops: [remove('beta', 'a/x', f2), removeLast('beta', 'a')], agrees: [agree('a/z', undefined)] },
+  },
+  {
+    description: 'resolved deletion of the last directory of the tree: removed when the rows end',
+    base: { k: f3, z: d, 'z/x': f0 },
+    alpha: { k: f3 },
+    beta: { k: f3, z: d, 'z/x': f1 },
+    resolutions: { z: 'alpha' },
+    expect: { ops: [remove('beta', 'z/x', f1), removeLast('beta', 'z')] },
+  },
+  {
+    description: 'resolved directory deletion: each loser file is removed against its scanned entry, stamp included',
+    base: { a: d, 'a/x': f1s1, ...kept },
+    alpha: { ...kept },
+    beta: { a: d, 'a/x': f1s2, 'a/y': f2, ...kept },
+    resolutions: { a: 'alpha' },
+    expect: { ops: [remove('beta', 'a/x', f1s2), remove('beta', 'a/y', f2), removeLast('beta', 'a')] },
+  },
+
   // Wholesale deletion.
   {
     description: 'alpha root emptied while beta is unchanged: halt',
@@ -948,6 +1095,69 @@ const table: readonly Case[] = [
     expect: { ops: [copy('alpha', 'a', f1), mkdir('alpha', 'b')] },
   },
   {
+    description: 'alpha root emptied while every archived file on beta changed: conflicts, no halt',
+    base: { a: f0, b: d, 'b/x': f0 },
+    alpha: {},
+    beta: { a: f1, b: d, 'b/x': f2 },
+    expect: {
+      conflicts: [
+        conflict('a', f0, undefined, f1, 'deleted on alpha', 'changed on beta'),
+        conflict('b', d, undefined, d, 'directory deleted on alpha while its contents changed on beta'),
+      ],
+    },
+  },
+  {
+    description: 'alpha root emptied while beta changed one file and kept another: halt',
+    base: { a: d, 'a/x': f0, b: f0 },
+    alpha: {},
+    beta: { a: d, 'a/x': f1, b: f0 },
+    expect: { halted: 'alpha' },
+  },
+  {
+    description: 'alpha root emptied while beta changed, deleted or created every path: conflicts and copies, no halt',
+    base: { a: f0, b: f0 },
+    alpha: {},
+    beta: { a: f1, n: f3 },
+    expect: { conflicts: [conflict('a', f0, undefined, f1)], agrees: [agree('b', undefined)], ops: [copy('alpha', 'n', f3)] },
+  },
+  {
+    description: 'alpha root emptied while beta created a file before an unchanged one: halt, the copy discarded too',
+    base: { b: f0 },
+    alpha: {},
+    beta: { a: f1, b: f0 },
+    expect: { halted: 'alpha' },
+  },
+  {
+    description: 'alpha root holding only a symlink counts as empty: halt',
+    base: { a: f0, b: f0 },
+    alpha: { l: link },
+    beta: { a: f0, b: f0 },
+    expect: { halted: 'alpha' },
+  },
+  {
+    description: 'alpha root holding only unsupported entries where the archive had files: reported, nothing removed, no halt',
+    base: { a: f0, b: d, 'b/x': f0 },
+    alpha: { a: link, b: unreadable },
+    beta: { a: f0, b: d, 'b/x': f0 },
+    expect: { unsupported: [reported('alpha', 'a', 'symlink'), reported('alpha', 'b', 'unreadable')] },
+  },
+  {
+    description: 'alpha root emptied: a resolution for alpha does not lift the halt',
+    base: { a: f0 },
+    alpha: {},
+    beta: { a: f1 },
+    resolutions: { a: 'alpha' },
+    expect: { halted: 'alpha' },
+  },
+  {
+    description: 'alpha root emptied: a resolution for beta copies to alpha, no halt',
+    base: { a: f0 },
+    alpha: {},
+    beta: { a: f1 },
+    resolutions: { a: 'beta' },
+    expect: { ops: [copy('alpha', 'a', f1)] },
+  },
+  {
     description: 'alpha root emptied but for one file: the deletions propagate',
     base: { a: f0, b: f0, c: d, 'c/x': f0 },
     alpha: { b: f0 },
@@ -963,21 +1173,34 @@ function pathOf(decision: Normal): string {
   return decision.kind === 'op' ? decision.op.path : decision.path;
 }
 
-/** normalise drops conflict sentences and reports the two sides' unsupported entries at one path alpha first. */
-function normalise(decisions: readonly (Decision | Normal)[]): Normal[] {
-  const out: Normal[] = decisions.map((decision): Normal => {
-    if (decision.kind !== 'conflict') return decision;
-    if ('conflict' in decision) {
+/** normalise drops conflict sentences, to compare decisions with `Normal` ones. */
+function normalise(decisions: readonly Decision[]): Normal[] {
+  return orderReports(
+    decisions.map((decision): Normal => {
+      if (decision.kind !== 'conflict') return decision;
       const { path, base, alpha, beta } = decision.conflict;
       return { kind: 'conflict', path, base, alpha, beta };
-    }
-    return decision;
-  });
+    }),
+  );
+}
+
+/** orderReports puts the two sides' unsupported reports at one path alpha first (mirroring swaps them). */
+function orderReports(decisions: Normal[]): Normal[] {
+  const out = [...decisions];
   for (let i = 0; i + 1 < out.length; i++) {
     const [x, y] = [out[i], out[i + 1]];
     if (x?.kind === 'unsupported' && y?.kind === 'unsupported' && x.path === y.path && x.side === 'beta') [out[i], out[i + 1]] = [y, x];
   }
   return out;
+}
+
+/**
+ * orderKey is where the reconciler emits a decision: at its path, or for an op
+ * that waits for its subtree, just after the last path below it (a made-up
+ * last child, U+10FFFF, sorts after every real name).
+ */
+function orderKey(decision: Normal): string {
+  return decision.kind === 'op' && afterSubtree.has(decision.op) ? `${decision.op.path}/\u{10FFFF}` : pathOf(decision);
 }
 
 /** mirror swaps alpha and beta in one expected decision. */
@@ -1002,8 +1225,8 @@ function expectedDecisions(expected: Expected, mirrored: boolean): Normal[] {
     ...(expected.unsupported ?? []),
   ];
   // Stable: decisions at one path keep the order they were written in.
-  all.sort((x, y) => comparePaths(pathOf(x), pathOf(y)));
-  return normalise(mirrored ? all.map(mirror) : all);
+  all.sort((x, y) => comparePaths(orderKey(x), orderKey(y)));
+  return orderReports(mirrored ? all.map(mirror) : all);
 }
 
 function run(c: Case, mirrored: boolean): void {
@@ -1037,5 +1260,57 @@ describe('reconcile table', () => {
     // Rows as [description, row] so that the title is the whole description
     // ('$description' would be quoted and cut at 40 characters).
     test.for(table.map((c) => [c.description, c] as const))('%s', ([, c]) => run(c, mode === 'mirrored'));
+  });
+});
+
+describe('the empty-root halt', () => {
+  // alpha emptied; beta created "a", kept "b" as archived, and changed the file below "c".
+  const rows = rowsOf({ b: f0, c: d, 'c/x': f0 }, {}, { a: f1, b: f0, c: d, 'c/x': f2 });
+
+  test('the streaming reconciler throws MassDeletionHalt, a SessionHalt, at the row whose removal the empty root would cause', () => {
+    const reconciler = new Reconciler({ alphaEmpty: true, betaEmpty: false });
+    const [a, b] = rows as [Row, Row, ...Row[]];
+    expect(reconciler.push(a)).toEqual([{ kind: 'op', op: copy('alpha', 'a', f1) }]);
+    let thrown: unknown;
+    try {
+      reconciler.push(b);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(MassDeletionHalt);
+    expect(thrown).toBeInstanceOf(SessionHalt);
+    expect((thrown as Error).message).toBe(massDeletionReason('alpha'));
+  });
+
+  test('a directory removal halts when it is emitted, after the subtree: at end() for the last directory', () => {
+    const reconciler = new Reconciler({ alphaEmpty: true });
+    const last = rowsOf({ k: f3, z: d, 'z/x': f0 }, { k: f3 }, { k: f3, z: d, 'z/x': f0 });
+    for (const row of last) expect(reconciler.push(row)).toEqual([]);
+    expect(() => reconciler.end()).toThrow(MassDeletionHalt);
+  });
+
+  test('without the flags the reconciler never halts: the removal is emitted', () => {
+    const reconciler = new Reconciler();
+    const decisions = [...rows.flatMap((row) => reconciler.push(row)), ...reconciler.end()];
+    expect(decisions.map((decision) => (decision.kind === 'op' ? `${decision.op.kind} ${decision.op.to} ${decision.op.path}` : `${decision.kind}`))).toEqual([
+      'copy alpha a',
+      'remove beta b',
+      'conflict',
+    ]);
+  });
+
+  test('reconcileAll computes the flags from the rows, and options override them', () => {
+    expect(reconcileAll(rows).halted).toBe(massDeletionReason('alpha'));
+    expect(reconcileAll(rows, { alphaEmpty: false }).halted).toBeUndefined();
+    // beta is not empty, but told so: beta's emptiness would cause no removal on alpha.
+    expect(reconcileAll(rows, { alphaEmpty: false, betaEmpty: true }).halted).toBeUndefined();
+    // Both told so: the removal on beta still halts, for alpha.
+    expect(reconcileAll(rows, { betaEmpty: true }).halted).toBe(massDeletionReason('alpha'));
+  });
+
+  test('a side told empty halts where its emptiness would remove something on the other side', () => {
+    const deleted = rowsOf({ a: f0, ...kept }, { a: f0, ...kept }, { ...kept });
+    expect(reconcileAll(deleted).halted).toBeUndefined();
+    expect(reconcileAll(deleted, { betaEmpty: true }).halted).toBe(massDeletionReason('beta'));
   });
 });

@@ -222,6 +222,8 @@ export class Store {
       // what is already identical on both sides.
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
+      // A small page cache: the engine reads the archive one directory at a time.
+      db.pragma('cache_size = -512');
       db.pragma('foreign_keys = ON');
       migrate(db);
       return new Store(home, db);

@@ -79,12 +79,12 @@ export interface SessionOptions {
   readonly concurrency?: number;
 }
 
-const BATCH_FILES = 1000;
+const BATCH_FILES = 256;
 const BATCH_BYTES = 64 << 20;
 const BATCH_ACTIONS = 4000;
 /** A batch is committed at least this often, so a long sync makes progress that survives a crash. */
 const BATCH_MS = 2000;
-const HASH_WINDOW = 64;
+const HASH_WINDOW = 32;
 
 // ---- merging the three listings -------------------------------------------
 
@@ -117,7 +117,7 @@ interface Frame {
   nextPrefetch: number;
 }
 
-const PREFETCH = 8;
+const PREFETCH = 4;
 
 // A row whose entries may still be waiting for a hash.
 interface PendingRow {

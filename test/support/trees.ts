@@ -38,7 +38,7 @@ export function unsupported(reason: UnsupportedReason): UnsupportedEntry {
 
 /** tree turns a spec into a tree (a map is copied as it is). */
 export function tree(spec: TreeSpec | Tree): Map<string, Entry> {
-  return spec instanceof Map ? new Map(spec) : new Map(Object.entries(spec as TreeSpec));
+  return new Map<string, Entry>(spec instanceof Map ? (spec as Tree) : Object.entries(spec as TreeSpec));
 }
 
 /** treeProblems lists every path whose parent is not a directory in the same tree (empty for a valid tree). */
@@ -88,4 +88,9 @@ export function deleteSubtree(t: Map<string, Entry>, path: string): void {
 /** subtree returns the part of t at or below path. */
 export function subtree(t: Tree, path: string): Map<string, Entry> {
   return new Map([...t].filter(([p]) => isWithin(p, path)));
+}
+
+/** holdsNothingSyncable says whether a root holds nothing ferry could sync: no entries, or only unsupported ones. */
+export function holdsNothingSyncable(t: Tree): boolean {
+  return [...t.values()].every((entry) => entry.kind === 'unsupported');
 }
