@@ -139,6 +139,26 @@ describe('ferry sync --once', () => {
     expect(readTree(pair.alpha)).toEqual({ 'keep.txt': 'k' });
   });
 
+  test('a conflict on a directory supersedes older conflicts below it', async () => {
+    const pair = makePair({ 'keep.txt': 'k', 'a/x': 'x0', 'a/y': 'y0' });
+    expect((await pair.sync()).status).toBe(0);
+    writeFileSync(join(pair.alpha, 'a/x'), 'x alpha');
+    writeFileSync(join(pair.beta, 'a/x'), 'x beta');
+    expect((await pair.sync()).status).toBe(3);
+    expect((await conflicts(pair.home)).map((c) => c.path)).toEqual(['a/x']);
+    rmSync(join(pair.beta, 'a'), { recursive: true });
+    const r = await pair.sync();
+    expect(r.status).toBe(3);
+    const now = await conflicts(pair.home);
+    expect(now.map((c) => c.path)).toEqual(['a']);
+    expect(now[0]?.reason).toMatch(/directory deleted on beta while its contents changed on alpha/);
+    const resolved = await runFerry(pair.home, ['resolve', String(now[0]?.id), '--keep', 'alpha']);
+    expect(resolved.status).toBe(0);
+    expect((await pair.sync()).status).toBe(0);
+    expect(readTree(pair.beta)).toEqual({ 'keep.txt': 'k', a: null, 'a/x': 'x alpha', 'a/y': 'y0' });
+    expect(await conflicts(pair.home)).toEqual([]);
+  });
+
   for (const keep of ['alpha', 'beta', 'host', 'guest'] as const) {
     test(`resolve --keep ${keep} makes that version win on the next sync`, async () => {
       const pair = makePair({ 'c.txt': 'base' });

@@ -141,7 +141,7 @@ export function resolveCommand(store: Store, args: string[]): Promise<number> {
   if (values.keep === undefined) throw new UsageError('say which version to keep: --keep alpha|beta|host|guest|both');
   const keep = KEEP[values.keep];
   if (keep === undefined) throw new UsageError(`--keep ${values.keep}: choose alpha, beta, host, guest or both`);
-  if (conflict.state === 'resolved' || conflict.state === 'vanished') throw new UsageError(`conflict ${conflict.id} is already ${conflict.state}`);
+  if (conflict.state !== 'open' && conflict.state !== 'pending') throw new UsageError(`conflict ${conflict.id} is already ${conflict.state}`);
   store.transaction(() => {
     store.setConflictState(conflict.id, 'pending', keep);
     store.log('resolve', conflict.session, conflict.path, `keep ${keep} requested`);

@@ -85,7 +85,10 @@ interface PendingRemoval {
 interface ResolvedRemoval {
   readonly path: string;
   readonly to: Side;
+  readonly row: Row;
   readonly replacement: FileEntry | undefined;
+  /** Something below cannot be removed by ferry (a symlink, a special file). */
+  blocked: boolean;
 }
 
 /** MassDeletionHalt stops a session whose root was emptied wholesale, before anything is deleted on the other side. */
@@ -138,6 +141,8 @@ export class Reconciler {
 
     const { alpha, beta } = row;
     if (alpha?.kind === 'unsupported' || beta?.kind === 'unsupported') {
+      // Every resolved removal still open is an ancestor of this row.
+      for (const removal of this.resolvedRemovals) removal.blocked = true;
       if (alpha?.kind === 'unsupported') out.push({ kind: 'unsupported', path: row.path, side: 'alpha', reason: alpha.reason });
       if (beta?.kind === 'unsupported') out.push({ kind: 'unsupported', path: row.path, side: 'beta', reason: beta.reason });
       this.skip = row.path;
@@ -197,7 +202,7 @@ export class Reconciler {
       // A resolution removes the loser's directory entry by entry, each
       // checked against what was scanned; otherwise the whole directory goes
       // only if nothing below it changed since the archive.
-      if (resolved) this.resolvedRemovals.push({ path, to, replacement });
+      if (resolved) this.resolvedRemovals.push({ path, to, row, replacement, blocked: false });
       else this.pending = { path, to, row, replacement, clean: true };
       return;
     }
@@ -244,6 +249,20 @@ export class Reconciler {
       const top = this.resolvedRemovals[this.resolvedRemovals.length - 1];
       if (top === undefined || (next !== undefined && isWithin(next, top.path))) return;
       this.resolvedRemovals.pop();
+      if (top.blocked) {
+        const { row } = top;
+        out.push({
+          kind: 'conflict',
+          conflict: {
+            path: top.path,
+            reason: `the directory cannot be removed from ${top.to}: it holds entries ferry does not sync (symbolic links or special files); remove them there and sync again`,
+            base: row.base,
+            alpha: row.alpha,
+            beta: row.beta,
+          },
+        });
+        continue;
+      }
       this.remove(top.to, top.path, DIR, out);
       if (top.replacement !== undefined) out.push({ kind: 'op', op: { kind: 'copy', to: top.to, path: top.path, entry: top.replacement, expect: undefined } });
     }
@@ -267,9 +286,9 @@ export type ReconcileResult = { readonly halted: string } | { readonly halted?: 
 export function reconcileAll(rows: readonly Row[], options: ReconcileOptions = {}): ReconcileResult {
   const syncable = (e: Entry | undefined) => e !== undefined && e.kind !== 'unsupported';
   const reconciler = new Reconciler({
-    alphaEmpty: !rows.some((r) => syncable(r.alpha)),
-    betaEmpty: !rows.some((r) => syncable(r.beta)),
     ...options,
+    alphaEmpty: options.alphaEmpty ?? !rows.some((r) => syncable(r.alpha)),
+    betaEmpty: options.betaEmpty ?? !rows.some((r) => syncable(r.beta)),
   });
   const decisions: Decision[] = [];
   try {

@@ -62,7 +62,7 @@ const MIGRATIONS: readonly string[] = [
     alpha TEXT,
     beta TEXT,
     detected_at INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('open', 'pending', 'resolved', 'vanished')),
+    state TEXT NOT NULL CHECK (state IN ('open', 'pending', 'resolved', 'vanished', 'superseded')),
     resolution TEXT CHECK (resolution IN ('alpha', 'beta', 'both')),
     resolved_at INTEGER
   );

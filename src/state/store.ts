@@ -56,8 +56,12 @@ export interface ArchiveRecord {
   readonly betaDigest: number | null;
 }
 
-/** The state a conflict is in: open; pending (a resolution was chosen, not yet applied); resolved; vanished (the sides came to agree by themselves). */
-export type ConflictState = 'open' | 'pending' | 'resolved' | 'vanished';
+/**
+ * The state a conflict is in: open; pending (a resolution was chosen, not yet
+ * applied); resolved; vanished (the sides came to agree by themselves);
+ * superseded (a conflict on a directory above it now covers it).
+ */
+export type ConflictState = 'open' | 'pending' | 'resolved' | 'vanished' | 'superseded';
 
 /** How a conflict is resolved. */
 export type Resolution = 'alpha' | 'beta' | 'both';
@@ -199,6 +203,9 @@ export class Store {
       ),
       conflictUpdate: db.prepare<[string, string | null, string | null, string | null, number]>(
         'UPDATE conflicts SET reason = ?, base = ?, alpha = ?, beta = ? WHERE id = ?',
+      ),
+      conflictsSupersede: db.prepare<[number, number, string, string]>(
+        "UPDATE conflicts SET state = 'superseded', resolved_at = ? WHERE session = ? AND state IN ('open', 'pending') AND path > ? AND path < ?",
       ),
       conflictById: db.prepare<[number], ConflictRow>('SELECT * FROM conflicts WHERE id = ?'),
       conflictsOpen: db.prepare<[], ConflictRow>("SELECT * FROM conflicts WHERE state IN ('open', 'pending') ORDER BY id"),
@@ -355,6 +362,9 @@ export class Store {
       this.stmts.conflictUpdate.run(reason, entryToJson(base), entryToJson(alpha), entryToJson(beta), existing.id);
       return { id: existing.id, isNew: false };
     }
+    // A conflict on a directory covers everything below it: older conflicts
+    // there (and any resolution chosen for them) give way to this one.
+    if (path !== '') this.stmts.conflictsSupersede.run(Date.now(), session, `${path}/`, `${path}0`);
     const info = this.stmts.conflictInsert.run(session, path, reason, entryToJson(base), entryToJson(alpha), entryToJson(beta), Date.now());
     return { id: Number(info.lastInsertRowid), isNew: true };
   }
@@ -373,7 +383,7 @@ export class Store {
 
   /** setConflictState moves a conflict to a new state. */
   setConflictState(id: number, state: ConflictState, resolution: Resolution | null): void {
-    this.stmts.conflictSetState.run(state, resolution, state === 'resolved' || state === 'vanished' ? Date.now() : null, id);
+    this.stmts.conflictSetState.run(state, resolution, state === 'open' || state === 'pending' ? null : Date.now(), id);
   }
 
   /** log appends an audit-log entry. */
