@@ -8,7 +8,8 @@
  * holding nothing syncable halts the session exactly when it would remove
  * something on the other side; resolving conflicts (nested ones included)
  * leaves both sides with the innermost winner's version and the archive in
- * step with them.
+ * step with them, except that a losing directory still holding entries ferry
+ * does not sync is left in place and reported as a conflict instead.
  */
 
 import fc from 'fast-check';
@@ -256,14 +257,30 @@ function sameTree(x: Tree, y: Tree): boolean {
   return sortedPaths(x, y).every((path) => sameEntry(x.get(path), y.get(path)));
 }
 
+/** The sentence a blocked removal's conflict starts with, for the losing side `side`. */
+const blockedPrefix = (side: Side): string => `the directory cannot be removed from ${side}: it holds entries ferry does not sync`;
+
+/** blockedSide is the losing side of a blocked removal's conflict (see `blockedPrefix`), or undefined for any other decision. */
+function blockedSide(decision: Decision): Side | undefined {
+  if (decision.kind !== 'conflict') return undefined;
+  return (['alpha', 'beta'] as const).find((side) => decision.conflict.reason.startsWith(blockedPrefix(side)));
+}
+
+/** blockedPaths are the paths of the blocked removals' conflicts among decisions. */
+function blockedPaths(decisions: readonly Decision[]): string[] {
+  return decisions.flatMap((d) => (blockedSide(d) === undefined ? [] : [pathOf(d)]));
+}
+
 /**
  * emitKey is where a decision may come in the emitted order: at its path,
  * except that the removal of a directory inside a resolved scope, and the
  * copy that replaces it at once, come just after the last path below it (a
- * made-up last child, U+10FFFF, sorts after every real name).
+ * made-up last child, U+10FFFF, sorts after every real name); so does the
+ * conflict emitted instead of them when that removal is blocked.
  */
 function emitKey(decisions: readonly Decision[], i: number, resolved: readonly string[]): string {
   const decision = decisions[i] as Decision;
+  if (blockedSide(decision) !== undefined) return `${pathOf(decision)}/\u{10FFFF}`;
   if (decision.kind !== 'op' || !within(decision.op.path, resolved)) return pathOf(decision);
   const { op } = decision;
   const removesDir = (d: Decision | undefined): boolean => d?.kind === 'op' && d.op.kind === 'remove' && d.op.expect.kind === 'dir' && d.op.path === op.path && d.op.to === op.to;
@@ -282,17 +299,50 @@ function orderProblems(decisions: readonly Decision[], resolved: readonly string
   return problems;
 }
 
-/** scopeProblems lists two outcomes for one path, and decisions at or below a conflict or an unsupported entry. */
+/**
+ * scopeProblems lists two outcomes for one path, and decisions at or below a
+ * conflict or an unsupported entry. A blocked removal's conflict is no such
+ * scope: it comes after its subtree, which was decided as usual; but nothing
+ * is decided at its own path besides it.
+ */
 function scopeProblems(decisions: readonly Decision[]): string[] {
   const problems: string[] = [];
   const outcomes = decisions.filter((d) => d.kind === 'agree' || d.kind === 'conflict').map(pathOf);
   if (new Set(outcomes).size !== outcomes.length) problems.push(`two outcomes for one path: ${outcomes.join(', ')}`);
-  const { conflicts, unsupported: reports } = scopesOf(decisions);
+  const { unsupported: reports } = scopesOf(decisions);
+  const conflicts = decisions.flatMap((d) => (d.kind === 'conflict' && blockedSide(d) === undefined ? [d.conflict.path] : []));
+  const blocked = blockedPaths(decisions);
   for (const d of decisions) {
     const path = pathOf(d);
     if (d.kind !== 'conflict' && within(path, conflicts)) problems.push(`${d.kind} at ${path}, at or below a conflict`);
     if (d.kind !== 'unsupported' && within(path, reports)) problems.push(`${d.kind} at ${path}, at or below an unsupported entry`);
+    if (d.kind !== 'conflict' && blocked.includes(path)) problems.push(`${d.kind} at ${path}, a blocked removal`);
   }
+  return problems;
+}
+
+/**
+ * blockedProblems lists what breaks the rule for blocked removals: inside the
+ * resolved scopes only, a directory the losing side holds and the other side
+ * does not, reported (row entries as scanned) only when an entry below it is
+ * reported as unsupported; and no directory holding a reported entry is ever
+ * removed.
+ */
+function blockedProblems(decisions: readonly Decision[], rows: readonly Row[], resolved: readonly string[]): string[] {
+  const problems: string[] = [];
+  const reports = scopesOf(decisions).unsupported;
+  for (const d of decisions) {
+    const side = blockedSide(d);
+    if (side === undefined || d.kind !== 'conflict') continue;
+    const { path, base, alpha, beta } = d.conflict;
+    const row = rows.find((r) => r.path === path);
+    if (!within(path, resolved)) problems.push(`${path}: blocked removal outside the resolved scopes`);
+    if (!reports.some((r) => r !== path && isWithin(r, path))) problems.push(`${path}: blocked removal with no unsupported entry reported below`);
+    if (row === undefined || !sameEntry(row.base, base) || !sameEntry(row.alpha, alpha) || !sameEntry(row.beta, beta)) problems.push(`${path}: blocked removal without its row's entries`);
+    const [loser, winner] = side === 'alpha' ? [alpha, beta] : [beta, alpha];
+    if (loser?.kind !== 'dir' || (winner !== undefined && winner.kind !== 'file')) problems.push(`${path}: blocked removal of ${loser?.kind ?? 'nothing'} on ${side}, ${winner?.kind ?? 'nothing'} on the other side`);
+  }
+  if (removesReported(decisions)) problems.push('a directory holding an unsupported entry is removed');
   return problems;
 }
 
@@ -384,23 +434,44 @@ function targetTree(t: Trees, resolutions: ReadonlyMap<string, Side>): Map<strin
 }
 
 /**
- * KNOWN ISSUES, left out of the resolution properties below and reported
- * rather than asserted (see the report that came with these tests):
- *
- * 1. Nested resolutions whose winners contradict each other: the inner
- *    winner holds an entry where the outer winner holds no directory above
- *    it. The reconciler then copies or creates the inner winner's entries
- *    under a parent the other side no longer has (or is about to lose).
- * 2. A directory of the losing side that must go while it holds an
- *    unsupported entry: the entry is reported (left alone), and its
- *    directory is removed anyway, which the applier can only refuse.
+ * blockedTree is, inside the resolved scopes, every directory whose removal
+ * the reconciler must block, worked out from the trees alone: the innermost
+ * winner holds a file or nothing there, the loser a directory, something
+ * strictly below it on either side is unsupported, and nothing at or above it
+ * is (which would be reported and skip it). Each maps to its losing side.
  */
-/** contradictoryNesting says whether the target holds an entry whose parent, inside the resolved scopes, is not a directory (known issue 1). */
+function blockedTree(t: Trees, resolutions: ReadonlyMap<string, Side>): Map<string, Side> {
+  const scopes = [...resolutions.keys()];
+  const unsupportedAt = (path: string): boolean => t.alpha.get(path)?.kind === 'unsupported' || t.beta.get(path)?.kind === 'unsupported';
+  const paths = sortedPaths(t.alpha, t.beta);
+  const blocked = new Map<string, Side>();
+  for (const path of paths) {
+    const innermost = scopes.filter((scope) => isWithin(path, scope)).sort((x, y) => y.length - x.length)[0];
+    if (innermost === undefined) continue;
+    const winner = resolutions.get(innermost) ?? 'alpha';
+    const loser = otherSide(winner);
+    const [won, lost] = [t[winner].get(path), t[loser].get(path)];
+    if (lost?.kind !== 'dir' || (won !== undefined && won.kind !== 'file')) continue;
+    if (paths.some((p) => isWithin(path, p) && unsupportedAt(p))) continue;
+    if (paths.some((p) => p !== path && isWithin(p, path) && unsupportedAt(p))) blocked.set(path, loser);
+  }
+  return blocked;
+}
+
+/**
+ * KNOWN ISSUE, left out of the resolution property below and reported
+ * rather than asserted (see the report that came with these tests):
+ * nested resolutions whose winners contradict each other, where the inner
+ * winner holds an entry but the outer winner holds no directory above it.
+ * The reconciler then copies or creates the inner winner's entries under a
+ * parent the other side no longer has (or is about to lose).
+ */
+/** contradictoryNesting says whether the target holds an entry whose parent, inside the resolved scopes, is not a directory (the known issue). */
 function contradictoryNesting(target: Tree, resolved: readonly string[]): boolean {
   return [...target.keys()].some((path) => within(parentOf(path), resolved) && target.get(parentOf(path))?.kind !== 'dir');
 }
 
-/** removesReported says whether a removal takes a directory holding an entry reported as unsupported (known issue 2). */
+/** removesReported says whether a removal takes a directory holding an entry reported as unsupported (never: such a removal is blocked). */
 function removesReported(decisions: readonly Decision[]): boolean {
   const reports = scopesOf(decisions).unsupported;
   return decisions.some((d) => d.kind === 'op' && d.op.kind === 'remove' && reports.some((r) => r !== d.op.path && isWithin(r, d.op.path)));
@@ -443,6 +514,7 @@ describe('reconciler properties', () => {
       agree: 0,
       unsupported: 0,
       resolvedRemoval: 0,
+      blockedRemoval: 0,
       nested: 0,
     };
     fc.assert(
@@ -473,11 +545,14 @@ describe('reconciler properties', () => {
         resolved.decisions.forEach((d, i) => {
           const previous = resolved.decisions[i - 1];
           if (d.kind === 'op' && d.op.kind === 'remove' && previous !== undefined && pathOf(previous) !== d.op.path && isWithin(pathOf(previous), d.op.path)) seen.resolvedRemoval++;
+          if (blockedSide(d) !== undefined) seen.blockedRemoval++;
         });
       }),
       { ...RUNS, seed: 1 },
     );
-    for (const [kind, count] of Object.entries(seen)) expect(count, kind).toBeGreaterThan(30);
+    // A blocked removal needs a resolved directory deletion over an unsupported entry: rarer (about 2% of runs).
+    const least: Partial<Record<keyof typeof seen, number>> = { blockedRemoval: 10 };
+    for (const [kind, count] of Object.entries(seen)) expect(count, kind).toBeGreaterThan(least[kind as keyof typeof seen] ?? 30);
   });
 
   test('determinism: the same rows give deep-equal results, and streaming row by row gives the same', () => {
@@ -530,18 +605,21 @@ describe('reconciler properties', () => {
     );
   });
 
-  test('decisions come in path order (a resolved directory removal after its subtree), at most one outcome a path, and nothing below a conflict or an unsupported entry (f)', () => {
+  test('decisions come in path order (a resolved directory removal, or the conflict that blocks it, after its subtree), at most one outcome a path, and nothing below a conflict or an unsupported entry (f)', () => {
     fc.assert(
       fc.property(scenarioArb, choiceArb, (s, choice) => {
         const t = build(s);
         fc.pre(expectedHalt(t) === undefined);
         const rows = rowsFor(t);
         const first = decisionsOf(reconcileAll(rows));
-        const problems = [...orderProblems(first, []), ...scopeProblems(first)];
+        const problems = [...orderProblems(first, []), ...scopeProblems(first), ...blockedProblems(first, rows, [])];
         const resolutions = resolutionsFor(first, choice);
         const resolved = reconcileAll(rows, { resolutions });
         if (resolved.halted === undefined) {
-          problems.push(...[...orderProblems(resolved.decisions, [...resolutions.keys()]), ...scopeProblems(resolved.decisions)].map((p) => `resolved: ${p}`));
+          const scopes = [...resolutions.keys()];
+          problems.push(
+            ...[...orderProblems(resolved.decisions, scopes), ...scopeProblems(resolved.decisions), ...blockedProblems(resolved.decisions, rows, scopes)].map((p) => `resolved: ${p}`),
+          );
         }
         expect(problems).toEqual([]);
       }),
@@ -609,7 +687,7 @@ describe('reconciler properties', () => {
     );
   });
 
-  test('resolutions: each resolved path ends with both sides holding its innermost winner\'s version, the archive agrees, and nothing else moves', () => {
+  test('resolutions: each resolved path ends with both sides holding its innermost winner\'s version (but for blocked directory removals, reported as conflicts), the archive agrees, and nothing else moves', () => {
     fc.assert(
       fc.property(scenarioArb, choiceArb, (s, choice) => {
         const t = build(s);
@@ -619,7 +697,7 @@ describe('reconciler properties', () => {
         const resolutions = resolutionsFor(first, choice);
         const resolved = scopesOf(first).conflicts;
         const target = targetTree(t, resolutions);
-        fc.pre(!contradictoryNesting(target, resolved)); // known issue 1
+        fc.pre(!contradictoryNesting(target, resolved)); // the known issue
         const result = reconcileAll(rows, { resolutions });
         const decisions = stream(rows, { resolutions });
         const [removal] = haltingRemovals(t, decisions);
@@ -629,17 +707,27 @@ describe('reconciler properties', () => {
           return;
         }
         expect(result).toEqual({ decisions });
-        fc.pre(!removesReported(decisions)); // known issue 2
 
         // Outside the resolved paths, the decisions are those made without resolutions.
         const outside = (list: readonly Decision[]): Decision[] => list.filter((d) => !within(pathOf(d), resolved));
         expect(outside(decisions)).toEqual(outside(first));
-        expect(decisions.filter((d) => d.kind === 'conflict')).toEqual([]);
+
+        // The only conflicts left are the blocked removals, each a directory
+        // of the loser holding something ferry does not sync, reported with
+        // its row's entries in place of its removal (and replacement).
+        const blocked = blockedTree(t, resolutions);
+        const conflicts = decisions.flatMap((d) => (d.kind === 'conflict' ? [d.conflict] : []));
+        expect(conflicts.map((c) => c.path).sort(comparePaths)).toEqual([...blocked.keys()]);
+        for (const c of conflicts) {
+          expect(c.reason.startsWith(blockedPrefix(blocked.get(c.path) ?? 'alpha')), c.reason).toBe(true);
+          expect([c.base, c.alpha, c.beta]).toEqual([t.base.get(c.path), t.alpha.get(c.path), t.beta.get(c.path)]);
+        }
 
         const synced = applyOps(t, decisions, resolved);
         const reports = scopesOf(decisions).unsupported;
         const problems: string[] = [...synced.casFailures];
         problems.push(...treeProblems(synced.alpha).map((p) => `alpha: ${p}`), ...treeProblems(synced.beta).map((p) => `beta: ${p}`));
+        if (removesReported(decisions)) problems.push('a directory holding an unsupported entry is removed');
         for (const path of sortedPaths(t.alpha, t.beta, synced.alpha, synced.beta)) {
           if (!within(path, resolved)) continue;
           const [alpha, beta] = [t.alpha.get(path), t.beta.get(path)];
@@ -648,19 +736,29 @@ describe('reconciler properties', () => {
             if (!sameEntry(alphaAfter, alpha) || !sameEntry(betaAfter, beta)) problems.push(`${path}: changed below an unsupported entry`);
             continue;
           }
+          // A blocked directory stays on the loser side (with the unsupported
+          // entries in it), and the winner's version is not forced there.
+          if (blocked.has(path)) {
+            if (!sameEntry(alphaAfter, alpha) || !sameEntry(betaAfter, beta)) problems.push(`${path}: a blocked directory changed`);
+            continue;
+          }
           const want = target.get(path);
           if (!sameEntry(alphaAfter, want) || !sameEntry(betaAfter, want)) problems.push(`${path}: not the innermost winner's version`);
         }
 
         // The archive records what both sides now hold (agreements included,
-        // resolved or not), so reconciling again reports and does nothing else.
+        // resolved or not) but for the blocked directories, so reconciling
+        // again reports (with the same resolutions: the same blocked
+        // removals) and does nothing else.
         const archive = recordDecisions(t.base, decisions);
         const stale = sortedPaths(archive, synced.alpha, synced.beta).filter(
-          (path) => !within(path, reports) && !(sameEntry(archive.get(path), synced.alpha.get(path)) && sameEntry(archive.get(path), synced.beta.get(path))),
+          (path) => !within(path, reports) && !blocked.has(path) && !(sameEntry(archive.get(path), synced.alpha.get(path)) && sameEntry(archive.get(path), synced.beta.get(path))),
         );
         problems.push(...stale.map((path) => `${path}: archive not up to date`));
         expect(problems).toEqual([]);
-        expect(reconcileAll(rowsOf(archive, synced.alpha, synced.beta))).toEqual({ decisions: decisions.filter((d) => d.kind === 'unsupported') });
+        const again = rowsOf(archive, synced.alpha, synced.beta);
+        expect(reconcileAll(again, { resolutions })).toEqual({ decisions: decisions.filter((d) => d.kind === 'conflict' || d.kind === 'unsupported') });
+        if (blocked.size === 0) expect(reconcileAll(again)).toEqual({ decisions: decisions.filter((d) => d.kind === 'unsupported') });
       }),
       RUNS,
     );

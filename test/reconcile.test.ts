@@ -2,8 +2,8 @@
  * The reconciler's table: each row an archive (base) and the two sides written
  * as trees of short named fixtures, and every decision expected from
  * `reconcileAll`, in the order it is emitted: path order, except that inside
- * a resolution the losing side's directory is removed (and replaced) only
- * after everything below it. Every row runs twice: as written, and mirrored
+ * a resolution the losing side's directory is removed (and replaced), or its
+ * removal reported as blocked, only after everything below it. Every row runs twice: as written, and mirrored
  * (alpha and beta swapped in the input, and so in every expected op,
  * conflict, agreement, report and halt).
  */
@@ -103,6 +103,20 @@ function replaceLast(to: Side, path: string, entry: Extract<Entry, { kind: 'file
 }
 function conflict(path: string, base: Entry | undefined, alpha: Entry | undefined, beta: Entry | undefined, ...reason: string[]): ExpectedConflict {
   return { path, base, alpha, beta, reason };
+}
+
+/** Conflicts that come after everything below their path: blocked removals (see `blockedLast`). */
+const conflictsAfterSubtree = new WeakSet<ExpectedConflict>();
+
+/**
+ * blockedLast is the conflict emitted instead of `removeLast` (and
+ * `replaceLast`) when the losing side's directory holds an entry ferry does
+ * not sync: with the directory's own row entries, after its subtree.
+ */
+function blockedLast(loser: Side, path: string, base: Entry | undefined, alpha: Entry | undefined, beta: Entry | undefined): ExpectedConflict {
+  const expected = conflict(path, base, alpha, beta, `the directory cannot be removed from ${loser}: it holds entries ferry does not sync`);
+  conflictsAfterSubtree.add(expected);
+  return expected;
 }
 function agree(path: string, alpha: Entry | undefined, beta: Entry | undefined = alpha): Extract<Normal, { kind: 'agree' }> {
   return { kind: 'agree', path, alpha, beta };
@@ -1036,6 +1050,92 @@ const table: readonly Case[] = [
     expect: { ops: [remove('beta', 'a/x', f1s2), remove('beta', 'a/y', f2), removeLast('beta', 'a')] },
   },
 
+  // Resolutions: a losing directory holding entries ferry does not sync cannot go; its removal becomes a conflict.
+  {
+    description: 'resolved directory deletion over a symlink directly inside: the rest is removed, the directory is a conflict after its subtree',
+    base: { a: d, 'a/x': f0, ...kept },
+    alpha: { ...kept },
+    beta: { a: d, 'a/l': link, 'a/x': f1, ...kept },
+    resolutions: { a: 'alpha' },
+    expect: {
+      unsupported: [reported('beta', 'a/l', 'symlink')],
+      ops: [remove('beta', 'a/x', f1)],
+      conflicts: [blockedLast('beta', 'a', d, undefined, d)],
+    },
+  },
+  {
+    description: 'resolved directory deletion over a fifo deep in nested loser directories: every enclosing directory is blocked, deepest first',
+    base: { a: d, 'a/b': d, 'a/b/x': f0, 'a/y': f0, ...kept },
+    alpha: { ...kept },
+    beta: { a: d, 'a/b': d, 'a/b/c': d, 'a/b/c/p': fifo, 'a/b/x': f1, 'a/y': f0, ...kept },
+    resolutions: { a: 'alpha' },
+    expect: {
+      unsupported: [reported('beta', 'a/b/c/p', 'special')],
+      ops: [remove('beta', 'a/b/x', f1), remove('beta', 'a/y', f0)],
+      conflicts: [blockedLast('beta', 'a/b/c', undefined, undefined, d), blockedLast('beta', 'a/b', d, undefined, d), blockedLast('beta', 'a', d, undefined, d)],
+    },
+  },
+  {
+    description: 'resolved directory deletion: a loser subdirectory without unsupported entries is still removed, its blocked sibling and parent are not',
+    base: { a: d, 'a/b': d, 'a/b/x': f0, 'a/c': d, 'a/c/y': f0, 'a.b': f0, ...kept },
+    alpha: { 'a.b': f1, ...kept },
+    beta: { a: d, 'a/b': d, 'a/b/l': link, 'a/b/x': f0, 'a/c': d, 'a/c/y': f1, 'a.b': f0, ...kept },
+    resolutions: { a: 'alpha' },
+    expect: {
+      unsupported: [reported('beta', 'a/b/l', 'symlink')],
+      ops: [remove('beta', 'a/b/x', f0), remove('beta', 'a/c/y', f1), removeLast('beta', 'a/c'), copy('beta', 'a.b', f1, f0)],
+      conflicts: [blockedLast('beta', 'a/b', d, undefined, d), blockedLast('beta', 'a', d, undefined, d)],
+    },
+  },
+  {
+    description: 'resolved directory replaced by a file over an unreadable entry: no removal and no replacement, a conflict after the subtree',
+    base: { a: d, 'a/x': f0 },
+    alpha: { a: f1 },
+    beta: { a: d, 'a/u': unreadable, 'a/x': f2 },
+    resolutions: { a: 'alpha' },
+    expect: {
+      unsupported: [reported('beta', 'a/u', 'unreadable')],
+      ops: [remove('beta', 'a/x', f2)],
+      conflicts: [blockedLast('beta', 'a', d, f1, d)],
+    },
+  },
+  {
+    description: 'resolved directory replaced by a file over a subdirectory holding a bad name: both blocked, the sibling "a.b" after them',
+    base: { a: d, 'a/b': d, 'a/b/x': f0, 'a.b': f0 },
+    alpha: { a: f1, 'a.b': f0 },
+    beta: { a: d, 'a/b': d, 'a/b/n': badName, 'a/b/x': f0, 'a/c': f2, 'a.b': f3 },
+    resolutions: { a: 'alpha' },
+    expect: {
+      unsupported: [reported('beta', 'a/b/n', 'bad-name')],
+      ops: [remove('beta', 'a/b/x', f0), remove('beta', 'a/c', f2), copy('alpha', 'a.b', f3, f0)],
+      conflicts: [blockedLast('beta', 'a/b', d, undefined, d), blockedLast('beta', 'a', d, f1, d)],
+    },
+  },
+  {
+    description: 'nested resolution whose winner deleted a directory holding a symlink: only that directory is blocked, the outer winner flows',
+    base: { a: d, 'a/b': d, 'a/b/x': f0, 'a/c': f0 },
+    alpha: { a: d, 'a/b': d, 'a/b/l': link, 'a/b/x': f1, 'a/c': f1 },
+    beta: { a: d, 'a/c': f2 },
+    resolutions: { a: 'alpha', 'a/b': 'beta' },
+    expect: {
+      unsupported: [reported('alpha', 'a/b/l', 'symlink')],
+      ops: [remove('alpha', 'a/b/x', f1), copy('beta', 'a/c', f1, f2)],
+      conflicts: [blockedLast('alpha', 'a/b', d, d, undefined)],
+    },
+  },
+  {
+    description: 'resolved directory deletion over a symlink that replaced a loser subdirectory: reported, and the directory above it blocked',
+    base: { a: d, 'a/b': d, 'a/b/x': f0, 'a/y': f0, ...kept },
+    alpha: { ...kept },
+    beta: { a: d, 'a/b': link, 'a/y': f1, ...kept },
+    resolutions: { a: 'alpha' },
+    expect: {
+      unsupported: [reported('beta', 'a/b', 'symlink')],
+      ops: [remove('beta', 'a/y', f1)],
+      conflicts: [blockedLast('beta', 'a', d, undefined, d)],
+    },
+  },
+
   // Wholesale deletion.
   {
     description: 'alpha root emptied while beta is unchanged: halt',
@@ -1218,14 +1318,17 @@ function mirror(decision: Normal): Normal {
 
 /** expectedDecisions merges a row's expectations into the one list the reconciler should return, in path order. */
 function expectedDecisions(expected: Expected, mirrored: boolean): Normal[] {
-  const all: Normal[] = [
-    ...(expected.ops ?? []).map((op): Normal => ({ kind: 'op', op })),
-    ...(expected.conflicts ?? []).map(({ path, base, alpha, beta }): Normal => ({ kind: 'conflict', path, base, alpha, beta })),
-    ...(expected.agrees ?? []),
-    ...(expected.unsupported ?? []),
+  const keyed: (readonly [Normal, string])[] = [
+    ...(expected.ops ?? []).map((op): Normal => ({ kind: 'op', op })).map((n) => [n, orderKey(n)] as const),
+    ...(expected.conflicts ?? []).map((c) => {
+      const n: Normal = { kind: 'conflict', path: c.path, base: c.base, alpha: c.alpha, beta: c.beta };
+      return [n, conflictsAfterSubtree.has(c) ? `${c.path}/\u{10FFFF}` : c.path] as const;
+    }),
+    ...[...(expected.agrees ?? []), ...(expected.unsupported ?? [])].map((n) => [n, orderKey(n)] as const),
   ];
   // Stable: decisions at one path keep the order they were written in.
-  all.sort((x, y) => comparePaths(orderKey(x), orderKey(y)));
+  keyed.sort(([, x], [, y]) => comparePaths(x, y));
+  const all = keyed.map(([n]) => n);
   return orderReports(mirrored ? all.map(mirror) : all);
 }
 

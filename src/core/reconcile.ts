@@ -255,7 +255,7 @@ export class Reconciler {
           kind: 'conflict',
           conflict: {
             path: top.path,
-            reason: `the directory cannot be removed from ${top.to}: it holds entries ferry does not sync (symbolic links or special files); remove them there and sync again`,
+            reason: `the directory cannot be removed from ${top.to}: it holds entries ferry does not sync (links, special files, unreadable entries or names that are not valid UTF-8); remove them there and sync again`,
             base: row.base,
             alpha: row.alpha,
             beta: row.beta,
