@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { describeUnsupported } from '../core/entry.js';
 import { UsageError } from '../core/errors.js';
 import { LocalEndpoint } from '../fs/local.js';
+import { nativeDisk } from '../fs/native.js';
 import type { Store } from '../state/store.js';
 import { type Summary, type SyncEvent, syncSession } from '../sync/session.js';
 import { checkPair, checkRoot } from './roots.js';
@@ -42,8 +43,8 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
     summary = await syncSession({
       store,
       session,
-      alpha: new LocalEndpoint('alpha', alphaRoot),
-      beta: new LocalEndpoint('beta', betaRoot),
+      alpha: new LocalEndpoint('alpha', alphaRoot, nativeDisk()),
+      beta: new LocalEndpoint('beta', betaRoot, nativeDisk()),
       onEvent,
     });
   } finally {

@@ -17,7 +17,7 @@ import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
 import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
 import { parentOf } from '../core/path.js';
 import { StreamHasher, hashBytes, initHash } from './hash.js';
-import { shims } from './native.js';
+import type { Disk } from './disk.js';
 import { sameStamp, stampDigest, stampOf } from './stamp.js';
 import { TEMP_PREFIX, Walker } from './walk.js';
 
@@ -53,14 +53,17 @@ export class LocalEndpoint implements Endpoint {
   readonly label: string;
   private readonly walker: Walker;
   private readonly staleTemps: string[] = [];
+  /** Files and directories written since the last barrier (for a Disk without syncfs). */
+  private touched = new Set<string>();
 
   constructor(
     readonly side: Side,
     /** Absolute, canonical path of the root directory. */
     readonly root: string,
+    private readonly disk: Disk,
   ) {
     this.label = root;
-    this.walker = new Walker(root, (dir, name) => {
+    this.walker = new Walker(disk, root, (dir, name) => {
       const owner = tempOwner(name);
       if (owner === undefined || owner === process.pid || !isAlive(owner)) this.staleTemps.push(join(root, dir, name));
     });
@@ -185,6 +188,7 @@ export class LocalEndpoint implements Endpoint {
       if (error instanceof ChangedError || error instanceof PathError) throw error;
       throw new PathError(path, `unable to stage ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
+    this.touched.add(temp);
     return { path, temp, size: hasher.size, hash: hasher.digest() };
   }
 
@@ -219,7 +223,7 @@ export class LocalEndpoint implements Endpoint {
     let strippedExec = false;
     try {
       if (expect === undefined) {
-        shims.renameNoReplace(temp, dest);
+        await this.disk.renameNoReplace(temp, dest);
       } else if (expect.kind === 'file') {
         const st = await this.expectFile(path, expect);
         const mode = replacedFileMode(Number(st.mode), options.stripExec);
@@ -241,6 +245,7 @@ export class LocalEndpoint implements Endpoint {
       if (error instanceof ChangedError || error instanceof PathError) throw error;
       throw new PathError(path, `unable to put ${path} in place on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
+    this.touch(parentOf(path));
     const after = await this.lstatAt(path);
     if (after === undefined) throw new ChangedError(path, 'deleted right after it was written');
     return { digest: stampDigest(stampOf(after)), strippedExec };
@@ -249,12 +254,13 @@ export class LocalEndpoint implements Endpoint {
   async mkdir(path: string, expect: Entry | undefined): Promise<void> {
     if (expect?.kind === 'file') {
       await this.expectFile(path, expect);
-      await fsp.unlink(this.abs(path));
+      await this.unlink(path);
     } else if (expect !== undefined) {
       throw new ChangedError(path, `expected ${expect.kind} cannot be replaced by a directory`);
     }
     try {
       await fsp.mkdir(this.abs(path), NEW_DIR_MODE);
+      this.touch(parentOf(path));
     } catch (error) {
       const code = errnoCode(error);
       if (code === 'EEXIST') {
@@ -308,6 +314,7 @@ export class LocalEndpoint implements Endpoint {
     }
     try {
       await fsp.rmdir(this.abs(path));
+      this.touch(parentOf(path));
     } catch (error) {
       const code = errnoCode(error);
       if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ChangedError(path, 'something was created in it meanwhile');
@@ -318,6 +325,7 @@ export class LocalEndpoint implements Endpoint {
   private async unlink(path: string): Promise<void> {
     try {
       await fsp.unlink(this.abs(path));
+      this.touch(parentOf(path));
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') return;
       throw new PathError(path, `unable to delete ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
@@ -335,7 +343,9 @@ export class LocalEndpoint implements Endpoint {
       if (st?.isDirectory() !== true) throw new ChangedError(path, 'no longer a directory');
     }
     try {
-      shims.renameNoReplace(this.abs(path), this.abs(to));
+      await this.disk.renameNoReplace(this.abs(path), this.abs(to));
+      this.touch(parentOf(path));
+      this.touch(parentOf(to));
     } catch (error) {
       if (errnoCode(error) === 'EEXIST') throw new ChangedError(to, 'the name is taken');
       throw new PathError(path, `unable to rename ${path} to ${to} on ${this.side}: ${(error as Error).message}`, { cause: error });
@@ -343,7 +353,14 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async barrier(): Promise<void> {
-    await shims.syncfs(this.root);
+    const touched = [...this.touched];
+    this.touched = new Set();
+    await this.disk.sync(this.root, touched);
+  }
+
+  // Notes a file or directory (relative path) that the next barrier must make durable.
+  private touch(path: string): void {
+    this.touched.add(this.abs(path));
   }
 
   async close(): Promise<void> {

@@ -1,20 +1,14 @@
 /**
- * Loads ferry's native shims (native-shims/, built by node-gyp at install)
- * and decodes their directory records.
+ * The native Disk: ferry's N-API shims (native-shims/, built by node-gyp at
+ * install): directory scans in worker threads, syncfs(2) as the batched
+ * durability barrier, renameat2(RENAME_NOREPLACE).
  */
 
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { FerryError } from '../core/errors.js';
-
-/** RawListing is one directory as the native scanner returns it. */
-export interface RawListing {
-  readonly names: string[];
-  readonly records: Buffer;
-  readonly digest: number;
-  readonly complete: boolean;
-}
+import { RECORD_SIZE, type Disk, type RawListing } from './disk.js';
 
 interface Shims {
   scanDir(path: string, expect?: number): Promise<RawListing>;
@@ -23,15 +17,17 @@ interface Shims {
   readonly RECORD_SIZE: number;
 }
 
-/** Native kinds, as native-shims/src/shims.c defines them. */
-export const NATIVE_KIND = { file: 0, dir: 1, symlink: 2, special: 3, unreadable: 4, badName: 5 } as const;
-
 const here = dirname(fileURLToPath(import.meta.url));
 const addonPath = join(here, '..', '..', 'native-shims', 'build', 'Release', 'ferry_shims.node');
 
-function load(): Shims {
+let loaded: Disk | undefined;
+
+/** nativeDisk loads the shims (once) and returns the Disk they implement. */
+export function nativeDisk(): Disk {
+  if (loaded !== undefined) return loaded;
+  let shims: Shims;
   try {
-    return createRequire(import.meta.url)(addonPath) as Shims;
+    shims = createRequire(import.meta.url)(addonPath) as Shims;
   } catch (error) {
     throw new FerryError(
       'ENATIVE',
@@ -39,15 +35,11 @@ function load(): Shims {
       { cause: error },
     );
   }
+  if (shims.RECORD_SIZE !== RECORD_SIZE) throw new FerryError('ENATIVE', `ferry's native shims are out of date (record size ${shims.RECORD_SIZE}); run \`npm rebuild\``);
+  loaded = {
+    scanDir: (path, expect) => shims.scanDir(path, expect),
+    renameNoReplace: (from, to) => Promise.resolve(shims.renameNoReplace(from, to)),
+    sync: (root) => shims.syncfs(root),
+  };
+  return loaded;
 }
-
-/** shims is the loaded native addon. */
-export const shims: Shims = load();
-
-/** RECORD_SIZE is the size of one record in RawListing.records. */
-export const RECORD_SIZE = shims.RECORD_SIZE;
-/** STAMP_OFFSET and STAMP_SIZE locate the stamp inside a record. */
-export const STAMP_OFFSET = 16;
-export const STAMP_SIZE = 40;
-/** DIGEST_OFFSET locates the stamp digest (f64) inside a record. */
-export const DIGEST_OFFSET = 56;

@@ -11,7 +11,7 @@
  */
 
 import type { BigIntStats } from 'node:fs';
-import { STAMP_SIZE } from './native.js';
+import { STAMP_SIZE } from './disk.js';
 
 const MASK64 = (1n << 64n) - 1n;
 

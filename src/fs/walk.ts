@@ -1,14 +1,14 @@
 /**
- * The local scanner: lists one directory at a time with the native scanner
- * (getdents + lstat in a worker thread, never following a link), sorted in
- * ferry's path order.
+ * The local scanner: lists one directory at a time through a Disk (the
+ * native scanner on the host, plain Node in the guest), never following a
+ * link, sorted in ferry's path order.
  */
 
 import { join } from 'node:path';
 import type { Listing, ScanItem } from '../core/endpoint.js';
 import type { UnsupportedReason } from '../core/entry.js';
 import { compareNames, componentProblem, joinPath } from '../core/path.js';
-import { DIGEST_OFFSET, NATIVE_KIND, RECORD_SIZE, STAMP_OFFSET, STAMP_SIZE, shims, type RawListing } from './native.js';
+import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, STAMP_SIZE, type Disk, type RawListing } from './disk.js';
 
 /** TEMP_PREFIX starts the name of every file ferry stages; such files are never synced. */
 export const TEMP_PREFIX = '.ferry-tmp-';
@@ -16,6 +16,7 @@ export const TEMP_PREFIX = '.ferry-tmp-';
 /** Walker lists directories below `root`, calling `onTemp` for each staged temporary it meets. */
 export class Walker {
   constructor(
+    private readonly disk: Disk,
     private readonly root: string,
     private readonly onTemp: (dir: string, name: string) => void,
   ) {}
@@ -26,7 +27,7 @@ export class Walker {
    * returned (complete: false).
    */
   async list(dir: string, expect?: number): Promise<Listing> {
-    const raw = await shims.scanDir(dir === '' ? this.root : join(this.root, dir), expect);
+    const raw = await this.disk.scanDir(dir === '' ? this.root : join(this.root, dir), expect);
     return { items: this.decode(dir, raw), digest: raw.digest, complete: raw.complete };
   }
   private decode(dir: string, raw: RawListing): ScanItem[] {
@@ -43,21 +44,21 @@ export class Walker {
       let kind: ScanItem['kind'];
       let reason: UnsupportedReason | undefined;
       switch (nativeKind) {
-        case NATIVE_KIND.file:
+        case RECORD_KIND.file:
           kind = 'file';
           break;
-        case NATIVE_KIND.dir:
+        case RECORD_KIND.dir:
           kind = 'dir';
           break;
-        case NATIVE_KIND.symlink:
+        case RECORD_KIND.symlink:
           kind = 'unsupported';
           reason = 'symlink';
           break;
-        case NATIVE_KIND.special:
+        case RECORD_KIND.special:
           kind = 'unsupported';
           reason = 'special';
           break;
-        case NATIVE_KIND.unreadable:
+        case RECORD_KIND.unreadable:
           kind = 'unsupported';
           reason = 'unreadable';
           break;

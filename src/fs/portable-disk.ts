@@ -1,0 +1,138 @@
+/**
+ * The portable Disk, in plain Node, for the guest agent (the guest has no
+ * compiler and no ferry build): readdir + lstat, link + unlink for a rename
+ * that must not replace, fsync of each touched file and directory for
+ * durability. Its records, order and digests equal the native scanner's.
+ */
+
+import { constants as C } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, type Disk, type RawListing } from './disk.js';
+import { stampDigest } from './stamp.js';
+
+const MASK64 = (1n << 64n) - 1n;
+
+function mix64(z: bigint): bigint {
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
+  return z ^ (z >> 31n);
+}
+
+function nameHash(name: Buffer): bigint {
+  let h = 0xcbf29ce484222325n;
+  for (const byte of name) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & MASK64;
+  return h;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function validUtf8(name: Buffer): boolean {
+  try {
+    utf8.decode(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function scanDir(path: string, expect?: number): Promise<RawListing> {
+  const handle = await fsp.opendir(path, { encoding: 'buffer' as BufferEncoding });
+  const raw: Buffer[] = [];
+  for await (const entry of handle) raw.push(entry.name as unknown as Buffer);
+  raw.sort((a, b) => Buffer.compare(a, b));
+  const stats = await Promise.all(
+    raw.map((name) =>
+      fsp.lstat(Buffer.concat([Buffer.from(`${path}/`), name]), { bigint: true }).catch((error: unknown) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? null : undefined)),
+    ),
+  );
+  const names: string[] = [];
+  const kept: Buffer[] = [];
+  const records = Buffer.alloc(raw.length * RECORD_SIZE);
+  let h = 0n;
+  let count = 0;
+  raw.forEach((name, i) => {
+    const st = stats[i];
+    if (st === null) return; // vanished since it was listed
+    const r = records.subarray(count * RECORD_SIZE, (count + 1) * RECORD_SIZE);
+    let kind: number;
+    if (st === undefined) kind = RECORD_KIND.unreadable;
+    else if (st.isFile()) kind = RECORD_KIND.file;
+    else if (st.isDirectory()) kind = RECORD_KIND.dir;
+    else if (st.isSymbolicLink()) kind = RECORD_KIND.symlink;
+    else kind = RECORD_KIND.special;
+    if (!validUtf8(name)) kind = RECORD_KIND.badName;
+    r.writeUInt32LE(kind, 0);
+    if (st !== undefined && st !== null) {
+      r.writeUInt32LE(Number(st.mode), 4);
+      r.writeDoubleLE(Number(st.size), 8);
+      const words = [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs];
+      words.forEach((w, k) => r.writeBigUInt64LE(BigInt.asUintN(64, w), STAMP_OFFSET + 8 * k));
+      r.writeDoubleLE(stampDigest(r.subarray(STAMP_OFFSET, STAMP_OFFSET + 40)), DIGEST_OFFSET);
+    }
+    names.push(name.toString('utf8'));
+    kept.push(name);
+    count++;
+  });
+  h = 0x9e3779b97f4a7c15n ^ BigInt(count);
+  for (let i = 0; i < count; i++) {
+    const r = records.subarray(i * RECORD_SIZE);
+    const kind = r.readUInt32LE(0);
+    h = mix64(h ^ nameHash(kept[i] as Buffer));
+    h = mix64(h ^ BigInt(kind));
+    if (kind !== RECORD_KIND.dir) h = mix64(h ^ BigInt(r.readDoubleLE(DIGEST_OFFSET)));
+  }
+  const digest = Number(h >> 12n);
+  if (expect !== undefined && expect === digest) {
+    const dirNames: string[] = [];
+    const dirRecords: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const r = records.subarray(i * RECORD_SIZE, (i + 1) * RECORD_SIZE);
+      if (r.readUInt32LE(0) === RECORD_KIND.dir) {
+        dirNames.push(names[i] as string);
+        dirRecords.push(r);
+      }
+    }
+    return { names: dirNames, records: Buffer.concat(dirRecords), digest, complete: false };
+  }
+  return { names, records: records.subarray(0, count * RECORD_SIZE), digest, complete: true };
+}
+
+async function renameNoReplace(from: string, to: string): Promise<void> {
+  const st = await fsp.lstat(from);
+  if (!st.isDirectory()) {
+    // link(2) fails with EEXIST when `to` exists: an atomic no-replace move of a file.
+    await fsp.link(from, to);
+    await fsp.unlink(from);
+    return;
+  }
+  // RACE: a directory cannot be linked; something created at `to` between
+  // this check and the rename is replaced if it is an empty directory, and
+  // makes the rename fail otherwise. Only the guest agent takes this path.
+  const existing = await fsp.lstat(to).catch(() => undefined);
+  if (existing !== undefined) throw Object.assign(new Error(`EEXIST: ${to} exists`), { code: 'EEXIST' });
+  await fsp.rename(from, to);
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await fsp.open(path, C.O_RDONLY | C.O_NOFOLLOW);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // renamed or removed since: its directory is synced
+    throw error;
+  }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function sync(root: string, touched: readonly string[]): Promise<void> {
+  const paths = touched.length > 0 ? touched : [root];
+  await Promise.all(paths.map((path) => fsyncPath(path.startsWith('/') ? path : join(root, path))));
+}
+
+/** portableDisk is the Disk in plain Node. */
+export const portableDisk: Disk = { scanDir, renameNoReplace, sync };

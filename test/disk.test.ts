@@ -1,0 +1,96 @@
+/**
+ * The portable Disk (plain Node, for the guest agent) must list exactly as
+ * the native shims do: same names, order, records and digests; and the
+ * engine must sync through it.
+ */
+
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { DIGEST_OFFSET, RECORD_SIZE } from '../src/fs/disk.js';
+import { LocalEndpoint } from '../src/fs/local.js';
+import { nativeDisk } from '../src/fs/native.js';
+import { portableDisk } from '../src/fs/portable-disk.js';
+import { Store } from '../src/state/store.js';
+import { syncSession } from '../src/sync/session.js';
+import { readTree, tempDir, writeTree } from './support/cli.js';
+
+function sampleDir(): string {
+  const dir = tempDir('ferry-disk-');
+  writeTree(dir, { 'b.txt': 'bee', 'a.txt': 'a', 'sub/x': 'x', 'ünïcode ☃.txt': 'snow', 'a-b': 'dash', 'a.b/': null, '.hidden': 'h' });
+  symlinkSync('/etc/passwd', join(dir, 'link'));
+  execFileSync('mkfifo', [join(dir, 'pipe')]);
+  writeFileSync(Buffer.concat([Buffer.from(`${dir}/bad-`), Buffer.from([0xff, 0xfe]), Buffer.from('.txt')]), 'invalid utf-8 name');
+  chmodSync(join(dir, 'a.txt'), 0o4755);
+  return dir;
+}
+
+describe('portable disk', () => {
+  test('lists exactly as the native shims: names, order, records, digest', async () => {
+    const dir = sampleDir();
+    const native = await nativeDisk().scanDir(dir);
+    const portable = await portableDisk.scanDir(dir);
+    expect(portable.names).toEqual(native.names);
+    expect(portable.names.length).toBe(10);
+    expect(portable.records.length).toBe(native.names.length * RECORD_SIZE);
+    expect(portable.records.equals(native.records)).toBe(true);
+    expect(portable.digest).toBe(native.digest);
+    expect(portable.complete).toBe(true);
+  });
+
+  test('an unchanged listing returns only subdirectories, and any change shows', async () => {
+    const dir = sampleDir();
+    const first = await portableDisk.scanDir(dir);
+    const again = await portableDisk.scanDir(dir, first.digest);
+    const nativeAgain = await nativeDisk().scanDir(dir, first.digest);
+    expect(again.complete).toBe(false);
+    expect(again.names).toEqual(['a.b', 'sub']);
+    expect(nativeAgain.names).toEqual(again.names);
+    writeFileSync(join(dir, 'b.txt'), 'changed');
+    const changed = await portableDisk.scanDir(dir, first.digest);
+    expect(changed.complete).toBe(true);
+    expect(changed.digest).not.toBe(first.digest);
+    expect(changed.digest).toBe((await nativeDisk().scanDir(dir)).digest);
+    const records = changed.records;
+    for (let i = 0; i < changed.names.length; i++) expect(Number.isInteger(records.readDoubleLE(i * RECORD_SIZE + DIGEST_OFFSET))).toBe(true);
+  });
+
+  test('renameNoReplace never replaces, for files and directories', async () => {
+    const dir = tempDir('ferry-disk-');
+    writeTree(dir, { from: 'new', to: 'old', 'dfrom/x': 'x', 'dto/': null });
+    await expect(portableDisk.renameNoReplace(join(dir, 'from'), join(dir, 'to'))).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(portableDisk.renameNoReplace(join(dir, 'dfrom'), join(dir, 'dto'))).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(readFileSync(join(dir, 'to'), 'utf8')).toBe('old');
+    await portableDisk.renameNoReplace(join(dir, 'from'), join(dir, 'fresh'));
+    await portableDisk.renameNoReplace(join(dir, 'dfrom'), join(dir, 'dfresh'));
+    expect(readTree(dir)).toEqual({ dfresh: null, 'dfresh/x': 'x', dto: null, fresh: 'new', to: 'old' });
+  });
+
+  test('the engine syncs both ways with beta on the portable disk', async () => {
+    const top = tempDir('ferry-disk-');
+    const alpha = join(top, 'alpha');
+    const beta = join(top, 'beta');
+    mkdirSync(alpha);
+    mkdirSync(beta);
+    writeTree(alpha, { 'a.txt': 'a', 'd/e/f.txt': 'deep' });
+    writeTree(beta, { 'b.txt': 'b' });
+    const store = Store.open(join(top, 'home'));
+    try {
+      const session = store.session(alpha, beta, true);
+      if (session === undefined) throw new Error('no session');
+      const run = () => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new LocalEndpoint('beta', beta, portableDisk) });
+      const first = await run();
+      expect(first.failures).toEqual([]);
+      expect(readTree(beta)).toEqual(readTree(alpha));
+      writeFileSync(join(beta, 'd/e/f.txt'), 'changed on beta');
+      writeTree(alpha, { 'new/x': 'x' });
+      const second = await run();
+      expect(second.copied).toEqual({ alpha: 1, beta: 1 });
+      expect(readTree(alpha)).toEqual(readTree(beta));
+      expect(readFileSync(join(alpha, 'd/e/f.txt'), 'utf8')).toBe('changed on beta');
+    } finally {
+      store.close();
+    }
+  });
+});
