@@ -7,9 +7,8 @@
  * No mode bits are copied, no link is followed or made.
  */
 
-import { constants as C, type BigIntStats } from 'node:fs';
+import { closeSync, constants as C, fstatSync, openSync, readSync, writeSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { ArchiveLookup, CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
@@ -22,6 +21,8 @@ import { sameStamp, stampDigest, stampOf } from './stamp.js';
 import { TEMP_PREFIX, Walker } from './walk.js';
 
 const CHUNK = 1 << 20;
+/** Files up to this size are read and staged with synchronous calls. */
+const SMALL_FILE = 1 << 20;
 const OPEN_READ = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 const OPEN_STAGE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
 
@@ -55,6 +56,7 @@ export class LocalEndpoint implements Endpoint {
   private readonly staleTemps: string[] = [];
   /** Files and directories written since the last barrier (for a Disk without syncfs). */
   private touched = new Set<string>();
+  private tempCounter = 0;
 
   constructor(
     readonly side: Side,
@@ -143,7 +145,17 @@ export class LocalEndpoint implements Endpoint {
     return new PathError(path, `unable to read ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
   }
 
+  /**
+   * read streams a file's content, failing with ChangedError unless it still
+   * is the file that was scanned (compare-and-swap on the source). Small
+   * files are read with synchronous calls: for them the round trips through
+   * the thread pool cost more than the reads.
+   */
   async *read(path: string, entry: FileEntry): AsyncIterable<Uint8Array> {
+    if (entry.size <= SMALL_FILE) {
+      yield this.readSmall(path, entry);
+      return;
+    }
     let handle;
     try {
       handle = await fsp.open(this.abs(path), OPEN_READ);
@@ -151,26 +163,78 @@ export class LocalEndpoint implements Endpoint {
       throw this.readError(path, error);
     }
     try {
-      const st = await handle.stat();
-      if (!st.isFile()) throw new ChangedError(path, 'no longer a regular file');
-      if (st.size !== entry.size) throw new ChangedError(path, 'size changed');
+      this.checkSource(path, entry, await handle.stat({ bigint: true }));
       yield* readChunks(handle, entry.size);
     } finally {
       await handle.close();
     }
   }
 
+  private readSmall(path: string, entry: FileEntry): Buffer {
+    let fd;
+    try {
+      fd = openSync(this.abs(path), OPEN_READ);
+    } catch (error) {
+      throw this.readError(path, error);
+    }
+    try {
+      this.checkSource(path, entry, fstatSync(fd, { bigint: true }));
+      const buf = Buffer.allocUnsafe(entry.size);
+      let filled = 0;
+      while (filled < entry.size) {
+        const n = readSync(fd, buf, filled, entry.size - filled, filled);
+        if (n === 0) throw new ChangedError(path, 'shrank while being read');
+        filled += n;
+      }
+      return buf;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private checkSource(path: string, entry: FileEntry, st: BigIntStats): void {
+    if (!st.isFile()) throw new ChangedError(path, 'no longer a regular file');
+    if (Number(st.size) !== entry.size) throw new ChangedError(path, 'size changed');
+    if (entry.stamp !== undefined && !sameStamp(stampOf(st), entry.stamp)) throw new ChangedError(path, 'modified since it was scanned');
+  }
+
   async stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<LocalStaged> {
-    const temp = join(this.abs(parentOf(path)), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+    const temp = join(this.abs(parentOf(path)), `${TEMP_PREFIX}${process.pid}-${(this.tempCounter++).toString(36)}`);
+    const hasher = new StreamHasher();
+    if (expectedSize <= SMALL_FILE) {
+      // Gather a small file, then write it with synchronous calls.
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of content) {
+        if (hasher.size + chunk.length > expectedSize) throw new ChangedError(path, 'the source grew during the transfer');
+        hasher.update(chunk);
+        chunks.push(chunk);
+      }
+      let fd;
+      try {
+        fd = openSync(temp, OPEN_STAGE, NEW_FILE_MODE);
+      } catch (error) {
+        throw this.stageError(path, error);
+      }
+      try {
+        for (const chunk of chunks) {
+          let written = 0;
+          while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written);
+        }
+      } catch (error) {
+        closeSync(fd);
+        await fsp.unlink(temp).catch(() => undefined);
+        throw this.stageError(path, error);
+      }
+      closeSync(fd);
+      this.touched.add(temp);
+      return { path, temp, size: hasher.size, hash: hasher.digest() };
+    }
     let handle;
     try {
       handle = await fsp.open(temp, OPEN_STAGE, NEW_FILE_MODE);
     } catch (error) {
-      const code = errnoCode(error);
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') throw new ChangedError(path, 'its directory changed');
-      throw new PathError(path, `unable to stage ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw this.stageError(path, error);
     }
-    const hasher = new StreamHasher();
     try {
       for await (const chunk of content) {
         if (hasher.size + chunk.length > expectedSize) throw new ChangedError(path, 'the source grew during the transfer');
@@ -185,11 +249,17 @@ export class LocalEndpoint implements Endpoint {
     } catch (error) {
       await handle.close().catch(() => undefined);
       await fsp.unlink(temp).catch(() => undefined);
-      if (error instanceof ChangedError || error instanceof PathError) throw error;
-      throw new PathError(path, `unable to stage ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw this.stageError(path, error);
     }
     this.touched.add(temp);
     return { path, temp, size: hasher.size, hash: hasher.digest() };
+  }
+
+  private stageError(path: string, error: unknown): Error {
+    if (error instanceof ChangedError || error instanceof PathError) return error;
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return new ChangedError(path, 'its directory changed');
+    return new PathError(path, `unable to stage ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
   }
 
   async discard(staged: Staged): Promise<void> {

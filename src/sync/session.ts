@@ -13,7 +13,7 @@
 
 import PQueue from 'p-queue';
 import type { Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
-import { DIR, type Entry, type FileEntry, type Side, type UnsupportedReason, otherSide } from '../core/entry.js';
+import { DIR, type Entry, type Side, type UnsupportedReason, otherSide } from '../core/entry.js';
 import { ChangedError, FerryError, SessionHalt } from '../core/errors.js';
 import { comparePaths } from '../core/path.js';
 import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../core/reconcile.js';
@@ -85,6 +85,8 @@ const BATCH_ACTIONS = 4000;
 /** A batch is committed at least this often, so a long sync makes progress that survives a crash. */
 const BATCH_MS = 2000;
 const HASH_WINDOW = 32;
+/** The hash of a file whose hash is left to the copy that reads it. */
+const DEFERRED_HASH = '';
 
 // ---- merging the three listings -------------------------------------------
 
@@ -275,7 +277,7 @@ class Pass {
         const listing = descent?.[side];
         if (item === undefined) continue;
         if (listing instanceof Error) this.unlisted(row, side, listing);
-        else this.observe(row, side, item);
+        else this.observe(row, side, item, child.base === undefined && child[otherSide(side)]?.kind !== 'file');
       }
       if (!this.quiet(row)) frame.quiet = false;
       this.summary.scanned++;
@@ -367,7 +369,11 @@ class Pass {
 
   // Turns a scanned item into the row's entry for `side`, hashing it when its
   // stamp differs from the archive's (the hash cache).
-  private observe(row: PendingRow, side: Side, item: ScanItem): void {
+  //
+  // A file with no archived version and no file on the other side is copied
+  // (or conflicts) whatever its content: its hash is left to the copy, which
+  // reads it anyway (`deferHash`).
+  private observe(row: PendingRow, side: Side, item: ScanItem, deferHash: boolean): void {
     let entry: Entry;
     if (item.kind === 'dir') entry = DIR;
     else if (item.kind === 'unsupported') entry = { kind: 'unsupported', reason: item.reason ?? 'unreadable' };
@@ -375,6 +381,8 @@ class Pass {
       const base = row.base;
       if (base !== undefined && base.entry.kind === 'file' && base.entry.size === item.size && sideDigest(base, side) === item.digest) {
         entry = { kind: 'file', size: item.size, hash: base.entry.hash, stamp: item.stamp, digest: item.digest };
+      } else if (deferHash) {
+        entry = { kind: 'file', size: item.size, hash: DEFERRED_HASH, stamp: item.stamp, digest: item.digest };
       } else {
         if (base !== undefined) row.refresh = true;
         row.hashes.push(
@@ -463,7 +471,9 @@ class Pass {
         const staging = this.queue
           .add(async () => {
             const staged = await target.stage(op.path, source.read(op.path, op.entry), op.entry.size);
-            if (staged.size !== op.entry.size || staged.hash !== op.entry.hash) {
+            // The source was checked against its scanned stamp as it was read,
+            // so a deferred hash is the one the copy computed.
+            if (staged.size !== op.entry.size || (op.entry.hash !== DEFERRED_HASH && staged.hash !== op.entry.hash)) {
               await target.discard(staged);
               throw new ChangedError(op.path, 'the source changed during the transfer');
             }
@@ -521,7 +531,8 @@ class Pass {
     // renames and the archive commit below is recognised by the next sync.
     this.store.transaction(() => {
       transfers.forEach((t, i) => {
-        if (!(staged[i] instanceof Error)) this.store.putIntent(this.sessionId, t.op.to, t.op.path, 'copy', t.op.entry);
+        const result = staged[i];
+        if (result !== undefined && !(result instanceof Error)) this.store.putIntent(this.sessionId, t.op.to, t.op.path, 'copy', { size: result.size, hash: result.hash });
       });
     });
     for (const [i, transfer] of transfers.entries()) {
@@ -539,7 +550,7 @@ class Pass {
         actions[transfer.slot] = {
           kind: 'put',
           path: op.path,
-          entry: stripStamp(op.entry),
+          entry: { kind: 'file', size: result.size, hash: result.hash },
           alpha: op.to === 'alpha' ? committed.digest : sourceDigest,
           beta: op.to === 'beta' ? committed.digest : sourceDigest,
         };
@@ -690,6 +701,3 @@ class Pass {
   }
 }
 
-function stripStamp(entry: FileEntry): FileEntry {
-  return { kind: 'file', size: entry.size, hash: entry.hash };
-}

@@ -1,0 +1,337 @@
+/**
+ * The agent protocol's messages, and a validity check for each one that
+ * arrives. Everything from the guest is hostile: decoding calls the check,
+ * and a message that fails it ends the channel with the reason.
+ */
+
+import type { Entry } from '../core/entry.js';
+import { compareNames, componentProblem, parsePath, InvalidPathError } from '../core/path.js';
+import { ProtocolError } from './frame.js';
+
+/** Kinds of listed entries, as the Disk records them. */
+export const WIRE_KIND = { file: 0, dir: 1, symlink: 2, special: 3, unreadable: 4, badName: 5 } as const;
+
+/** WireEntry is an Entry on the wire, with the stamp as 80 hex digits. */
+export type WireEntry =
+  | { readonly kind: 'file'; readonly size: number; readonly hash: string; readonly stamp?: string; readonly digest?: number }
+  | { readonly kind: 'dir' }
+  | { readonly kind: 'unsupported'; readonly reason: 'symlink' | 'special' | 'unreadable' | 'bad-name' };
+
+/** A listed entry: [name, kind, mode, size, stamp (80 hex), stamp digest]. */
+export type WireListed = [string, number, number, number, string, number];
+
+/** Requests from the host to the agent. */
+export type Request =
+  | { t: 'prepare'; id: number }
+  | { t: 'list'; id: number; path: string; expect?: number }
+  | { t: 'hash'; id: number; path: string; size: number; stamp: string }
+  | { t: 'read'; id: number; path: string; size: number }
+  | { t: 'stage'; id: number; path: string; size: number }
+  | { t: 'end'; id: number }
+  | { t: 'discard'; id: number; staged: number }
+  | { t: 'commit'; id: number; staged: number; expect: WireEntry | null; stripExec: boolean }
+  | { t: 'mkdir'; id: number; path: string; expect: WireEntry | null }
+  | { t: 'unlink'; id: number; path: string; expect: WireEntry }
+  | { t: 'rmdir'; id: number; path: string }
+  | { t: 'move'; id: number; path: string; to: string; expect: WireEntry }
+  | { t: 'inspect'; id: number; path: string }
+  | { t: 'exists'; id: number; path: string }
+  | { t: 'sweep'; id: number }
+  | { t: 'barrier'; id: number };
+
+/** Replies from the agent to the host. */
+export type Reply =
+  | { t: 'ok'; id: number }
+  | { t: 'listing'; id: number; digest: number; complete: boolean; entries: WireListed[] }
+  | { t: 'hash'; id: number; hash: string }
+  | { t: 'end'; id: number }
+  | { t: 'staged'; id: number; size: number; hash: string }
+  | { t: 'committed'; id: number; digest: number; strippedExec: boolean }
+  | { t: 'entry'; id: number; entry: WireEntry | null }
+  | { t: 'exists'; id: number; exists: boolean }
+  | { t: 'error'; id: number; code: 'changed' | 'path'; message: string };
+
+/** The agent's first message. */
+export interface AgentHello {
+  t: 'hello';
+  version: number;
+  node: string;
+}
+
+/** The host's first message: which root to serve. */
+export interface HostHello {
+  t: 'hello';
+  version: number;
+  root: string;
+}
+
+// ---- checks ---------------------------------------------------------------
+
+type Json = Record<string, unknown>;
+
+function fail(what: string): never {
+  throw new ProtocolError(what);
+}
+
+function object(value: unknown, what: string): Json {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`${what} is not an object`);
+  return value as Json;
+}
+
+function exactKeys(o: Json, required: readonly string[], optional: readonly string[], what: string): void {
+  for (const key of required) if (!(key in o)) fail(`${what} lacks "${key}"`);
+  for (const key of Object.keys(o)) if (!required.includes(key) && !optional.includes(key)) fail(`${what} has an unknown field "${key}"`);
+}
+
+function uint(value: unknown, max: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) fail(`${what} is not an integer in 0..${max}`);
+  return value;
+}
+
+function bool(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') fail(`${what} is not a boolean`);
+  return value;
+}
+
+function text(value: unknown, max: number, what: string): string {
+  if (typeof value !== 'string' || value.length > max) fail(`${what} is not a string of at most ${max} characters`);
+  return value;
+}
+
+function hex(value: unknown, digits: number, what: string): string {
+  if (typeof value !== 'string' || value.length !== digits || !/^[0-9a-f]+$/.test(value)) fail(`${what} is not ${digits} hex digits`);
+  return value;
+}
+
+function path(value: unknown, what: string): string {
+  const s = text(value, 4096 * 4, what);
+  try {
+    return parsePath(s);
+  } catch (error) {
+    if (error instanceof InvalidPathError) fail(`${what}: ${error.reason}`);
+    throw error;
+  }
+}
+
+/** The largest size or offset on the wire (2^53 - 1). */
+export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+/** Stamp digests are 52-bit. */
+export const MAX_DIGEST = 2 ** 52 - 1;
+const MAX_ID = 2 ** 32 - 1;
+const MAX_MESSAGE = 4096;
+
+/** checkWireEntry validates an entry from the wire. */
+export function checkWireEntry(value: unknown, what: string): WireEntry {
+  const o = object(value, what);
+  switch (o.kind) {
+    case 'file':
+      exactKeys(o, ['kind', 'size', 'hash'], ['stamp', 'digest'], what);
+      uint(o.size, MAX_SIZE, `${what}.size`);
+      hex(o.hash, 16, `${what}.hash`);
+      if (o.stamp !== undefined) hex(o.stamp, 80, `${what}.stamp`);
+      if (o.digest !== undefined) uint(o.digest, MAX_DIGEST, `${what}.digest`);
+      return o as WireEntry;
+    case 'dir':
+      exactKeys(o, ['kind'], [], what);
+      return o as WireEntry;
+    case 'unsupported':
+      exactKeys(o, ['kind', 'reason'], [], what);
+      if (!['symlink', 'special', 'unreadable', 'bad-name'].includes(o.reason as string)) fail(`${what}.reason is unknown`);
+      return o as WireEntry;
+    default:
+      return fail(`${what}.kind is unknown`);
+  }
+}
+
+function checkListed(value: unknown, i: number): WireListed {
+  if (!Array.isArray(value) || value.length !== 6) fail(`listing entry ${i} is not [name, kind, mode, size, stamp, digest]`);
+  const [name, kind, mode, size, stamp, digest] = value as unknown[];
+  const n = text(name, 1024, `listing entry ${i} name`);
+  const k = uint(kind, 5, `listing entry ${i} kind`);
+  if (n.length === 0 || n.includes('/') || n.includes('\0')) fail(`listing entry ${i} has an impossible name`);
+  // Only an entry the agent itself flags as a bad name may carry one.
+  if (k !== WIRE_KIND.badName && componentProblem(n) !== undefined) fail(`listing entry ${i} has an invalid name (${componentProblem(n) ?? ''})`);
+  uint(mode, 0xffffffff, `listing entry ${i} mode`);
+  uint(size, MAX_SIZE, `listing entry ${i} size`);
+  hex(stamp, 80, `listing entry ${i} stamp`);
+  uint(digest, MAX_DIGEST, `listing entry ${i} digest`);
+  return value as WireListed;
+}
+
+/** checkReply validates one message from the agent. */
+export function checkReply(value: unknown): Reply {
+  const o = object(value, 'message');
+  const id = uint(o.id, MAX_ID, 'message id');
+  void id;
+  switch (o.t) {
+    case 'ok':
+    case 'end':
+      exactKeys(o, ['t', 'id'], [], o.t);
+      break;
+    case 'listing': {
+      exactKeys(o, ['t', 'id', 'digest', 'complete', 'entries'], [], 'listing');
+      uint(o.digest, MAX_DIGEST, 'listing digest');
+      bool(o.complete, 'listing complete');
+      if (!Array.isArray(o.entries)) fail('listing entries is not an array');
+      const entries = o.entries as unknown[];
+      let previous: string | undefined;
+      entries.forEach((entry, i) => {
+        const [name] = checkListed(entry, i);
+        if (previous !== undefined && compareNames(previous, name) >= 0) fail(`listing entry ${i} is out of order`);
+        previous = name;
+      });
+      break;
+    }
+    case 'hash':
+      exactKeys(o, ['t', 'id', 'hash'], [], 'hash');
+      hex(o.hash, 16, 'hash');
+      break;
+    case 'staged':
+      exactKeys(o, ['t', 'id', 'size', 'hash'], [], 'staged');
+      uint(o.size, MAX_SIZE, 'staged size');
+      hex(o.hash, 16, 'staged hash');
+      break;
+    case 'committed':
+      exactKeys(o, ['t', 'id', 'digest', 'strippedExec'], [], 'committed');
+      uint(o.digest, MAX_DIGEST, 'committed digest');
+      bool(o.strippedExec, 'committed strippedExec');
+      break;
+    case 'entry':
+      exactKeys(o, ['t', 'id', 'entry'], [], 'entry');
+      if (o.entry !== null) checkWireEntry(o.entry, 'entry');
+      break;
+    case 'exists':
+      exactKeys(o, ['t', 'id', 'exists'], [], 'exists');
+      bool(o.exists, 'exists');
+      break;
+    case 'error':
+      exactKeys(o, ['t', 'id', 'code', 'message'], [], 'error');
+      if (o.code !== 'changed' && o.code !== 'path') fail('error code is unknown');
+      text(o.message, MAX_MESSAGE, 'error message');
+      break;
+    default:
+      fail(`unknown message type ${JSON.stringify(String(o.t)).slice(0, 40)}`);
+  }
+  return o as Reply;
+}
+
+/** checkAgentHello validates the agent's first message. */
+export function checkAgentHello(value: unknown): AgentHello {
+  const o = object(value, 'hello');
+  if (o.t !== 'hello') fail('the agent did not say hello first');
+  exactKeys(o, ['t', 'version', 'node'], [], 'hello');
+  uint(o.version, 1000, 'hello version');
+  text(o.node, 64, 'hello node');
+  return o as unknown as AgentHello;
+}
+
+/** checkHostHello validates the host's first message (in the agent). */
+export function checkHostHello(value: unknown): HostHello {
+  const o = object(value, 'hello');
+  if (o.t !== 'hello') fail('the host did not say hello first');
+  exactKeys(o, ['t', 'version', 'root'], [], 'hello');
+  uint(o.version, 1000, 'hello version');
+  text(o.root, 4096, 'hello root');
+  return o as unknown as HostHello;
+}
+
+/** checkRequest validates one request from the host (in the agent). */
+export function checkRequest(value: unknown): Request {
+  const o = object(value, 'request');
+  uint(o.id, MAX_ID, 'request id');
+  const withPath = (extra: readonly string[], optional: readonly string[] = []) => {
+    exactKeys(o, ['t', 'id', 'path', ...extra], optional, String(o.t));
+    path(o.path, `${String(o.t)} path`);
+  };
+  switch (o.t) {
+    case 'prepare':
+    case 'end':
+    case 'sweep':
+    case 'barrier':
+      exactKeys(o, ['t', 'id'], [], o.t);
+      break;
+    case 'list':
+      withPath([], ['expect']);
+      if (o.expect !== undefined) uint(o.expect, MAX_DIGEST, 'list expect');
+      break;
+    case 'hash':
+      withPath(['size', 'stamp']);
+      uint(o.size, MAX_SIZE, 'hash size');
+      hex(o.stamp, 80, 'hash stamp');
+      break;
+    case 'read':
+    case 'stage':
+      withPath(['size']);
+      uint(o.size, MAX_SIZE, `${o.t} size`);
+      break;
+    case 'discard':
+      exactKeys(o, ['t', 'id', 'staged'], [], 'discard');
+      uint(o.staged, MAX_ID, 'discard staged');
+      break;
+    case 'commit':
+      exactKeys(o, ['t', 'id', 'staged', 'expect', 'stripExec'], [], 'commit');
+      uint(o.staged, MAX_ID, 'commit staged');
+      if (o.expect !== null) checkWireEntry(o.expect, 'commit expect');
+      bool(o.stripExec, 'commit stripExec');
+      break;
+    case 'mkdir':
+      withPath(['expect']);
+      if (o.expect !== null) checkWireEntry(o.expect, 'mkdir expect');
+      break;
+    case 'unlink':
+      withPath(['expect']);
+      checkWireEntry(o.expect, 'unlink expect');
+      break;
+    case 'rmdir':
+    case 'inspect':
+    case 'exists':
+      withPath([]);
+      break;
+    case 'move':
+      withPath(['to', 'expect']);
+      path(o.to, 'move to');
+      checkWireEntry(o.expect, 'move expect');
+      break;
+    default:
+      fail(`unknown request type ${JSON.stringify(String(o.t)).slice(0, 40)}`);
+  }
+  return o as unknown as Request;
+}
+
+/** toWire converts an Entry for the wire (stamps as hex). */
+export function toWire(entry: Entry): WireEntry {
+  if (entry.kind !== 'file') return entry;
+  return {
+    kind: 'file',
+    size: entry.size,
+    hash: entry.hash,
+    ...(entry.stamp !== undefined ? { stamp: toHex(entry.stamp) } : {}),
+    ...(entry.digest !== undefined ? { digest: entry.digest } : {}),
+  };
+}
+
+/** fromWire converts a wire entry back. */
+export function fromWire(entry: WireEntry): Entry {
+  if (entry.kind !== 'file') return entry;
+  return {
+    kind: 'file',
+    size: entry.size,
+    hash: entry.hash,
+    ...(entry.stamp !== undefined ? { stamp: fromHex(entry.stamp) } : {}),
+    ...(entry.digest !== undefined ? { digest: entry.digest } : {}),
+  };
+}
+
+/** toHex formats bytes as lowercase hex. */
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+/** fromHex parses lowercase hex (already validated). */
+export function fromHex(text: string): Uint8Array {
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
