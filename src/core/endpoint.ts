@@ -39,9 +39,6 @@ export interface Staged {
   readonly hash: Hash;
 }
 
-/** ArchiveLookup returns the archived entry and this side's stamp digest for a path, for verifying removals. */
-export type ArchiveLookup = (path: string) => { entry: Entry; digest: number | null } | undefined;
-
 /** CommitOptions says how to commit a staged file. */
 export interface CommitOptions {
   /** Clear exec bits of a replaced file (content from the guest landing on the host). */
@@ -60,6 +57,8 @@ export interface Endpoint {
   readonly side: Side;
   /** A description for people (a path or a URL). */
   readonly label: string;
+  /** Whether what this side reports can be believed (false for a guest): decides if hashing can be left to the copy. */
+  readonly trusted: boolean;
   /** prepare checks the root exists and is a directory. */
   prepare(): Promise<void>;
   /** list returns one directory's entries; only its subdirectories when its digest equals `expect`. */
@@ -78,8 +77,10 @@ export interface Endpoint {
   commit(staged: Staged, expect: Entry | undefined, options: CommitOptions): Promise<CommitResult>;
   /** mkdir creates a directory, replacing the file `expect` if given. */
   mkdir(path: string, expect: Entry | undefined): Promise<void>;
-  /** remove removes a file or directory tree, all of which must still match the archive. */
-  remove(path: string, expect: Entry, archive: ArchiveLookup): Promise<void>;
+  /** removeFile removes a file if it still is `expect` (by stamp, or else stamp digest). */
+  removeFile(path: string, expect: FileEntry): Promise<void>;
+  /** removeDir removes a directory that must be empty; one already gone is fine. */
+  removeDir(path: string): Promise<void>;
   /** move renames path to a new name that must not exist (for keeping both versions of a conflict). */
   move(path: string, to: string, expect: Entry): Promise<void>;
   /** inspect returns what is at path now (hashing a file), or undefined. */

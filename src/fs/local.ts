@@ -10,7 +10,7 @@
 import { closeSync, constants as C, fstatSync, openSync, readSync, writeSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ArchiveLookup, CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
+import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
 import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
 import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
@@ -52,6 +52,7 @@ function tempOwner(name: string): number | undefined {
 /** LocalEndpoint is a directory tree on this machine. */
 export class LocalEndpoint implements Endpoint {
   readonly label: string;
+  readonly trusted = true;
   private readonly walker: Walker;
   private readonly staleTemps: string[] = [];
   /** Files and directories written since the last barrier (for a Disk without syncfs). */
@@ -278,12 +279,17 @@ export class LocalEndpoint implements Endpoint {
     }
   }
 
-  /** expectFile checks that path still is the file the plan saw (compare-and-swap). */
+  /**
+   * expectFile checks that path still is the file the plan saw
+   * (compare-and-swap): its whole stamp, or failing that its stamp digest.
+   */
   private async expectFile(path: string, expect: FileEntry): Promise<BigIntStats> {
     const st = await this.lstatAt(path);
     if (st === undefined) throw new ChangedError(path, 'deleted');
     if (!st.isFile()) throw new ChangedError(path, 'no longer a regular file');
-    if (expect.stamp === undefined || !sameStamp(stampOf(st), expect.stamp)) throw new ChangedError(path, 'modified');
+    const stamp = stampOf(st);
+    const same = expect.stamp !== undefined ? sameStamp(stamp, expect.stamp) : expect.digest !== undefined && stampDigest(stamp) === expect.digest;
+    if (!same) throw new ChangedError(path, 'modified');
     return st;
   }
 
@@ -343,52 +349,21 @@ export class LocalEndpoint implements Endpoint {
     }
   }
 
-  async remove(path: string, expect: Entry, archive: ArchiveLookup): Promise<void> {
-    if (expect.kind === 'file') {
-      await this.expectFile(path, expect);
-      await this.unlink(path);
-      return;
-    }
-    if (expect.kind !== 'dir') throw new ChangedError(path, 'not a file or directory');
-    const st = await this.lstatAt(path);
-    if (st === undefined) return; // already gone
-    if (!st.isDirectory()) throw new ChangedError(path, 'no longer a directory');
-    await this.removeTree(path, archive);
+  async removeFile(path: string, expect: FileEntry): Promise<void> {
+    await this.expectFile(path, expect);
+    await this.unlink(path);
   }
 
-  // Removes a directory whose every entry must still match the archive.
-  private async removeTree(path: string, archive: ArchiveLookup): Promise<void> {
-    let listing;
-    try {
-      listing = await this.walker.list(path);
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT') return;
-      throw new PathError(path, `unable to list ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
-    }
-    await this.sweep();
-    for (const item of listing.items) {
-      const base = archive(item.path);
-      if (base === undefined) throw new ChangedError(item.path, 'created since the last sync');
-      if (item.kind === 'dir' && base.entry.kind === 'dir') {
-        await this.removeTree(item.path, archive);
-      } else if (item.kind === 'file' && base.entry.kind === 'file') {
-        if (item.digest !== base.digest) {
-          const hash = await this.hash(item);
-          if (hash !== base.entry.hash || item.size !== base.entry.size) throw new ChangedError(item.path, 'modified since the last sync');
-        }
-        await this.expectFile(item.path, { ...base.entry, stamp: item.stamp });
-        await this.unlink(item.path);
-      } else {
-        throw new ChangedError(item.path, 'changed type since the last sync');
-      }
-    }
+  async removeDir(path: string): Promise<void> {
     try {
       await fsp.rmdir(this.abs(path));
       this.touch(parentOf(path));
     } catch (error) {
       const code = errnoCode(error);
+      if (code === 'ENOENT') return;
       if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ChangedError(path, 'something was created in it meanwhile');
-      if (code !== 'ENOENT') throw new PathError(path, `unable to remove directory ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+      if (code === 'ENOTDIR') throw new ChangedError(path, 'no longer a directory');
+      throw new PathError(path, `unable to remove directory ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
   }
 

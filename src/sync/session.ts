@@ -277,7 +277,7 @@ class Pass {
         const listing = descent?.[side];
         if (item === undefined) continue;
         if (listing instanceof Error) this.unlisted(row, side, listing);
-        else this.observe(row, side, item, child.base === undefined && child[otherSide(side)]?.kind !== 'file');
+        else this.observe(row, side, item, this.endpoint(side).trusted && child.base === undefined && child[otherSide(side)]?.kind !== 'file');
       }
       if (!this.quiet(row)) frame.quiet = false;
       this.summary.scanned++;
@@ -499,10 +499,8 @@ class Pass {
       case 'remove':
         try {
           this.store.putIntent(this.sessionId, op.to, op.path, 'remove');
-          await target.remove(op.path, op.expect, (path) => {
-            const record = this.store.archiveGet(this.sessionId, path);
-            return record === undefined ? undefined : { entry: record.entry, digest: sideDigest(record, op.to) };
-          });
+          if (op.expect.kind === 'file') await target.removeFile(op.path, op.expect);
+          else await this.removeTree(target, op.path);
           this.touched.add(op.to);
           this.actions.push({ kind: 'forget-tree', path: op.path });
           this.summary.removed[op.to]++;
@@ -512,6 +510,33 @@ class Pass {
         }
         return;
     }
+  }
+
+  // Removes a directory tree from one side, entry by entry, each of which
+  // must still match the archive: an entry created or changed since the last
+  // sync stops the removal (ChangedError) and is rescanned.
+  private async removeTree(target: Endpoint, path: string): Promise<void> {
+    let listing: Listing;
+    try {
+      listing = await target.list(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for (const item of listing.items) {
+      const base = this.store.archiveGet(this.sessionId, item.path);
+      if (base === undefined) throw new ChangedError(item.path, 'created since the last sync');
+      if (item.kind === 'dir' && base.entry.kind === 'dir') {
+        await this.removeTree(target, item.path);
+      } else if (item.kind === 'file' && base.entry.kind === 'file') {
+        if (item.size !== base.entry.size) throw new ChangedError(item.path, 'modified since the last sync');
+        if (item.digest !== sideDigest(base, target.side) && (await target.hash(item)) !== base.entry.hash) throw new ChangedError(item.path, 'modified since the last sync');
+        await target.removeFile(item.path, { ...base.entry, stamp: item.stamp });
+      } else {
+        throw new ChangedError(item.path, 'changed type since the last sync');
+      }
+    }
+    await target.removeDir(path);
   }
 
   /** flush ends a batch: barrier, renames, barrier, then one archive transaction. */
