@@ -25,7 +25,7 @@ export type Request =
   | { t: 'prepare'; id: number }
   | { t: 'list'; id: number; path: string; expect?: number }
   | { t: 'hash'; id: number; path: string; size: number; stamp: string }
-  | { t: 'read'; id: number; path: string; size: number }
+  | { t: 'read'; id: number; path: string; size: number; stamp?: string }
   | { t: 'stage'; id: number; path: string; size: number }
   | { t: 'end'; id: number }
   | { t: 'discard'; id: number; staged: number }
@@ -260,9 +260,13 @@ export function checkRequest(value: unknown): Request {
       hex(o.stamp, 80, 'hash stamp');
       break;
     case 'read':
+      withPath(['size'], ['stamp']);
+      uint(o.size, MAX_SIZE, 'read size');
+      if (o.stamp !== undefined) hex(o.stamp, 80, 'read stamp');
+      break;
     case 'stage':
       withPath(['size']);
-      uint(o.size, MAX_SIZE, `${o.t} size`);
+      uint(o.size, MAX_SIZE, 'stage size');
       break;
     case 'discard':
       exactKeys(o, ['t', 'id', 'staged'], [], 'discard');

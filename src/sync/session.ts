@@ -202,6 +202,7 @@ class Pass {
   private transfers: Transfer[] = [];
   private batchBytes = 0;
   private batchStarted = Date.now();
+  private halt: SessionHalt | undefined;
   private touched = new Set<Side>();
   private readonly detected = new Set<string>();
   private readonly unstable = new Map<string, Error>();
@@ -299,6 +300,7 @@ class Pass {
     while (window.length > 0) await decide(window.shift() as PendingRow);
     for (const decision of reconciler.end()) await this.handle(decision);
     await this.flush();
+    if (this.halt !== undefined) throw this.halt;
     await Promise.all([alpha.sweep(), beta.sweep()]);
     this.closeSettledConflicts();
   }
@@ -362,6 +364,7 @@ class Pass {
 
   // A directory that could not be listed on one side holds its path this pass.
   private unlisted(row: PendingRow, side: Side, error: Error): void {
+    if (error instanceof SessionHalt) this.halt ??= error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') this.unstable.set(`${side}:${row.path}`, new ChangedError(row.path, 'replaced while scanning'));
     this.setEntry(row, side, { kind: 'unsupported', reason: 'unreadable' });
@@ -449,9 +452,19 @@ class Pass {
     ) {
       await this.flush();
     }
+    if (this.halt !== undefined) {
+      await this.flush();
+      throw this.halt;
+    }
   }
 
   private fail(path: string, error: Error): void {
+    if (error instanceof SessionHalt) {
+      // The other side's channel ended (a violation, a lost connection): the
+      // session stops after what is already done is recorded.
+      this.halt ??= error;
+      return;
+    }
     if (error instanceof ChangedError) {
       this.summary.retried++;
       return;

@@ -1,0 +1,15 @@
+/**
+ * The guest agent's entry point, bundled into dist/agent.mjs and started by
+ * the host over SSH as `node agent.mjs`: speaks ferry's protocol on
+ * stdin/stdout, logs to stderr.
+ */
+
+import { serve } from './serve.js';
+
+serve(process.stdin, process.stdout).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`ferry agent: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

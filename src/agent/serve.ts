@@ -1,0 +1,214 @@
+/**
+ * The guest agent's protocol loop: serves one root over a byte stream (the
+ * SSH exec channel's stdin/stdout), with a LocalEndpoint on the portable
+ * disk doing the work. The guest keeps no authoritative state: staged files
+ * are temporaries, and everything else is answered from the disk.
+ */
+
+import type { Readable, Writable } from 'node:stream';
+import { isAbsolute, resolve } from 'node:path';
+import type { ScanItem, Staged } from '../core/endpoint.js';
+import type { FileEntry } from '../core/entry.js';
+import { ChangedError } from '../core/errors.js';
+import { baseName } from '../core/path.js';
+import { LocalEndpoint } from '../fs/local.js';
+import { portableDisk } from '../fs/portable-disk.js';
+import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
+import { type Request, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
+
+const READ_CHUNK = 1 << 20;
+
+// Data frames for a stage request, as an async iterable fed by the decoder.
+class Inbox {
+  private readonly chunks: Uint8Array[] = [];
+  private done = false;
+  private waiter: (() => void) | undefined;
+
+  push(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.wake();
+  }
+
+  end(): void {
+    this.done = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const chunk = this.chunks.shift();
+      if (chunk !== undefined) {
+        yield chunk;
+        continue;
+      }
+      if (this.done) return;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+}
+
+/** serve runs the agent over `input`/`output` until the host closes the stream. */
+export async function serve(input: Readable, output: Writable): Promise<void> {
+  const send = async (bytes: Uint8Array): Promise<void> => {
+    if (!output.write(bytes)) await new Promise<void>((resolve) => output.once('drain', () => resolve()));
+  };
+  await send(AGENT_MAGIC);
+  await send(encodeJson({ t: 'hello', version: PROTOCOL_VERSION, node: process.versions.node }));
+
+  const decoder = new FrameDecoder(HOST_MAGIC);
+  let endpoint: LocalEndpoint | undefined;
+  const inboxes = new Map<number, Inbox>();
+  const staged = new Map<number, Staged>();
+
+  const reply = (message: unknown) => send(encodeJson(message));
+  const fail = (id: number, error: unknown) => {
+    const code = error instanceof ChangedError ? 'changed' : 'path';
+    const message = (error instanceof Error ? error.message : String(error)).slice(0, 4000);
+    return reply({ t: 'error', id, code, message });
+  };
+
+  const handle = async (request: Request, ep: LocalEndpoint): Promise<void> => {
+    const { id } = request;
+    try {
+      switch (request.t) {
+        case 'prepare':
+          await ep.prepare();
+          return await reply({ t: 'ok', id });
+        case 'list': {
+          const listing = await ep.list(request.path, request.expect);
+          const entries: WireListed[] = listing.items.map((item) => [baseName(item.path), wireKind(item), item.mode, item.size, toHex(item.stamp), item.digest]);
+          return await reply({ t: 'listing', id, digest: listing.digest, complete: listing.complete, entries });
+        }
+        case 'hash': {
+          const stamp = fromHex(request.stamp);
+          const item: ScanItem = { path: request.path, kind: 'file', size: request.size, mode: 0, stamp, digest: 0 };
+          return await reply({ t: 'hash', id, hash: await ep.hash(item) });
+        }
+        case 'read': {
+          const entry: FileEntry = { kind: 'file', size: request.size, hash: '', ...(request.stamp !== undefined ? { stamp: fromHex(request.stamp) } : {}) };
+          for await (const chunk of ep.read(request.path, entry)) {
+            for (let off = 0; off < chunk.length; off += READ_CHUNK) await send(encodeData(id, chunk.subarray(off, off + READ_CHUNK)));
+          }
+          return await reply({ t: 'end', id });
+        }
+        case 'stage': {
+          const inbox = new Inbox();
+          inboxes.set(id, inbox);
+          try {
+            const result = await ep.stage(request.path, inbox, request.size);
+            staged.set(id, result);
+            return await reply({ t: 'staged', id, size: result.size, hash: result.hash });
+          } finally {
+            inboxes.delete(id);
+          }
+        }
+        case 'discard': {
+          const s = staged.get(request.staged);
+          staged.delete(request.staged);
+          if (s !== undefined) await ep.discard(s);
+          return await reply({ t: 'ok', id });
+        }
+        case 'commit': {
+          const s = staged.get(request.staged);
+          if (s === undefined) throw new ChangedError(`#${request.staged}`, 'nothing staged under that id');
+          staged.delete(request.staged);
+          const result = await ep.commit(s, request.expect === null ? undefined : fromWire(request.expect), { stripExec: request.stripExec });
+          return await reply({ t: 'committed', id, digest: result.digest, strippedExec: result.strippedExec });
+        }
+        case 'mkdir':
+          await ep.mkdir(request.path, request.expect === null ? undefined : fromWire(request.expect));
+          return await reply({ t: 'ok', id });
+        case 'unlink': {
+          const expect = fromWire(request.expect);
+          if (expect.kind !== 'file') throw new ChangedError(request.path, 'only files are unlinked');
+          await ep.removeFile(request.path, expect);
+          return await reply({ t: 'ok', id });
+        }
+        case 'rmdir':
+          await ep.removeDir(request.path);
+          return await reply({ t: 'ok', id });
+        case 'move':
+          await ep.move(request.path, request.to, fromWire(request.expect));
+          return await reply({ t: 'ok', id });
+        case 'inspect': {
+          const entry = await ep.inspect(request.path);
+          const wire = entry === undefined ? null : entry.kind === 'file' ? { kind: 'file', size: entry.size, hash: entry.hash } : entry;
+          return await reply({ t: 'entry', id, entry: wire });
+        }
+        case 'exists':
+          return await reply({ t: 'exists', id, exists: await ep.exists(request.path) });
+        case 'sweep':
+          await ep.sweep();
+          return await reply({ t: 'ok', id });
+        case 'barrier':
+          await ep.barrier();
+          return await reply({ t: 'ok', id });
+        case 'end':
+          return;
+      }
+    } catch (error) {
+      await fail(id, error);
+    }
+  };
+
+  await new Promise<void>((resolveDone, rejectDone) => {
+    input.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = decoder.push(chunk);
+      } catch (error) {
+        rejectDone(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      for (const frame of frames) {
+        if (frame.type === 'data') {
+          inboxes.get(frame.id)?.push(frame.data);
+          continue;
+        }
+        try {
+          const message: unknown = JSON.parse(frame.text);
+          if (endpoint === undefined) {
+            const hello = checkHostHello(message);
+            if (hello.version !== PROTOCOL_VERSION) throw new ProtocolError(`the host speaks protocol ${hello.version}, this agent ${PROTOCOL_VERSION}`);
+            const root = isAbsolute(hello.root) ? hello.root : resolve(hello.root);
+            endpoint = new LocalEndpoint('beta', root, portableDisk);
+            continue;
+          }
+          const request = checkRequest(message);
+          if (request.t === 'end') {
+            inboxes.get(request.id)?.end();
+            continue;
+          }
+          void handle(request, endpoint);
+        } catch (error) {
+          rejectDone(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+      }
+    });
+    input.on('end', () => resolveDone());
+    input.on('error', (error) => rejectDone(error));
+  });
+  await endpoint?.sweep();
+}
+
+function wireKind(item: ScanItem): number {
+  if (item.kind === 'file') return WIRE_KIND.file;
+  if (item.kind === 'dir') return WIRE_KIND.dir;
+  switch (item.reason) {
+    case 'symlink':
+      return WIRE_KIND.symlink;
+    case 'special':
+      return WIRE_KIND.special;
+    case 'bad-name':
+      return WIRE_KIND.badName;
+    default:
+      return WIRE_KIND.unreadable;
+  }
+}

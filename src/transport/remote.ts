@@ -1,0 +1,355 @@
+/**
+ * The remote endpoint: one side of a session served by a ferry agent in a
+ * guest, over a byte stream (an SSH exec channel).
+ *
+ * Everything the agent sends is hostile input: every frame is size-checked
+ * before it is buffered, every message is validated against its schema, a
+ * reply must answer a request that is waiting for that kind of reply, and
+ * data may only arrive for a read, up to the size asked for. A violation
+ * ends the channel: every pending and later call fails with a SessionHalt
+ * naming the reason. Content from the guest is hashed by the host as it
+ * arrives (by the staging endpoint) and checked against what the guest
+ * announced before anything is renamed into place.
+ */
+
+import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
+import type { Entry, FileEntry, Hash, Side, UnsupportedReason } from '../core/entry.js';
+import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
+import { joinPath } from '../core/path.js';
+import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
+import { type Reply, type Request, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
+
+/** Channel is the byte stream to an agent. */
+export interface Channel {
+  write(data: Uint8Array): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  end(): void;
+}
+
+/** StreamLimits bound what one agent may make the host hold or do. */
+export interface StreamLimits {
+  /** Requests in flight at once. */
+  readonly maxInFlight: number;
+}
+
+type ReplyKind = Reply['t'];
+
+interface Pending {
+  readonly accepts: readonly ReplyKind[];
+  resolve(reply: Reply): void;
+  reject(error: Error): void;
+  /** For reads: where data goes, and how much may still come. */
+  data?: ReadStream;
+}
+
+// The chunks of one read, handed to an async iterator.
+class ReadStream {
+  readonly chunks: Uint8Array[] = [];
+  received = 0;
+  done = false;
+  error: Error | undefined;
+  private waiter: (() => void) | undefined;
+
+  constructor(readonly limit: number) {}
+
+  push(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.wake();
+  }
+
+  finish(error?: Error): void {
+    this.done = true;
+    this.error = error;
+    this.wake();
+  }
+
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  wait(): Promise<void> {
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+}
+
+const REASONS: Record<number, UnsupportedReason> = {
+  [WIRE_KIND.symlink]: 'symlink',
+  [WIRE_KIND.special]: 'special',
+  [WIRE_KIND.unreadable]: 'unreadable',
+  [WIRE_KIND.badName]: 'bad-name',
+};
+
+const STAGE_CHUNK = 1 << 20;
+
+/** RemoteEndpoint is a side served by an agent over a channel. */
+export class RemoteEndpoint implements Endpoint {
+  readonly trusted = false;
+  private readonly decoder = new FrameDecoder(AGENT_MAGIC);
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private broken: SessionHalt | undefined;
+  private hello: ((error?: Error) => void) | undefined;
+  private helloDone = false;
+  private readonly stagedIds = new WeakMap<Staged, number>();
+
+  constructor(
+    readonly side: Side,
+    readonly label: string,
+    private readonly channel: Channel,
+    private readonly root: string,
+    private readonly onViolation: (reason: string) => void = () => undefined,
+  ) {
+    channel.on('data', (chunk) => this.receive(chunk));
+    channel.on('close', () => this.break(`the connection to ${label} closed`, false));
+    channel.on('error', (error) => this.break(`the connection to ${label} failed: ${error.message}`, false));
+  }
+
+  /** start performs the handshake: magic bytes and versions both ways. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    await this.send(HOST_MAGIC);
+    await this.send(encodeJson({ t: 'hello', version: PROTOCOL_VERSION, root: this.root }));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.break(`the agent at ${this.label} did not answer within ${timeoutMs / 1000} s`, true)), timeoutMs);
+      this.hello = (error) => {
+        clearTimeout(timer);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      if (this.broken !== undefined) this.hello(this.broken);
+    });
+  }
+
+  /** halt returns the reason the channel ended, if it did. */
+  get halted(): SessionHalt | undefined {
+    return this.broken;
+  }
+
+  private break(reason: string, violation: boolean): SessionHalt {
+    if (this.broken !== undefined) return this.broken;
+    const halt = new SessionHalt(violation ? `the guest agent at ${this.label} broke the protocol: ${reason}; its connection was closed and nothing more from it was applied` : reason);
+    this.broken = halt;
+    if (violation) this.onViolation(reason);
+    for (const p of this.pending.values()) {
+      p.data?.finish(halt);
+      p.reject(halt);
+    }
+    this.pending.clear();
+    const h = this.hello;
+    this.hello = undefined;
+    h?.(halt);
+    try {
+      this.channel.end();
+    } catch {
+      // already closed
+    }
+    return halt;
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.broken !== undefined) return;
+    try {
+      for (const frame of this.decoder.push(chunk)) {
+        if (frame.type === 'data') {
+          const p = this.pending.get(frame.id);
+          if (p?.data === undefined) throw new ProtocolError(`data for request ${frame.id}, which is not a read in progress`);
+          p.data.received += frame.data.length;
+          if (p.data.received > p.data.limit) throw new ProtocolError(`more data than the ${p.data.limit} bytes asked for`);
+          p.data.push(frame.data);
+          continue;
+        }
+        let message: unknown;
+        try {
+          message = JSON.parse(frame.text);
+        } catch {
+          throw new ProtocolError('a message is not valid JSON');
+        }
+        if (!this.helloDone) {
+          const hello = checkAgentHello(message);
+          if (hello.version !== PROTOCOL_VERSION) {
+            throw new ProtocolError(`the agent speaks protocol version ${hello.version}, this ferry ${PROTOCOL_VERSION}; reinstall the agent`);
+          }
+          this.helloDone = true;
+          const h = this.hello;
+          this.hello = undefined;
+          h?.();
+          continue;
+        }
+        const reply = checkReply(message);
+        const p = this.pending.get(reply.id);
+        if (p === undefined) throw new ProtocolError(`a reply to request ${reply.id}, which was never made or is already answered`);
+        if (reply.t !== 'error' && !p.accepts.includes(reply.t)) throw new ProtocolError(`a "${reply.t}" reply to a request that expects ${p.accepts.join(' or ')}`);
+        this.pending.delete(reply.id);
+        p.resolve(reply);
+      }
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.break(reason, true);
+    }
+  }
+
+  private async send(bytes: Uint8Array): Promise<void> {
+    if (this.broken !== undefined) throw this.broken;
+    if (!this.channel.write(bytes)) await new Promise<void>((resolve) => this.channel.once('drain', resolve));
+  }
+
+  private async call<K extends ReplyKind>(request: Omit<Request, 'id'>, accepts: readonly K[], data?: ReadStream): Promise<Extract<Reply, { t: K }>> {
+    if (this.broken !== undefined) throw this.broken;
+    const id = this.nextId++;
+    const reply = new Promise<Reply>((resolve, reject) => {
+      this.pending.set(id, { accepts, resolve, reject, ...(data !== undefined ? { data } : {}) });
+    });
+    await this.send(encodeJson({ ...request, id }));
+    const answer = await reply;
+    if (answer.t === 'error') {
+      const path = 'path' in request ? String((request as { path: string }).path) : this.label;
+      if (answer.code === 'changed') throw new ChangedError(path, `on ${this.side}: ${answer.message}`);
+      throw new PathError(path, `${this.side} (${this.label}): ${answer.message}`);
+    }
+    return answer as Extract<Reply, { t: K }>;
+  }
+
+  async prepare(): Promise<void> {
+    try {
+      await this.call({ t: 'prepare' }, ['ok']);
+    } catch (error) {
+      if (error instanceof PathError || error instanceof ChangedError) throw new SessionHalt(`the ${this.side} root ${this.label} cannot be used: ${error.message}; nothing was changed on either side`);
+      throw error;
+    }
+  }
+
+  async list(path: string, expect?: number): Promise<Listing> {
+    const reply = await this.call({ t: 'list', path, ...(expect !== undefined ? { expect } : {}) } as Omit<Request, 'id'>, ['listing']);
+    const items: ScanItem[] = reply.entries.map(([name, kind, mode, size, stamp, digest]) => {
+      const reason = REASONS[kind];
+      return {
+        path: joinPath(path, name),
+        kind: kind === WIRE_KIND.file ? 'file' : kind === WIRE_KIND.dir ? 'dir' : 'unsupported',
+        size,
+        mode,
+        stamp: fromHex(stamp),
+        digest,
+        ...(reason !== undefined ? { reason } : {}),
+      };
+    });
+    // A complete listing may not be partial, nor a partial one hold anything but directories.
+    if (!reply.complete && items.some((item) => item.kind !== 'dir')) throw this.break('a partial listing holds more than directories', true);
+    if (!reply.complete && expect === undefined) throw this.break('a partial listing nobody asked for', true);
+    return { items, digest: reply.digest, complete: reply.complete };
+  }
+
+  async hash(item: ScanItem): Promise<Hash> {
+    return (await this.call({ t: 'hash', path: item.path, size: item.size, stamp: toHex(item.stamp) } as Omit<Request, 'id'>, ['hash'])).hash;
+  }
+
+  async *read(path: string, entry: FileEntry): AsyncIterable<Uint8Array> {
+    const stream = new ReadStream(entry.size);
+    const request = { t: 'read', path, size: entry.size, ...(entry.stamp !== undefined ? { stamp: toHex(entry.stamp) } : {}) } as Omit<Request, 'id'>;
+    const done = this.call(request, ['end'], stream).then(
+      () => stream.finish(),
+      (error: unknown) => stream.finish(error instanceof Error ? error : new Error(String(error))),
+    );
+    for (;;) {
+      const chunk = stream.chunks.shift();
+      if (chunk !== undefined) {
+        yield chunk;
+        continue;
+      }
+      if (stream.done) break;
+      await stream.wait();
+    }
+    await done;
+    if (stream.error !== undefined) throw stream.error;
+    if (stream.received !== entry.size) throw new ChangedError(path, `the guest sent ${stream.received} of ${entry.size} bytes`);
+  }
+
+  async stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<Staged> {
+    if (this.broken !== undefined) throw this.broken;
+    const id = this.nextId++;
+    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { accepts: ['staged'], resolve, reject }));
+    await this.send(encodeJson({ t: 'stage', id, path, size: expectedSize }));
+    let sent = 0;
+    try {
+      for await (const chunk of content) {
+        for (let off = 0; off < chunk.length; off += STAGE_CHUNK) {
+          const part = chunk.subarray(off, off + STAGE_CHUNK);
+          sent += part.length;
+          await this.send(encodeData(id, part));
+        }
+      }
+    } finally {
+      // The agent ends its staging either way; a short file fails its size check.
+      await this.send(encodeJson({ t: 'end', id })).catch(() => undefined);
+    }
+    const answer = await reply;
+    if (answer.t === 'error') {
+      if (answer.code === 'changed') throw new ChangedError(path, `on ${this.side}: ${answer.message}`);
+      throw new PathError(path, `${this.side} (${this.label}): ${answer.message}`);
+    }
+    if (answer.t !== 'staged') throw this.break('a staging answered with the wrong reply', true);
+    if (answer.size !== sent) throw this.break(`it staged ${answer.size} bytes of the ${sent} sent`, true);
+    const staged: Staged = { path, size: answer.size, hash: answer.hash };
+    this.stagedIds.set(staged, id);
+    return staged;
+  }
+
+  async discard(staged: Staged): Promise<void> {
+    const id = this.stagedIds.get(staged);
+    if (id !== undefined) await this.call({ t: 'discard', staged: id } as Omit<Request, 'id'>, ['ok']).catch(() => undefined);
+  }
+
+  async commit(staged: Staged, expect: Entry | undefined, options: CommitOptions): Promise<CommitResult> {
+    const id = this.stagedIds.get(staged);
+    if (id === undefined) throw new ChangedError(staged.path, 'not staged on this side');
+    const reply = await this.call({ t: 'commit', staged: id, expect: expect === undefined ? null : toWire(expect), stripExec: options.stripExec } as Omit<Request, 'id'>, ['committed']);
+    return { digest: reply.digest, strippedExec: reply.strippedExec };
+  }
+
+  async mkdir(path: string, expect: Entry | undefined): Promise<void> {
+    await this.call({ t: 'mkdir', path, expect: expect === undefined ? null : toWire(expect) } as Omit<Request, 'id'>, ['ok']);
+  }
+
+  async removeFile(path: string, expect: FileEntry): Promise<void> {
+    await this.call({ t: 'unlink', path, expect: toWire(expect) } as Omit<Request, 'id'>, ['ok']);
+  }
+
+  async removeDir(path: string): Promise<void> {
+    await this.call({ t: 'rmdir', path } as Omit<Request, 'id'>, ['ok']);
+  }
+
+  async move(path: string, to: string, expect: Entry): Promise<void> {
+    await this.call({ t: 'move', path, to, expect: toWire(expect) } as Omit<Request, 'id'>, ['ok']);
+  }
+
+  async inspect(path: string): Promise<Entry | undefined> {
+    const reply = await this.call({ t: 'inspect', path } as Omit<Request, 'id'>, ['entry']);
+    return reply.entry === null ? undefined : fromWire(reply.entry);
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return (await this.call({ t: 'exists', path } as Omit<Request, 'id'>, ['exists'])).exists;
+  }
+
+  async sweep(): Promise<void> {
+    await this.call({ t: 'sweep' }, ['ok']);
+  }
+
+  async barrier(): Promise<void> {
+    await this.call({ t: 'barrier' }, ['ok']);
+  }
+
+  async close(): Promise<void> {
+    if (this.broken === undefined) {
+      try {
+        this.channel.end();
+      } catch {
+        // already closed
+      }
+    }
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Test support: a ferry agent (or a hostile stand-in) run as a local child
+ * process, its stdio wrapped as a Channel for RemoteEndpoint.
+ */
+
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Channel } from '../../src/transport/remote.js';
+
+/** AGENT_BUNDLE is the built agent. */
+export const AGENT_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'agent.mjs');
+
+/** childChannel wraps a child's stdin/stdout as a Channel. */
+export function childChannel(child: ChildProcessWithoutNullStreams): Channel {
+  return {
+    write: (data) => child.stdin.write(data),
+    once: (_event, listener) => child.stdin.once('drain', listener),
+    on: (event: 'data' | 'close' | 'error', listener: (arg: never) => void) => {
+      if (event === 'data') child.stdout.on('data', listener as (chunk: Buffer) => void);
+      else if (event === 'close') child.on('close', listener as () => void);
+      else child.on('error', listener as (error: Error) => void);
+      return undefined;
+    },
+    end: () => child.stdin.end(),
+  };
+}
+
+/** spawnAgent starts `node script` (the real agent by default). */
+export function spawnAgent(script = AGENT_BUNDLE, args: string[] = []): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+}
