@@ -51,6 +51,7 @@ describe('bad input', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/ferry sync <alpha> <beta>/);
     expect(r.stdout).toMatch(/Not yet available: sync --watch/);
+    expect(r.stdout).toMatch(/ssh:\/\/\[user@\]host\[:port\]\/path/);
     const watch = await runFerry(home, ['sync', '/tmp', '/var', '--watch']);
     expect(watch.status).toBe(2);
     expect(watch.stderr).toMatch(/--watch is not available/);

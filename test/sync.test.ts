@@ -6,8 +6,9 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
-import { makePair, readTree, runFerry, writeTree } from './support/cli.js';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Pair, type Tree, makePair as makeLocalOrRemotePair, readTree, runFerry, writeTree } from './support/cli.js';
+import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
 
 interface ConflictJson {
   id: number;
@@ -22,7 +23,24 @@ async function conflicts(home: string): Promise<ConflictJson[]> {
   return JSON.parse(r.stdout) as ConflictJson[];
 }
 
-describe('ferry sync --once', () => {
+// Every scenario runs twice: beta a local directory, and beta a directory in
+// the guest behind a real sshd on 127.0.0.1.
+const modes = ['local', 'ssh'] as const;
+
+describe.each(modes)('ferry sync --once (beta %s)', (mode) => {
+  let sshd: Sshd | undefined;
+  const unavailable = mode === 'ssh' ? sshdUnavailable() : undefined;
+  beforeAll(async () => {
+    if (mode === 'ssh' && unavailable === undefined) sshd = await startSshd();
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+  });
+  const makePair = (alphaTree?: Tree, betaTree?: Tree): Pair => {
+    if (mode === 'ssh' && sshd === undefined) throw new Error(`the SSH scenarios cannot run: ${unavailable ?? 'sshd did not start'}`);
+    return makeLocalOrRemotePair(alphaTree, betaTree, sshd);
+  };
+
   test('an initial sync merges both trees and a second run has nothing to do', async () => {
     const pair = makePair({ 'a.txt': 'alpha', 'dir/': null, 'dir/x': 'x', 'deep/er/file': 'deep' }, { 'b.txt': 'beta', 'other/y': 'y' });
     const first = await pair.sync();
@@ -105,7 +123,8 @@ describe('ferry sync --once', () => {
     expect((await conflicts(pair.home)).map((c) => c.id)).toEqual([id]);
     expect(readFileSync(join(pair.beta, 'clash.txt'), 'utf8')).toBe('beta edit\n');
 
-    const show = await runFerry(pair.home, ['conflicts', 'show', String(id)]);
+    const show = await runFerry(pair.home, ['conflicts', 'show', String(id), ...(pair.remote && sshd !== undefined ? ['--key', sshd.clientKey] : [])]);
+    expect(show.stderr).toBe('');
     expect(show.status).toBe(0);
     expect(show.stdout).toContain('-alpha edit');
     expect(show.stdout).toContain('+beta edit');
@@ -252,7 +271,7 @@ describe('ferry sync --once', () => {
     const pair = makePair({ 'a.txt': 'a', 'd/b.txt': 'b' });
     expect((await pair.sync()).status).toBe(0);
     renameSync(pair.alpha, `${pair.alpha}.moved`);
-    const r = await runFerry(pair.home, ['sync', pair.alpha, pair.beta, '--once']);
+    const r = await pair.sync();
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/sync halted: the alpha root .* has vanished since the last sync; nothing was changed/);
     expect(readTree(pair.beta)).toEqual({ 'a.txt': 'a', d: null, 'd/b.txt': 'b' });

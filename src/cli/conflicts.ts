@@ -10,6 +10,7 @@ import { describeEntry } from '../core/entry.js';
 import { UsageError } from '../core/errors.js';
 import type { ConflictRecord, Resolution, Store } from '../state/store.js';
 import { EXIT, formatBytes, printJson } from './output.js';
+import { connectGuest, looksRemote, parseTarget } from '../transport/ssh.js';
 
 const DIFF_LIMIT = 1 << 20;
 
@@ -82,17 +83,43 @@ function readText(file: string): string | undefined {
   }
 }
 
+// What a guest (ssh) side holds at path: its metadata and, for a small file, its text.
+async function remoteSide(store: Store, root: string, path: string, key: string | undefined): Promise<{ info: SideInfo; text: string | undefined }> {
+  const guest = await connectGuest(parseTarget(root), 'beta', { acceptNewHostKey: false, home: store.home, ...(key !== undefined ? { key } : {}) });
+  try {
+    const entry = await guest.endpoint.inspect(path);
+    if (entry === undefined) return { info: { root, present: false }, text: undefined };
+    if (entry.kind !== 'file') return { info: { root, present: true, kind: entry.kind === 'dir' ? 'directory' : describeEntry(entry) }, text: undefined };
+    let text: string | undefined;
+    if (entry.size <= DIFF_LIMIT) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of guest.endpoint.read(path, { kind: 'file', size: entry.size, hash: entry.hash })) chunks.push(chunk);
+      const data = Buffer.concat(chunks);
+      text = data.includes(0) ? undefined : data.toString('utf8');
+    }
+    return { info: { root, present: true, kind: 'file', size: entry.size }, text };
+  } finally {
+    guest.close();
+  }
+}
+
 /** showConflictCommand prints one conflict: both sides' metadata and, for text, a unified diff. */
-export function showConflictCommand(store: Store, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
-  if (positionals.length > 1) throw new UsageError('usage: ferry conflicts show <id> [--json]');
+export async function showConflictCommand(store: Store, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean', default: false }, key: { type: 'string' } }, allowPositionals: true, strict: true });
+  if (positionals.length > 1) throw new UsageError('usage: ferry conflicts show <id> [--json] [--key FILE]');
   const conflict = parseId(positionals[0], store);
   const session = store.sessionById(conflict.session);
   if (session === undefined) throw new UsageError(`conflict ${conflict.id} belongs to a session that no longer exists`);
   const alpha = sideInfo(session.alpha, conflict.path);
-  const beta = sideInfo(session.beta, conflict.path);
   const alphaText = alpha.kind === 'file' ? readText(join(session.alpha, conflict.path)) : undefined;
-  const betaText = beta.kind === 'file' ? readText(join(session.beta, conflict.path)) : undefined;
+  let beta: SideInfo;
+  let betaText: string | undefined;
+  if (looksRemote(session.beta)) {
+    ({ info: beta, text: betaText } = await remoteSide(store, session.beta, conflict.path, values.key));
+  } else {
+    beta = sideInfo(session.beta, conflict.path);
+    betaText = beta.kind === 'file' ? readText(join(session.beta, conflict.path)) : undefined;
+  }
   const diff =
     alphaText !== undefined && betaText !== undefined
       ? createTwoFilesPatch(`alpha/${conflict.path}`, `beta/${conflict.path}`, alphaText, betaText, undefined, undefined, { context: 3 })
@@ -110,12 +137,14 @@ export function showConflictCommand(store: Store, args: string[]): Promise<numbe
       beta,
       diff: diff ?? null,
     });
-    return Promise.resolve(EXIT.ok);
+    return EXIT.ok;
   }
-  const line = (label: string, info: SideInfo) =>
-    info.present
-      ? `${label}: ${info.kind}, ${formatBytes(info.size ?? 0)}, modified ${info.modified}, mode ${info.mode}  (${join(info.root, conflict.path)})`
-      : `${label}: absent  (${join(info.root, conflict.path)})`;
+  const where = (info: SideInfo) => (looksRemote(info.root) ? `${info.root}/${conflict.path}` : join(info.root, conflict.path));
+  const line = (label: string, info: SideInfo) => {
+    if (!info.present) return `${label}: absent  (${where(info)})`;
+    const details = [info.kind ?? '', ...(info.size !== undefined ? [formatBytes(info.size)] : []), ...(info.modified !== undefined ? [`modified ${info.modified}`] : []), ...(info.mode !== undefined ? [`mode ${info.mode}`] : [])];
+    return `${label}: ${details.join(', ')}  (${where(info)})`;
+  };
   const out = [
     `conflict ${conflict.id}: ${conflict.path}`,
     `  ${conflict.reason}`,
@@ -128,7 +157,7 @@ export function showConflictCommand(store: Store, args: string[]): Promise<numbe
   else if (alpha.kind === 'file' && beta.kind === 'file') out.push('', '  (no diff: a side is binary or larger than 1 MiB)');
   out.push('', `resolve with: ferry resolve ${conflict.id} --keep alpha|beta|both`);
   process.stdout.write(`${out.join('\n')}\n`);
-  return Promise.resolve(EXIT.ok);
+  return EXIT.ok;
 }
 
 const KEEP: Record<string, Resolution> = { alpha: 'alpha', beta: 'beta', host: 'alpha', guest: 'beta', both: 'both' };

@@ -16,10 +16,17 @@ const VERSION = '0.1.0';
 const HELP = `ferry ${VERSION} — grant files into a VM and keep both copies in step
 
 Usage:
-  ferry sync <alpha> <beta> [--once] [--json]
-      Sync two directories both ways, once. alpha is the host side, beta the
-      guest side. A path changed on both sides becomes a conflict and stops
-      syncing until resolved; everything else keeps syncing.
+  ferry sync <alpha> <beta> [--once] [--json] [--key FILE] [--accept-new-host-key]
+      Sync two directories both ways, once. alpha is the host side (a local
+      directory), beta the guest side: a local directory, or a directory on
+      another machine as ssh://[user@]host[:port]/path or user@host:path.
+      A path changed on both sides becomes a conflict and stops syncing until
+      resolved; everything else keeps syncing.
+      Over SSH: the host key must be in ~/.ssh/known_hosts or
+      $FERRY_HOME/known_hosts (--accept-new-host-key trusts and records a new
+      one); keys come from --key, ssh-agent (SSH_AUTH_SOCK) or ~/.ssh/id_*.
+      The guest needs Node.js 18 or newer; ferry installs its agent in
+      ~/.cache/ferry there.
   ferry conflicts [--json]           List unresolved conflicts.
   ferry conflicts show <id> [--json] Both versions' metadata, and a diff for text.
   ferry resolve <id> --keep alpha|beta|host|guest|both
@@ -31,8 +38,8 @@ Usage:
   ferry help | --help                This text.
   ferry --version                    The version.
 
-Not yet available: sync --watch, ssh:// endpoints, the daemon, vm, run,
-grant, revoke, grants, status, log.
+Not yet available: sync --watch, the daemon, vm, run, grant, revoke,
+grants, status, log.
 
 State (archive, conflicts, log) lives in $FERRY_HOME
 (default \${XDG_STATE_HOME:-~/.local/state}/ferry).

@@ -6,10 +6,6 @@ import { realpathSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { SessionHalt, UsageError } from '../core/errors.js';
 
-function looksRemote(arg: string): boolean {
-  return arg.startsWith('ssh://') || /^[^/]*@[^/]*:/.test(arg) || /^[A-Za-z0-9.-]+:\//.test(arg);
-}
-
 /**
  * checkRoot resolves a root argument to a canonical directory path, or throws
  * UsageError. A root that ferry has synced before and that is gone now is not
@@ -17,7 +13,6 @@ function looksRemote(arg: string): boolean {
  */
 export function checkRoot(arg: string, side: 'alpha' | 'beta', knownRoot: (path: string) => boolean): string {
   if (arg === '') throw new UsageError(`the ${side} path is empty`);
-  if (looksRemote(arg)) throw new UsageError(`${arg}: remote (ssh) endpoints are not available in this version of ferry yet; give a local directory`);
   const abs = resolve(arg);
   let st;
   try {

@@ -4,7 +4,9 @@
 
 import { parseArgs } from 'node:util';
 import { describeUnsupported } from '../core/entry.js';
-import { UsageError } from '../core/errors.js';
+import type { Endpoint } from '../core/endpoint.js';
+import { SessionHalt, UsageError } from '../core/errors.js';
+import { connectGuest, looksRemote, parseTarget, targetLabel } from '../transport/ssh.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk } from '../fs/native.js';
 import type { Store } from '../state/store.js';
@@ -20,6 +22,8 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
       once: { type: 'boolean', default: false },
       watch: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      key: { type: 'string' },
+      'accept-new-host-key': { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -27,11 +31,32 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   if (values.watch) throw new UsageError('--watch is not available in this version of ferry yet; use --once');
   if (positionals.length !== 2) throw new UsageError('usage: ferry sync <alpha> <beta> [--once] [--json]');
   const [alphaArg, betaArg] = positionals as [string, string];
+  if (looksRemote(alphaArg)) throw new UsageError(`${alphaArg}: alpha is the host side and must be a local directory; put the guest (ssh) side second`);
   const known = (path: string) => store.hasSessionWithRoot(path);
   const alphaRoot = checkRoot(alphaArg, 'alpha', known);
-  const betaRoot = checkRoot(betaArg, 'beta', known);
-  checkPair(alphaRoot, betaRoot);
+  const remote = looksRemote(betaArg) ? parseTarget(betaArg) : undefined;
+  if (remote === undefined && (values.key !== undefined || values['accept-new-host-key'])) throw new UsageError('--key and --accept-new-host-key apply to an ssh:// (or user@host:path) beta');
+  const betaRoot = remote === undefined ? checkRoot(betaArg, 'beta', known) : targetLabel(remote);
+  if (remote === undefined) checkPair(alphaRoot, betaRoot);
 
+  const guest =
+    remote === undefined
+      ? undefined
+      : await connectGuest(remote, 'beta', { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}) });
+  try {
+    if (guest !== undefined && !(await guest.endpoint.exists(''))) {
+      if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
+      throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
+    }
+    const beta = guest?.endpoint ?? new LocalEndpoint('beta', betaRoot, nativeDisk());
+    return await runSync(store, values.json, alphaRoot, betaRoot, beta);
+  } finally {
+    guest?.close();
+  }
+}
+
+async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot: string, beta: Endpoint): Promise<number> {
+  const values = { json };
   const session = store.session(alphaRoot, betaRoot, true);
   if (session === undefined) throw new Error('session was not created');
   const progress = !values.json && process.stderr.isTTY ? new Progress() : undefined;
@@ -44,7 +69,7 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
       store,
       session,
       alpha: new LocalEndpoint('alpha', alphaRoot, nativeDisk()),
-      beta: new LocalEndpoint('beta', betaRoot, nativeDisk()),
+      beta,
       onEvent,
     });
   } finally {

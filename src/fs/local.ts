@@ -110,6 +110,7 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async hash(item: ScanItem): Promise<Hash> {
+    await initHash();
     const abs = this.abs(item.path);
     let handle;
     try {
@@ -200,6 +201,7 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<LocalStaged> {
+    await initHash();
     const temp = join(this.abs(parentOf(path)), `${TEMP_PREFIX}${process.pid}-${(this.tempCounter++).toString(36)}`);
     const hasher = new StreamHasher();
     if (expectedSize <= SMALL_FILE) {

@@ -53,22 +53,55 @@ export function tempDir(prefix = 'ferry-test-'): string {
 /** Pair is a fresh alpha, beta and FERRY_HOME. */
 export interface Pair {
   readonly alpha: string;
+  /** beta's directory, as the test reads and writes it on this machine. */
   readonly beta: string;
+  /** beta as ferry is told it: the directory, or its ssh:// URL. */
+  readonly betaArg: string;
   readonly home: string;
+  /** Whether beta is reached over SSH. */
+  readonly remote: boolean;
   sync(...extra: string[]): Promise<CliResult>;
 }
 
-/** makePair creates alpha and beta with the given trees. */
-export function makePair(alphaTree: Tree = {}, betaTree: Tree = {}): Pair {
+/** RemoteGuest is what makePair needs to put beta behind SSH (see support/sshd.ts). */
+export interface RemoteGuest {
+  readonly clientKey: string;
+  readonly knownHostsLine: string;
+  guestDir(prefix?: string): string;
+  chownToGuest(path: string): void;
+  url(path: string): string;
+}
+
+/** makePair creates alpha and beta with the given trees; beta lives in the guest when `guest` is given. */
+export function makePair(alphaTree: Tree = {}, betaTree: Tree = {}, guest?: RemoteGuest): Pair {
   const top = tempDir();
   const alpha = join(top, 'alpha');
-  const beta = join(top, 'beta');
   const home = join(top, 'home');
   mkdirSync(alpha);
-  mkdirSync(beta);
   writeTree(alpha, alphaTree);
+  if (guest === undefined) {
+    const beta = join(top, 'beta');
+    mkdirSync(beta);
+    writeTree(beta, betaTree);
+    return { alpha, beta, betaArg: beta, home, remote: false, sync: (...extra) => runFerry(home, ['sync', alpha, beta, '--once', ...extra]) };
+  }
+  const beta = guest.guestDir('pair');
   writeTree(beta, betaTree);
-  return { alpha, beta, home, sync: (...extra) => runFerry(home, ['sync', alpha, beta, '--once', ...extra]) };
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, 'known_hosts'), `${guest.knownHostsLine}\n`);
+  const betaArg = guest.url(beta);
+  return {
+    alpha,
+    beta,
+    betaArg,
+    home,
+    remote: true,
+    sync: (...extra) => {
+      // The test writes into beta as root; the guest user must own it all.
+      guest.chownToGuest(beta);
+      return runFerry(home, ['sync', alpha, betaArg, '--once', '--key', guest.clientKey, ...extra]);
+    },
+  };
 }
 
 /** writeTree creates the files and directories of tree below root. */

@@ -1,0 +1,295 @@
+/**
+ * The SSH transport: one ssh2 connection to a guest, its host key checked
+ * against known_hosts, the bundled agent installed there when the guest
+ * lacks that exact build (by content hash), and started over an exec
+ * channel that becomes a RemoteEndpoint.
+ */
+
+import { createHash, createHmac } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Side } from '../core/entry.js';
+import { FerryError, UsageError } from '../core/errors.js';
+import { RemoteEndpoint } from './remote.js';
+
+/** SshTarget is a directory on a machine reached over SSH. */
+export interface SshTarget {
+  readonly user: string;
+  readonly host: string;
+  readonly port: number;
+  /** The directory in the guest: absolute, or relative to the user's home. */
+  readonly path: string;
+}
+
+/** looksRemote reports whether a sync argument names an SSH target. */
+export function looksRemote(arg: string): boolean {
+  return arg.startsWith('ssh://') || /^[^/:]+:/.test(arg);
+}
+
+/** parseTarget parses ssh://[user@]host[:port]/path or the scp-like [user@]host:path. */
+export function parseTarget(arg: string): SshTarget {
+  const defaultUser = process.env.USER ?? userInfo().username;
+  if (arg.startsWith('ssh://')) {
+    let url: URL;
+    try {
+      url = new URL(arg);
+    } catch {
+      throw new UsageError(`${arg}: not a valid ssh:// URL; write ssh://[user@]host[:port]/path`);
+    }
+    const path = decodeURIComponent(url.pathname);
+    if (url.hostname === '' || path === '' || path === '/') throw new UsageError(`${arg}: give the directory in the guest, as in ssh://user@host/home/user/dir`);
+    const port = url.port === '' ? 22 : Number(url.port);
+    return { user: url.username === '' ? defaultUser : decodeURIComponent(url.username), host: url.hostname.replace(/^\[|\]$/g, ''), port, path };
+  }
+  const m = /^(?:([^@/:]+)@)?([^@/:]+):(.*)$/.exec(arg);
+  if (m === null) throw new UsageError(`${arg}: not an SSH target; write user@host:/path or ssh://user@host[:port]/path`);
+  const [, user, host, path] = m as unknown as [string, string | undefined, string, string];
+  if (path === '') throw new UsageError(`${arg}: give the directory in the guest after the colon`);
+  return { user: user ?? defaultUser, host, port: 22, path };
+}
+
+/** targetLabel is the canonical name of a target: ssh://user@host:port/path. */
+export function targetLabel(t: SshTarget): string {
+  return `ssh://${t.user}@${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}${t.path.startsWith('/') ? '' : '/~/'}${t.path}`;
+}
+
+/** SshOptions are the user's choices for one connection. */
+export interface SshOptions {
+  /** A private key file (--key). */
+  readonly key?: string;
+  /** Trust and remember a host key seen for the first time. */
+  readonly acceptNewHostKey: boolean;
+  /** FERRY_HOME: its known_hosts is read and extended. */
+  readonly home: string;
+}
+
+/** fingerprint formats an SSH public key blob as OpenSSH does (SHA256:…). */
+export function fingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
+function keyType(blob: Buffer): string {
+  if (blob.length < 4) return 'unknown';
+  const n = blob.readUInt32BE(0);
+  return blob.subarray(4, 4 + n).toString('latin1');
+}
+
+function hostPattern(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+function matchesHost(field: string, pattern: string): boolean {
+  for (const name of field.split(',')) {
+    if (name.startsWith('|1|')) {
+      const [, , salt, hash] = name.split('|');
+      if (salt === undefined || hash === undefined) continue;
+      const mac = createHmac('sha1', Buffer.from(salt, 'base64')).update(pattern).digest('base64');
+      if (mac === hash) return true;
+    } else if (name === pattern) return true;
+  }
+  return false;
+}
+
+/** HostKeyVerdict says whether a host key is known, unknown, or different from the one known. */
+export type HostKeyVerdict = 'known' | 'unknown' | 'changed' | 'revoked';
+
+/** checkHostKey looks a host key up in known_hosts files. */
+export function checkHostKey(files: readonly string[], host: string, port: number, key: Buffer): HostKeyVerdict {
+  const pattern = hostPattern(host, port);
+  const type = keyType(key);
+  const blob = key.toString('base64');
+  let sawOther = false;
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const raw of text.split('\n')) {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#')) continue;
+      const fields = line.split(/\s+/);
+      let marker: string | undefined;
+      if (fields[0]?.startsWith('@') === true) marker = fields.shift();
+      const [hosts, ktype, kblob] = fields;
+      if (hosts === undefined || ktype === undefined || kblob === undefined || !matchesHost(hosts, pattern)) continue;
+      if (marker === '@revoked') {
+        if (kblob === blob) return 'revoked';
+        continue;
+      }
+      if (marker !== undefined) continue; // @cert-authority: not used by ferry
+      if (ktype === type && kblob === blob) return 'known';
+      if (ktype === type) sawOther = true;
+    }
+  }
+  return sawOther ? 'changed' : 'unknown';
+}
+
+const AGENT_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent.mjs');
+
+/** agentBundle returns the bundled agent and its content hash. */
+export function agentBundle(): { code: Buffer; hash: string } {
+  let code: Buffer;
+  try {
+    code = readFileSync(AGENT_PATH);
+  } catch (error) {
+    throw new FerryError('EAGENT', `the guest agent is not built (${AGENT_PATH}); run \`npm run build\` in the ferry checkout`, { cause: error });
+  }
+  return { code, hash: createHash('sha256').update(code).digest('hex').slice(0, 16) };
+}
+
+function defaultKeys(): string[] {
+  const dir = join(homedir(), '.ssh');
+  return ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((name) => join(dir, name)).filter((file) => existsSync(file));
+}
+
+interface ExecResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function exec(client: Client, command: string, input?: Buffer): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error, channel) => {
+      if (error !== undefined) {
+        reject(error);
+        return;
+      }
+      let stdout = '';
+      let stderr = '';
+      channel.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+      channel.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+      channel.on('close', (code: number | null) => resolve({ code, stdout, stderr }));
+      if (input !== undefined) channel.end(input);
+      else channel.end();
+    });
+  });
+}
+
+/** Guest is a connected guest with an agent serving one root. */
+export interface Guest {
+  readonly endpoint: RemoteEndpoint;
+  /** Ends the agent and the connection. */
+  close(): void;
+}
+
+/** connectGuest connects, checks the host key, installs the agent if needed and starts it for target.path. */
+export async function connectGuest(target: SshTarget, side: Side, options: SshOptions): Promise<Guest> {
+  const label = targetLabel(target);
+  const knownFiles = [join(homedir(), '.ssh', 'known_hosts'), join(options.home, 'known_hosts')];
+  let refusal: string | undefined;
+  const config: ConnectConfig = {
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    readyTimeout: 20_000,
+    keepaliveInterval: 5_000,
+    keepaliveCountMax: 3,
+    algorithms: { cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr', 'chacha20-poly1305@openssh.com'] },
+    hostVerifier: (key: Buffer) => {
+      const verdict = checkHostKey(knownFiles, target.host, target.port, key);
+      const fp = fingerprint(key);
+      if (verdict === 'known') return true;
+      if (verdict === 'changed' || verdict === 'revoked') {
+        refusal = `the host key of ${hostPattern(target.host, target.port)} (${keyType(key)} ${fp}) is ${verdict === 'changed' ? 'NOT the one recorded in known_hosts: the machine was reinstalled, or someone is in the middle' : 'revoked'}; ferry refuses to connect`;
+        return false;
+      }
+      if (!options.acceptNewHostKey) {
+        refusal = `the host key of ${hostPattern(target.host, target.port)} is not known (${keyType(key)} ${fp}); check it, then rerun with --accept-new-host-key to trust it (it is saved in ${join(options.home, 'known_hosts')})`;
+        return false;
+      }
+      mkdirSync(options.home, { recursive: true, mode: 0o700 });
+      appendFileSync(join(options.home, 'known_hosts'), `${hostPattern(target.host, target.port)} ${keyType(key)} ${key.toString('base64')}\n`, { mode: 0o600 });
+      return true;
+    },
+  };
+  if (options.key !== undefined) {
+    try {
+      config.privateKey = readFileSync(options.key);
+    } catch (error) {
+      throw new UsageError(`--key ${options.key}: ${(error as Error).message}`);
+    }
+  } else {
+    const keyFile = defaultKeys()[0];
+    if (keyFile !== undefined) config.privateKey = readFileSync(keyFile);
+  }
+  if (process.env.SSH_AUTH_SOCK !== undefined && process.env.SSH_AUTH_SOCK !== '') config.agent = process.env.SSH_AUTH_SOCK;
+
+  const client = new Client();
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', () => resolve());
+    client.once('error', (error: Error & { level?: string }) => {
+      if (refusal !== undefined) reject(new FerryError('EHOSTKEY', refusal));
+      else if (error.level === 'client-authentication') {
+        reject(new FerryError('EAUTH', `SSH authentication as ${target.user}@${target.host} failed; give --key FILE, or load the key into ssh-agent (SSH_AUTH_SOCK)`));
+      } else {
+        const code = (error as NodeJS.ErrnoException).code;
+        reject(new FerryError('ECONNECT', `cannot connect to ${target.host} port ${target.port}: ${code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
+      }
+    });
+    try {
+      client.connect(config);
+    } catch (error) {
+      reject(new FerryError('ECONNECT', `cannot connect to ${target.host}: ${(error as Error).message}`));
+    }
+  });
+
+  try {
+    const command = await agentCommand(client, label);
+    const channel = await new Promise<ClientChannel>((resolve, reject) => client.exec(command, (error, ch) => (error !== undefined ? reject(error) : resolve(ch))));
+    let stderr = '';
+    channel.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString('utf8')).slice(-2000);
+    });
+    const endpoint = new RemoteEndpoint(side, label, channel, target.path);
+    try {
+      await endpoint.start();
+    } catch (error) {
+      throw new FerryError('EAGENT', `the ferry agent in ${label} did not start: ${(error as Error).message}${stderr === '' ? '' : ` (it said: ${stderr.trim()})`}`);
+    }
+    return {
+      endpoint,
+      close: () => {
+        try {
+          channel.end();
+        } catch {
+          // already closed
+        }
+        client.end();
+      },
+    };
+  } catch (error) {
+    client.end();
+    throw error;
+  }
+}
+
+// Returns the command that starts the agent, installing it first when the
+// guest does not have this exact build. FERRY_AGENT_COMMAND replaces it (for
+// debugging, and for the tests' hostile agents).
+async function agentCommand(client: Client, label: string): Promise<string> {
+  const override = process.env.FERRY_AGENT_COMMAND;
+  if (override !== undefined && override !== '') return override;
+  const { code, hash } = agentBundle();
+  const file = `"$HOME/.cache/ferry/agent-${hash}.mjs"`;
+  const probe = await exec(
+    client,
+    `sh -c 'if ! command -v node >/dev/null 2>&1; then echo no-node; exit 0; fi; node -e "process.stdout.write(process.versions.node)"; echo; if [ -f ${file} ]; then echo present; fi'`,
+  );
+  const lines = probe.stdout.trim().split('\n');
+  if (lines[0] === 'no-node' || probe.code !== 0) {
+    throw new FerryError('ENODE', `Node.js is not installed in ${label}; ferry's guest agent needs Node.js 18 or newer there (for example \`apt-get install nodejs\`)`);
+  }
+  const major = Number.parseInt(lines[0] ?? '', 10);
+  if (!(major >= 18)) throw new FerryError('ENODE', `${label} has Node.js ${lines[0] ?? '?'}; ferry's guest agent needs 18 or newer`);
+  if (lines[1] !== 'present') {
+    const install = await exec(client, `sh -c 'mkdir -p "$HOME/.cache/ferry" && cat > ${file}.tmp.$$ && mv -f ${file}.tmp.$$ ${file}'`, code);
+    if (install.code !== 0) throw new FerryError('EAGENT', `unable to install the ferry agent in ${label}: ${install.stderr.trim() || `exit ${String(install.code)}`}`);
+  }
+  return `exec node ${file}`;
+}

@@ -1,0 +1,172 @@
+/**
+ * Test support: a real OpenSSH server on 127.0.0.1, started by the tests,
+ * with its own host key, key authentication only, and an unprivileged user
+ * (`ferry-guest`) standing in for the VM. It needs root (to run sshd and to
+ * act as that user's machine); .ci/run creates the user.
+ */
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** GUEST_USER is the unprivileged user the tests log in as. */
+export const GUEST_USER = 'ferry-guest';
+
+/** Sshd is a running test server. */
+export interface Sshd {
+  readonly port: number;
+  /** The client's private key file. */
+  readonly clientKey: string;
+  /** A known_hosts line for this server. */
+  readonly knownHostsLine: string;
+  /** The guest user's home directory. */
+  readonly guestHome: string;
+  /** guestDir makes a fresh directory owned by the guest user and returns its path. */
+  guestDir(prefix?: string): string;
+  /** chownToGuest gives a tree to the guest user (after the test wrote into it as root). */
+  chownToGuest(path: string): void;
+  /** url returns the ssh:// URL of a guest path. */
+  url(path: string): string;
+  /** dropConnections kills the per-connection sshd processes, keeping the listener. */
+  dropConnections(): void;
+  stop(): Promise<void>;
+}
+
+/** sshdUnavailable says why the SSH tests cannot run here, or undefined. */
+export function sshdUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'the SSH tests need root (to run sshd and own the guest user)';
+  if (!existsSync('/usr/sbin/sshd')) return 'no /usr/sbin/sshd: apt-get install openssh-server';
+  return undefined;
+}
+
+function ensureGuestUser(): string {
+  try {
+    execFileSync('id', [GUEST_USER], { stdio: 'ignore' });
+  } catch {
+    execFileSync('useradd', ['-m', '-s', '/bin/sh', GUEST_USER]);
+  }
+  // A locked account cannot log in even with a key (UsePAM no): unlock it without a password.
+  execFileSync('usermod', ['-p', '*', GUEST_USER]);
+  const home = execFileSync('sh', ['-c', `getent passwd ${GUEST_USER} | cut -d: -f6`], { encoding: 'utf8' }).trim();
+  mkdirSync(home, { recursive: true });
+  execFileSync('chown', [`${GUEST_USER}:${GUEST_USER}`, home]);
+  return home;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) reject(new Error(`sshd did not listen on port ${port}`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+/** startSshd starts a server; stop it when done. */
+export async function startSshd(): Promise<Sshd> {
+  const guestHome = ensureGuestUser();
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-sshd-'));
+  chmodSync(dir, 0o755);
+  const hostKey = join(dir, 'host_ed25519');
+  const clientKey = join(dir, 'client_ed25519');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', clientKey]);
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${clientKey}.pub`));
+  const port = await freePort();
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'UsePAM no',
+      'StrictModes no',
+      `AllowUsers ${GUEST_USER}`,
+      'PermitRootLogin no',
+      'MaxStartups 100',
+      'MaxSessions 100',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  try {
+    await waitForPort(port, 10_000);
+  } catch (error) {
+    child.kill();
+    throw new Error(`${(error as Error).message}: ${log}`);
+  }
+  const [type, blob] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
+  let counter = 0;
+  return {
+    port,
+    clientKey,
+    knownHostsLine: `[127.0.0.1]:${port} ${type ?? ''} ${blob ?? ''}`,
+    guestHome,
+    guestDir(prefix = 'test') {
+      const base = join(guestHome, 'ferry-tests');
+      mkdirSync(base, { recursive: true });
+      const path = join(base, `${prefix}-${process.pid}-${Date.now()}-${counter++}`);
+      mkdirSync(path);
+      execFileSync('chown', ['-R', `${GUEST_USER}:${GUEST_USER}`, base]);
+      return path;
+    },
+    chownToGuest(path: string) {
+      execFileSync('chown', ['-R', `${GUEST_USER}:${GUEST_USER}`, path]);
+    },
+    url(path: string) {
+      return `ssh://${GUEST_USER}@127.0.0.1:${port}${path}`;
+    },
+    dropConnections() {
+      // The listener is `sshd -D` (child.pid); each connection has its own sshd children.
+      try {
+        execFileSync('pkill', ['-KILL', '-P', String(child.pid)]);
+      } catch {
+        // no connection at the moment
+      }
+    },
+    stop() {
+      return new Promise((resolve) => {
+        if (child.exitCode !== null) {
+          resolve();
+          return;
+        }
+        child.once('exit', () => resolve());
+        child.kill();
+      });
+    },
+  };
+}
