@@ -42,7 +42,12 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   const guest =
     remote === undefined
       ? undefined
-      : await connectGuest(remote, 'beta', { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}) });
+      : await connectGuest(
+          remote,
+          'beta',
+          { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}) },
+          (reason) => store.log('protocol-violation', store.session(alphaRoot, betaRoot, false)?.id ?? null, null, `${betaRoot}: ${reason}`),
+        );
   try {
     if (guest !== undefined && !(await guest.endpoint.exists(''))) {
       if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);

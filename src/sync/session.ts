@@ -488,6 +488,13 @@ class Pass {
             // so a deferred hash is the one the copy computed.
             if (staged.size !== op.entry.size || (op.entry.hash !== DEFERRED_HASH && staged.hash !== op.entry.hash)) {
               await target.discard(staged);
+              // A trusted source that changed under the copy is rescanned; a
+              // guest that sends other bytes than it announced is lying.
+              if (!source.trusted) {
+                throw new SessionHalt(
+                  `the guest (${source.label}) sent content for ${op.path} that does not match the ${staged.size === op.entry.size ? 'hash' : 'size'} it announced; nothing from it was applied and the session stopped`,
+                );
+              }
               throw new ChangedError(op.path, 'the source changed during the transfer');
             }
             return staged;

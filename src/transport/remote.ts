@@ -105,7 +105,10 @@ export class RemoteEndpoint implements Endpoint {
     private readonly onViolation: (reason: string) => void = () => undefined,
   ) {
     channel.on('data', (chunk) => this.receive(chunk));
-    channel.on('close', () => this.break(`the connection to ${label} closed`, false));
+    channel.on('close', () => {
+      if (this.decoder.pending > 0) this.break('the stream ended in the middle of a frame', true);
+      else this.break(`the connection to ${label} closed`, false);
+    });
     channel.on('error', (error) => this.break(`the connection to ${label} failed: ${error.message}`, false));
   }
 

@@ -179,7 +179,7 @@ export interface Guest {
 }
 
 /** connectGuest connects, checks the host key, installs the agent if needed and starts it for target.path. */
-export async function connectGuest(target: SshTarget, side: Side, options: SshOptions): Promise<Guest> {
+export async function connectGuest(target: SshTarget, side: Side, options: SshOptions, onViolation?: (reason: string) => void): Promise<Guest> {
   const label = targetLabel(target);
   const knownFiles = [join(homedir(), '.ssh', 'known_hosts'), join(options.home, 'known_hosts')];
   let refusal: string | undefined;
@@ -246,7 +246,7 @@ export async function connectGuest(target: SshTarget, side: Side, options: SshOp
     channel.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString('utf8')).slice(-2000);
     });
-    const endpoint = new RemoteEndpoint(side, label, channel, target.path);
+    const endpoint = new RemoteEndpoint(side, label, channel, target.path, onViolation);
     try {
       await endpoint.start();
     } catch (error) {
