@@ -5,12 +5,11 @@
 import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createTwoFilesPatch } from 'diff';
 import { describeEntry } from '../core/entry.js';
 import { UsageError } from '../core/errors.js';
 import type { ConflictRecord, Resolution, Store } from '../state/store.js';
 import { EXIT, formatBytes, printJson } from './output.js';
-import { connectGuest, looksRemote, parseTarget } from '../transport/ssh.js';
+import { looksRemote, parseTarget } from '../transport/target.js';
 
 const DIFF_LIMIT = 1 << 20;
 
@@ -85,7 +84,7 @@ function readText(file: string): string | undefined {
 
 // What a guest (ssh) side holds at path: its metadata and, for a small file, its text.
 async function remoteSide(store: Store, root: string, path: string, key: string | undefined): Promise<{ info: SideInfo; text: string | undefined }> {
-  const guest = await connectGuest(parseTarget(root), 'beta', { acceptNewHostKey: false, home: store.home, ...(key !== undefined ? { key } : {}) });
+  const guest = await (await import('../transport/ssh.js')).connectGuest(parseTarget(root), 'beta', { acceptNewHostKey: false, home: store.home, ...(key !== undefined ? { key } : {}) });
   try {
     const entry = await guest.endpoint.inspect(path);
     if (entry === undefined) return { info: { root, present: false }, text: undefined };
@@ -122,7 +121,7 @@ export async function showConflictCommand(store: Store, args: string[]): Promise
   }
   const diff =
     alphaText !== undefined && betaText !== undefined
-      ? createTwoFilesPatch(`alpha/${conflict.path}`, `beta/${conflict.path}`, alphaText, betaText, undefined, undefined, { context: 3 })
+      ? (await import('diff')).createTwoFilesPatch(`alpha/${conflict.path}`, `beta/${conflict.path}`, alphaText, betaText, undefined, undefined, { context: 3 })
       : undefined;
   if (values.json) {
     printJson({

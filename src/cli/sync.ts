@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { describeUnsupported } from '../core/entry.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { SessionHalt, UsageError } from '../core/errors.js';
-import { connectGuest, looksRemote, parseTarget, targetLabel } from '../transport/ssh.js';
+import { looksRemote, parseTarget, targetLabel } from '../transport/target.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk } from '../fs/native.js';
 import type { Store } from '../state/store.js';
@@ -42,7 +42,7 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   const guest =
     remote === undefined
       ? undefined
-      : await connectGuest(
+      : await (await import('../transport/ssh.js')).connectGuest(
           remote,
           'beta',
           { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}) },
