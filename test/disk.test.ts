@@ -94,3 +94,37 @@ describe('portable disk', () => {
     }
   });
 });
+
+describe('native copy', () => {
+  test('xxh64 in the shims equals xxhash-wasm for every length class', async () => {
+    const { hashBytes, initHash } = await import('../src/fs/hash.js');
+    const { createRequire } = await import('node:module');
+    await initHash();
+    const shims = createRequire(import.meta.url)('../native-shims/build/Release/ferry_shims.node') as { xxh64(b: Buffer): string };
+    for (const n of [0, 1, 3, 4, 7, 8, 15, 16, 31, 32, 33, 63, 64, 100, 1000, 4096, 65537, 1 << 20]) {
+      const data = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) data[i] = (i * 2654435761 + n) >>> 24;
+      expect(shims.xxh64(data)).toBe(hashBytes(data));
+    }
+  });
+
+  test('copySmall copies, hashes, and refuses a source that changed since its scan', async () => {
+    const dir = tempDir('ferry-copy-');
+    writeTree(dir, { 'src.txt': 'hello world' });
+    const disk = nativeDisk();
+    if (disk.copySmall === undefined) throw new Error('the native disk has no copySmall');
+    const copy = (src: string, temp: string, size: number, stamp: Uint8Array | null) => (disk.copySmall as NonNullable<typeof disk.copySmall>)(src, temp, size, stamp);
+    const { stampOf } = await import('../src/fs/stamp.js');
+    const { lstatSync } = await import('node:fs');
+    const stamp = stampOf(lstatSync(join(dir, 'src.txt'), { bigint: true }));
+    const hash = await copy(join(dir, 'src.txt'), join(dir, 'out.tmp'), 11, stamp);
+    expect(readFileSync(join(dir, 'out.tmp'), 'utf8')).toBe('hello world');
+    const { hashBytes } = await import('../src/fs/hash.js');
+    expect(hash).toBe(hashBytes(Buffer.from('hello world')));
+    writeFileSync(join(dir, 'src.txt'), 'hello WORLD');
+    await expect(copy(join(dir, 'src.txt'), join(dir, 'out2.tmp'), 11, stamp)).rejects.toMatchObject({ code: 'ECHANGED' });
+    await expect(copy(join(dir, 'src.txt'), join(dir, 'out.tmp'), 11, null)).rejects.toMatchObject({ code: 'EEXIST' });
+    symlinkSync(join(dir, 'src.txt'), join(dir, 'link'));
+    await expect(copy(join(dir, 'link'), join(dir, 'out3.tmp'), 11, null)).rejects.toMatchObject({ code: 'ECHANGED' });
+  });
+});

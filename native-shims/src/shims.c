@@ -13,6 +13,10 @@
 //   renameNoReplace(from, to)-> void (throws with .code on failure)
 //       renameat2(RENAME_NOREPLACE): move a staged file to a name that must
 //       not exist yet, atomically.
+//   copySmall(src, temp, size, stamp) -> Promise<hash>
+//       Copies a small file to a new staged temporary in a worker thread,
+//       checking the source's stamp first; returns its xxHash64.
+//   xxh64(buffer)            -> string (16 hex digits), the same hash.
 //
 // Record layout (RECORD_SIZE bytes per entry, little endian), see
 // src/fs/native.ts for the reader:
@@ -476,11 +480,207 @@ static napi_value rename_no_replace(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+// ---- xxHash64 (seed 0), one shot -------------------------------------------
+// The same function as xxhash-wasm's h64, for files copied in C.
+
+#define P64_1 0x9E3779B185EBCA87ull
+#define P64_2 0xC2B2AE3D27D4EB4Full
+#define P64_3 0x165667B19E3779F9ull
+#define P64_4 0x85EBCA77C2B2AE63ull
+#define P64_5 0x27D4EB2F165667C5ull
+
+static uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }  // little-endian hosts
+static uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t xround(uint64_t acc, uint64_t input) { acc += input * P64_2; acc = rotl64(acc, 31); return acc * P64_1; }
+static uint64_t xmerge(uint64_t acc, uint64_t val) { acc ^= xround(0, val); return acc * P64_1 + P64_4; }
+
+static uint64_t xxh64(const unsigned char *p, size_t len) {
+  const unsigned char *end = p + len;
+  uint64_t h;
+  if (len >= 32) {
+    uint64_t v1 = P64_1 + P64_2, v2 = P64_2, v3 = 0, v4 = 0 - P64_1;
+    const unsigned char *limit = end - 32;
+    do {
+      v1 = xround(v1, rd64(p)); v2 = xround(v2, rd64(p + 8));
+      v3 = xround(v3, rd64(p + 16)); v4 = xround(v4, rd64(p + 24));
+      p += 32;
+    } while (p <= limit);
+    h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+    h = xmerge(h, v1); h = xmerge(h, v2); h = xmerge(h, v3); h = xmerge(h, v4);
+  } else {
+    h = P64_5;
+  }
+  h += (uint64_t)len;
+  while (p + 8 <= end) { h ^= xround(0, rd64(p)); h = rotl64(h, 27) * P64_1 + P64_4; p += 8; }
+  if (p + 4 <= end) { h ^= (uint64_t)rd32(p) * P64_1; h = rotl64(h, 23) * P64_2 + P64_3; p += 4; }
+  while (p < end) { h ^= (*p) * P64_5; h = rotl64(h, 11) * P64_1; p++; }
+  h ^= h >> 33; h *= P64_2; h ^= h >> 29; h *= P64_3; h ^= h >> 32;
+  return h;
+}
+
+static napi_value xxh64_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data = NULL;
+  size_t len = 0;
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "xxh64(buffer) needs a Buffer");
+    return NULL;
+  }
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)xxh64(data, len));
+  CHECK(napi_create_string_utf8(env, hex, 16, &out));
+  return out;
+}
+
+// ---- copySmall -------------------------------------------------------------
+// copySmall(src, temp, size, stamp|null) -> Promise<hash>: reads a small
+// regular file (not following links) after checking it still has the
+// scanned stamp and size, writes it to a new file `temp` (O_EXCL, mode 0666
+// less the umask) and returns its xxHash64, all in a worker thread. Fails
+// with code ECHANGED when the source is not what was scanned.
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *src;
+  char *temp;
+  size_t size;
+  int has_stamp;
+  unsigned char stamp[40];
+  int err;
+  int changed;
+  const char *what;
+  uint64_t hash;
+} copy_job;
+
+static void copy_execute(napi_env env, void *data) {
+  (void)env;
+  copy_job *job = data;
+  int in = open(job->src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (in < 0) {
+    job->err = errno;
+    if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) { job->changed = 1; job->what = "deleted or replaced by a link"; }
+    return;
+  }
+  struct stat st;
+  if (fstat(in, &st) != 0) { job->err = errno; close(in); return; }
+  if (!S_ISREG(st.st_mode) || (size_t)st.st_size != job->size) {
+    job->changed = 1; job->what = "no longer the file that was scanned"; close(in); return;
+  }
+  if (job->has_stamp) {
+    unsigned char now[40];
+    put_u64(now, (uint64_t)st.st_dev);
+    put_u64(now + 8, (uint64_t)st.st_ino);
+    put_u64(now + 16, (uint64_t)st.st_size);
+    put_u64(now + 24, (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec);
+    put_u64(now + 32, (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec);
+    if (memcmp(now, job->stamp, 40) != 0) { job->changed = 1; job->what = "modified since it was scanned"; close(in); return; }
+  }
+  unsigned char *buf = malloc(job->size ? job->size : 1);
+  if (!buf) { job->err = ENOMEM; close(in); return; }
+  size_t filled = 0;
+  while (filled < job->size) {
+    ssize_t n = pread(in, buf + filled, job->size - filled, (off_t)filled);
+    if (n < 0) { if (errno == EINTR) continue; job->err = errno; break; }
+    if (n == 0) { job->changed = 1; job->what = "shrank while being read"; break; }
+    filled += (size_t)n;
+  }
+  close(in);
+  if (job->err || job->changed) { free(buf); return; }
+  int out = open(job->temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (out < 0) {
+    job->err = errno;
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) { job->changed = 1; job->what = "its directory changed"; }
+    free(buf);
+    return;
+  }
+  size_t written = 0;
+  while (written < job->size) {
+    ssize_t n = write(out, buf + written, job->size - written);
+    if (n < 0) { if (errno == EINTR) continue; job->err = errno; break; }
+    written += (size_t)n;
+  }
+  if (close(out) != 0 && !job->err) job->err = errno;
+  if (job->err) unlink(job->temp);
+  else job->hash = xxh64(buf, job->size);
+  free(buf);
+}
+
+static void copy_complete(napi_env env, napi_status status, void *data) {
+  copy_job *job = data;
+  if (status != napi_ok) {
+    napi_reject_deferred(env, job->deferred, make_error(env, EIO, "copySmall", job->src));
+  } else if (job->changed) {
+    napi_value msg, code, error;
+    napi_create_string_utf8(env, job->what, NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, "ECHANGED", NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, msg, &error);
+    napi_set_named_property(env, error, "code", code);
+    napi_reject_deferred(env, job->deferred, error);
+  } else if (job->err) {
+    napi_reject_deferred(env, job->deferred, make_error(env, job->err, "copySmall", job->src));
+  } else {
+    char hex[17];
+    napi_value result;
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)job->hash);
+    napi_create_string_utf8(env, hex, 16, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job->src);
+  free(job->temp);
+  free(job);
+}
+
+static napi_value copy_small(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], promise, name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "copySmall(src, temp, size, stamp) needs four arguments");
+    return NULL;
+  }
+  char *src = get_path(env, argv[0]);
+  if (!src) return NULL;
+  char *temp = get_path(env, argv[1]);
+  if (!temp) { free(src); return NULL; }
+  double size = 0;
+  if (napi_get_value_double(env, argv[2], &size) != napi_ok || size < 0 || size > (double)(1 << 30)) {
+    free(src); free(temp);
+    napi_throw_range_error(env, NULL, "copySmall: size out of range");
+    return NULL;
+  }
+  copy_job *job = calloc(1, sizeof *job);
+  if (!job) { free(src); free(temp); napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  job->src = src;
+  job->temp = temp;
+  job->size = (size_t)size;
+  void *stamp = NULL;
+  size_t stamp_len = 0;
+  napi_valuetype type;
+  CHECK(napi_typeof(env, argv[3], &type));
+  if (type == napi_object && napi_get_buffer_info(env, argv[3], &stamp, &stamp_len) == napi_ok && stamp_len == 40) {
+    memcpy(job->stamp, stamp, 40);
+    job->has_stamp = 1;
+  }
+  CHECK(napi_create_promise(env, &job->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "ferry:copySmall", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, copy_execute, copy_complete, job, &job->work));
+  CHECK(napi_queue_async_work(env, job->work));
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, sync_fs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"renameNoReplace", NULL, rename_no_replace, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copySmall", NULL, copy_small, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"xxh64", NULL, xxh64_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value record_size;

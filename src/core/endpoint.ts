@@ -71,6 +71,11 @@ export interface Endpoint {
   read(path: string, entry: FileEntry): AsyncIterable<Uint8Array>;
   /** stage writes content under a temporary name in the destination's directory. */
   stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<Staged>;
+  /**
+   * copyFrom stages the file at path of `source` directly, when this side
+   * can (two local disks); undefined means use read and stage instead.
+   */
+  copyFrom?(source: Endpoint, path: string, entry: FileEntry): Promise<Staged> | undefined;
   /** discard removes a staged file. */
   discard(staged: Staged): Promise<void>;
   /** commit renames a staged file into place if the destination still is `expect`. */

@@ -24,6 +24,12 @@ export interface Disk {
   renameNoReplace(from: string, to: string): Promise<void>;
   /** sync makes durable everything written below root, or at least the files and directories named in `touched`. */
   sync(root: string, touched: readonly string[]): Promise<void>;
+  /**
+   * copySmall copies a small regular file to a new file `temp` in a worker
+   * thread, if the source still has `stamp` and `size`, and returns its
+   * xxHash64; fails with code ECHANGED otherwise. Only where it is native.
+   */
+  copySmall?(src: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string>;
 }
 
 /** Record layout: u32 kind, u32 st_mode, f64 size, stamp (5 × u64: dev, ino, size, mtime_ns, ctime_ns), f64 stamp digest. */

@@ -202,7 +202,7 @@ export class LocalEndpoint implements Endpoint {
 
   async stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<LocalStaged> {
     await initHash();
-    const temp = join(this.abs(parentOf(path)), `${TEMP_PREFIX}${process.pid}-${(this.tempCounter++).toString(36)}`);
+    const temp = this.tempPath(path);
     const hasher = new StreamHasher();
     if (expectedSize <= SMALL_FILE) {
       // Gather a small file, then write it with synchronous calls.
@@ -256,6 +256,25 @@ export class LocalEndpoint implements Endpoint {
     }
     this.touched.add(temp);
     return { path, temp, size: hasher.size, hash: hasher.digest() };
+  }
+
+  copyFrom(source: Endpoint, path: string, entry: FileEntry): Promise<LocalStaged> | undefined {
+    if (this.disk.copySmall === undefined || !(source instanceof LocalEndpoint) || entry.size > SMALL_FILE) return undefined;
+    const temp = this.tempPath(path);
+    return this.disk.copySmall(source.abs(path), temp, entry.size, entry.stamp ?? null).then(
+      (hash) => {
+        this.touched.add(temp);
+        return { path, temp, size: entry.size, hash };
+      },
+      (error: unknown) => {
+        if (errnoCode(error) === 'ECHANGED') throw new ChangedError(path, (error as Error).message);
+        throw errnoCode(error) === 'EEXIST' ? new PathError(path, `unable to stage ${path}: ${(error as Error).message}`) : this.stageError(path, error);
+      },
+    );
+  }
+
+  private tempPath(path: string): string {
+    return join(this.abs(parentOf(path)), `${TEMP_PREFIX}${process.pid}-${(this.tempCounter++).toString(36)}`);
   }
 
   private stageError(path: string, error: unknown): Error {

@@ -14,6 +14,7 @@ interface Shims {
   scanDir(path: string, expect?: number): Promise<RawListing>;
   syncfs(path: string): Promise<void>;
   renameNoReplace(from: string, to: string): void;
+  copySmall(src: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string>;
   readonly RECORD_SIZE: number;
 }
 
@@ -40,6 +41,7 @@ export function nativeDisk(): Disk {
     scanDir: (path, expect) => shims.scanDir(path, expect),
     renameNoReplace: (from, to) => Promise.resolve(shims.renameNoReplace(from, to)),
     sync: (root) => shims.syncfs(root),
+    copySmall: (src, temp, size, stamp) => shims.copySmall(src, temp, size, stamp === null ? null : Buffer.from(stamp.buffer, stamp.byteOffset, stamp.byteLength)),
   };
   return loaded;
 }

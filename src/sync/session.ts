@@ -483,7 +483,7 @@ class Pass {
         if (this.queue.size > 4 * (this.options.concurrency ?? 8)) await this.queue.onSizeLessThan(2 * (this.options.concurrency ?? 8));
         const staging = this.queue
           .add(async () => {
-            const staged = await target.stage(op.path, source.read(op.path, op.entry), op.entry.size);
+            const staged = (await target.copyFrom?.(source, op.path, op.entry)) ?? (await target.stage(op.path, source.read(op.path, op.entry), op.entry.size));
             // The source was checked against its scanned stamp as it was read,
             // so a deferred hash is the one the copy computed.
             if (staged.size !== op.entry.size || (op.entry.hash !== DEFERRED_HASH && staged.hash !== op.entry.hash)) {
