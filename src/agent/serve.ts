@@ -13,45 +13,11 @@ import { ChangedError } from '../core/errors.js';
 import { baseName } from '../core/path.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { portableDisk } from '../fs/portable-disk.js';
+import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
 import { type Request, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
 
 const READ_CHUNK = 1 << 20;
-
-// Data frames for a stage request, as an async iterable fed by the decoder.
-class Inbox {
-  private readonly chunks: Uint8Array[] = [];
-  private done = false;
-  private waiter: (() => void) | undefined;
-
-  push(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    this.wake();
-  }
-
-  end(): void {
-    this.done = true;
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      const chunk = this.chunks.shift();
-      if (chunk !== undefined) {
-        yield chunk;
-        continue;
-      }
-      if (this.done) return;
-      await new Promise<void>((resolve) => (this.waiter = resolve));
-    }
-  }
-}
 
 /** serve runs the agent over `input`/`output` until the host closes the stream. */
 export async function serve(input: Readable, output: Writable): Promise<void> {
@@ -63,7 +29,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
 
   const decoder = new FrameDecoder(HOST_MAGIC);
   let endpoint: LocalEndpoint | undefined;
-  const inboxes = new Map<number, Inbox>();
+  const inboxes = new Map<number, ChunkQueue>();
   const staged = new Map<number, Staged>();
 
   const reply = (message: unknown) => send(encodeJson(message));
@@ -98,7 +64,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
           return await reply({ t: 'end', id });
         }
         case 'stage': {
-          const inbox = new Inbox();
+          const inbox = new ChunkQueue();
           inboxes.set(id, inbox);
           try {
             const result = await ep.stage(request.path, inbox, request.size);
@@ -182,7 +148,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
           }
           const request = checkRequest(message);
           if (request.t === 'end') {
-            inboxes.get(request.id)?.end();
+            inboxes.get(request.id)?.finish();
             continue;
           }
           void handle(request, endpoint);

@@ -16,6 +16,7 @@ import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged }
 import type { Entry, FileEntry, Hash, Side, UnsupportedReason } from '../core/entry.js';
 import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
 import { joinPath } from '../core/path.js';
+import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
 import { type Reply, type Request, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
 
@@ -45,35 +46,10 @@ interface Pending {
   data?: ReadStream;
 }
 
-// The chunks of one read, handed to an async iterator.
-class ReadStream {
-  readonly chunks: Uint8Array[] = [];
-  received = 0;
-  done = false;
-  error: Error | undefined;
-  private waiter: (() => void) | undefined;
-
-  constructor(readonly limit: number) {}
-
-  push(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    this.wake();
-  }
-
-  finish(error?: Error): void {
-    this.done = true;
-    this.error = error;
-    this.wake();
-  }
-
-  wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
-  wait(): Promise<void> {
-    return new Promise((resolve) => (this.waiter = resolve));
+// The chunks of one read, and how many bytes it may carry.
+class ReadStream extends ChunkQueue {
+  constructor(readonly limit: number) {
+    super();
   }
 }
 
@@ -160,8 +136,7 @@ export class RemoteEndpoint implements Endpoint {
         if (frame.type === 'data') {
           const p = this.pending.get(frame.id);
           if (p?.data === undefined) throw new ProtocolError(`data for request ${frame.id}, which is not a read in progress`);
-          p.data.received += frame.data.length;
-          if (p.data.received > p.data.limit) throw new ProtocolError(`more data than the ${p.data.limit} bytes asked for`);
+          if (p.data.received + frame.data.length > p.data.limit) throw new ProtocolError(`more data than the ${p.data.limit} bytes asked for`);
           p.data.push(frame.data);
           continue;
         }
@@ -256,17 +231,8 @@ export class RemoteEndpoint implements Endpoint {
       () => stream.finish(),
       (error: unknown) => stream.finish(error instanceof Error ? error : new Error(String(error))),
     );
-    for (;;) {
-      const chunk = stream.chunks.shift();
-      if (chunk !== undefined) {
-        yield chunk;
-        continue;
-      }
-      if (stream.done) break;
-      await stream.wait();
-    }
+    yield* stream;
     await done;
-    if (stream.error !== undefined) throw stream.error;
     if (stream.received !== entry.size) throw new ChangedError(path, `the guest sent ${stream.received} of ${entry.size} bytes`);
   }
 
