@@ -1,0 +1,134 @@
+/**
+ * Connecting to a guest over SSH: host keys, authentication, the agent's
+ * installation by content hash. Against a real sshd on 127.0.0.1.
+ */
+
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { FERRY_BIN, type CliResult, readTree, tempDir, writeTree } from './support/cli.js';
+import { type Sshd, sshdUnavailable, startSshd } from './support/sshd.js';
+
+function ferry(home: string, args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [FERRY_BIN, ...args], { env: { ...process.env, SSH_AUTH_SOCK: undefined, FERRY_HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+// Needs root (sshd, the guest user); as root a missing sshd fails rather than skips.
+describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () => {
+  let sshd: Sshd;
+  beforeAll(async () => {
+    const unavailable = sshdUnavailable();
+    if (unavailable !== undefined) throw new Error(unavailable);
+    sshd = await startSshd();
+  });
+  afterAll(async () => {
+    await sshd.stop();
+  });
+
+  function setup(): { alpha: string; beta: string; home: string; url: string } {
+    const top = tempDir('ferry-sshopt-');
+    const alpha = join(top, 'alpha');
+    const home = join(top, 'home');
+    mkdirSync(alpha);
+    mkdirSync(home);
+    writeTree(alpha, { 'a.txt': 'a', 'd/b.txt': 'b' });
+    const beta = sshd.guestDir('opt');
+    return { alpha, beta, home, url: sshd.url(beta) };
+  }
+
+  test('an unknown host key is refused with its fingerprint, and nothing is touched', async () => {
+    const { alpha, beta, home, url } = setup();
+    const r = await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/host key of \[127\.0\.0\.1\]:\d+ is not known \(ssh-ed25519 SHA256:[A-Za-z0-9+/]+\); .*--accept-new-host-key/);
+    expect(readTree(beta)).toEqual({});
+  });
+
+  test('--accept-new-host-key trusts and records the key; a changed key is refused', async () => {
+    const { alpha, beta, home, url } = setup();
+    const first = await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey, '--accept-new-host-key']);
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    expect(readTree(beta)).toEqual(readTree(alpha));
+    const known = readFileSync(join(home, 'known_hosts'), 'utf8');
+    expect(known).toContain(sshd.knownHostsLine.split(' ')[2]);
+    // The same host:port presenting another key: refused.
+    const other = join(tempDir('ferry-otherkey-'), 'k');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
+    const [type, blob] = readFileSync(`${other}.pub`, 'utf8').split(' ');
+    writeFileSync(join(home, 'known_hosts'), `[127.0.0.1]:${sshd.port} ${type ?? ''} ${blob ?? ''}\n`);
+    writeFileSync(join(alpha, 'a.txt'), 'changed');
+    const r = await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/NOT the one recorded in known_hosts/);
+    expect(readFileSync(join(beta, 'a.txt'), 'utf8')).toBe('a');
+  });
+
+  test('authenticates through ssh-agent, and says what to do when no key works', async () => {
+    const { alpha, beta, home, url } = setup();
+    writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+    const noKey = await ferry(home, ['sync', alpha, url, '--once'], { HOME: tempDir('ferry-nohome-') });
+    expect(noKey.status).toBe(1);
+    expect(noKey.stderr).toMatch(/SSH authentication as ferry-guest@127\.0\.0\.1 failed; give --key FILE, or load the key into ssh-agent/);
+    const sock = join(tempDir('ferry-agent-'), 'agent.sock');
+    const agent = spawnSync('ssh-agent', ['-a', sock], { encoding: 'utf8' });
+    expect(agent.status).toBe(0);
+    const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
+    try {
+      execFileSync('ssh-add', ['-q', sshd.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
+      const r = await ferry(home, ['sync', alpha, url, '--once'], { SSH_AUTH_SOCK: sock, HOME: tempDir('ferry-nohome-') });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(readTree(beta)).toEqual(readTree(alpha));
+    } finally {
+      if (pid !== undefined) process.kill(Number(pid));
+    }
+  });
+
+  test('the agent is installed once per build, by content hash, under ~/.cache/ferry', async () => {
+    const { alpha, home, url } = setup();
+    writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+    const cache = join(sshd.guestHome, '.cache', 'ferry');
+    rmSync(cache, { recursive: true, force: true });
+    expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+    const installed = readdirSync(cache);
+    expect(installed).toHaveLength(1);
+    expect(installed[0]).toMatch(/^agent-[0-9a-f]{16}\.mjs$/);
+    const file = join(cache, installed[0] ?? '');
+    expect(statSync(file).uid).not.toBe(0);
+    const before = statSync(file).mtimeMs;
+    writeFileSync(join(alpha, 'a.txt'), 'again');
+    expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+    expect(readdirSync(cache)).toEqual(installed);
+    expect(statSync(file).mtimeMs).toBe(before);
+  });
+
+  test('a guest directory that does not exist is a usage error; one that vanished halts', async () => {
+    const { alpha, beta, home } = setup();
+    writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+    const missing = sshd.url(`${beta}-missing`);
+    const r = await ferry(home, ['sync', alpha, missing, '--once', '--key', sshd.clientKey]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no such directory in the guest/);
+    const url = sshd.url(beta);
+    expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+    rmSync(beta, { recursive: true });
+    const gone = await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey]);
+    expect(gone.status).toBe(1);
+    expect(gone.stderr).toMatch(/has vanished since the last sync; nothing was changed/);
+    expect(readTree(alpha)).toEqual({ 'a.txt': 'a', d: null, 'd/b.txt': 'b' });
+  });
+});
