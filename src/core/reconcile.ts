@@ -106,7 +106,6 @@ export class Reconciler {
   private pending: PendingRemoval | undefined;
   private readonly resolutions: { path: string; winner: Side }[] = [];
   private readonly resolvedRemovals: ResolvedRemoval[] = [];
-  private lastPath: string | undefined;
 
   constructor(private readonly options: ReconcileOptions = {}) {}
 
@@ -117,7 +116,6 @@ export class Reconciler {
    */
   push(row: Row): Decision[] {
     const out: Decision[] = [];
-    this.lastPath = row.path;
     if (this.pending !== undefined && !isWithin(row.path, this.pending.path)) this.finishPending(out);
     this.finishResolvedRemovals(row.path, out);
     if (this.skip !== undefined && !isWithin(row.path, this.skip)) this.skip = undefined;
@@ -180,11 +178,6 @@ export class Reconciler {
     this.skip = undefined;
     this.resolutions.length = 0;
     return out;
-  }
-
-  /** lastPushed is the path of the last row pushed, for progress reports. */
-  get lastPushed(): string | undefined {
-    return this.lastPath;
   }
 
   private remove(to: Side, path: string, expect: Entry, out: Decision[]): void {

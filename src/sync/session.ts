@@ -2,13 +2,16 @@
  * The session engine: scan → reconcile → transfer → apply → commit archive,
  * streamed over two endpoints and the archive.
  *
- * The three path-sorted streams (archive pages, alpha scan, beta scan) are
- * merged into rows; files whose stamp differs from the archive are hashed
+ * The tree is walked depth-first one directory at a time: the archive's
+ * children of a directory and both sides' listings of it are merged by name
+ * into rows; files whose stamp differs from the archive are hashed
  * (pipelined, in order); rows go through the pure Reconciler; decisions are
- * applied in batches. A batch ends with the durability barrier on each side
- * it wrote (syncfs), the renames with their compare-and-swap, a second
- * barrier, and then one archive transaction: nothing is recorded as synced
- * before it is on disk (DESIGN rule 2).
+ * applied in batches. A directory whose listings match the digests recorded
+ * when all its children agreed is not examined entry by entry. A batch ends
+ * with the durability barrier on each side it wrote, the renames with their
+ * compare-and-swap, a second barrier, and then one archive transaction:
+ * nothing is recorded as synced before it is on disk (DESIGN rule 2).
+ * Memory is bounded by the depth of the tree times the width of a directory.
  */
 
 import PQueue from 'p-queue';
