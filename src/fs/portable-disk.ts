@@ -5,25 +5,13 @@
  * durability. Its records, order and digests equal the native scanner's.
  */
 
+import { execFile } from 'node:child_process';
 import { constants as C } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, type Disk, type RawListing } from './disk.js';
 import { stampDigest } from './stamp.js';
-
-const MASK64 = (1n << 64n) - 1n;
-
-function mix64(z: bigint): bigint {
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
-  return z ^ (z >> 31n);
-}
-
-function nameHash(name: Buffer): bigint {
-  let h = 0xcbf29ce484222325n;
-  for (const byte of name) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & MASK64;
-  return h;
-}
+import { SEED, type U64, chain, fnv1a64, splitNumber, top52 } from './mix64.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -49,7 +37,6 @@ async function scanDir(path: string, expect?: number): Promise<RawListing> {
   const names: string[] = [];
   const kept: Buffer[] = [];
   const records = Buffer.alloc(raw.length * RECORD_SIZE);
-  let h = 0n;
   let count = 0;
   raw.forEach((name, i) => {
     const st = stats[i];
@@ -74,15 +61,19 @@ async function scanDir(path: string, expect?: number): Promise<RawListing> {
     kept.push(name);
     count++;
   });
-  h = 0x9e3779b97f4a7c15n ^ BigInt(count);
+  let h: U64 = [SEED[0], (SEED[1] ^ count) >>> 0];
   for (let i = 0; i < count; i++) {
     const r = records.subarray(i * RECORD_SIZE);
     const kind = r.readUInt32LE(0);
-    h = mix64(h ^ nameHash(kept[i] as Buffer));
-    h = mix64(h ^ BigInt(kind));
-    if (kind !== RECORD_KIND.dir) h = mix64(h ^ BigInt(r.readDoubleLE(DIGEST_OFFSET)));
+    const name = fnv1a64(kept[i] as Buffer);
+    h = chain(h, name[0], name[1]);
+    h = chain(h, 0, kind);
+    if (kind !== RECORD_KIND.dir) {
+      const [dh, dl] = splitNumber(r.readDoubleLE(DIGEST_OFFSET));
+      h = chain(h, dh, dl);
+    }
   }
-  const digest = Number(h >> 12n);
+  const digest = top52(h);
   if (expect !== undefined && expect === digest) {
     const dirNames: string[] = [];
     const dirRecords: Buffer[] = [];
@@ -129,7 +120,23 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
+// `sync --file-system` (coreutils) is syncfs(2): one call instead of an
+// fsync per file. Where it is missing, every touched file and directory is
+// fsynced instead.
+let syncfsCommand: boolean | undefined;
+
+function syncFileSystem(root: string): Promise<boolean> {
+  if (syncfsCommand === false) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    execFile('sync', ['--file-system', root], (error) => {
+      syncfsCommand = error === null;
+      resolve(syncfsCommand);
+    });
+  });
+}
+
 async function sync(root: string, touched: readonly string[]): Promise<void> {
+  if (touched.length > 8 && (await syncFileSystem(root))) return;
   const paths = touched.length > 0 ? touched : [root];
   await Promise.all(paths.map((path) => fsyncPath(path.startsWith('/') ? path : join(root, path))));
 }

@@ -12,21 +12,14 @@
 
 import type { BigIntStats } from 'node:fs';
 import { STAMP_SIZE } from './disk.js';
-
-const MASK64 = (1n << 64n) - 1n;
-
-function mix64(z: bigint): bigint {
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
-  return z ^ (z >> 31n);
-}
+import { SEED, type U64, chain, top52 } from './mix64.js';
 
 /** stampDigest returns the 52-bit digest of a 40-byte stamp, as the native scanner does. */
 export function stampDigest(stamp: Uint8Array): number {
   const view = new DataView(stamp.buffer, stamp.byteOffset, stamp.byteLength);
-  let h = 0x9e3779b97f4a7c15n;
-  for (let i = 0; i < 5; i++) h = mix64(h ^ view.getBigUint64(8 * i, true));
-  return Number(h >> 12n);
+  let h: U64 = SEED;
+  for (let i = 0; i < 5; i++) h = chain(h, view.getUint32(8 * i + 4, true), view.getUint32(8 * i, true));
+  return top52(h);
 }
 
 /** stampOf encodes the stamp of lstat/fstat results taken with { bigint: true }. */

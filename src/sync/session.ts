@@ -217,8 +217,13 @@ class Pass {
   ) {
     this.store = options.store;
     this.sessionId = options.session.id;
-    this.queue = new PQueue({ concurrency: options.concurrency ?? 8 });
+    this.queue = new PQueue({ concurrency: this.concurrency });
     this.retriedBefore = summary.retried;
+  }
+
+  /** Files staged at once: more when a side is across a network, to fill the pipe. */
+  private get concurrency(): number {
+    return this.options.concurrency ?? (this.options.alpha.trusted && this.options.beta.trusted ? 8 : 32);
   }
 
   private endpoint(side: Side): Endpoint {
@@ -483,7 +488,7 @@ class Pass {
       case 'copy': {
         const source = this.endpoint(otherSide(op.to));
         const slot = this.actions.push(null) - 1;
-        if (this.queue.size > 4 * (this.options.concurrency ?? 8)) await this.queue.onSizeLessThan(2 * (this.options.concurrency ?? 8));
+        if (this.queue.size > 4 * this.concurrency) await this.queue.onSizeLessThan(2 * this.concurrency);
         const staging = this.queue
           .add(async () => {
             const staged = (await target.copyFrom?.(source, op.path, op.entry)) ?? (await target.stage(op.path, source.read(op.path, op.entry), op.entry.size));
@@ -583,35 +588,39 @@ class Pass {
         if (result !== undefined && !(result instanceof Error)) this.store.putIntent(this.sessionId, t.op.to, t.op.path, 'copy', { size: result.size, hash: result.hash });
       });
     });
-    for (const [i, transfer] of transfers.entries()) {
-      const result = staged[i] as Staged | Error;
-      const { op } = transfer;
-      if (result instanceof Error) {
-        this.fail(op.path, result);
-        continue;
-      }
-      try {
-        const target = this.endpoint(op.to);
-        // Content reaching alpha (the host) from beta (the guest) never brings exec bits.
-        const committed = await target.commit(result, op.expect, { stripExec: op.to === 'alpha' });
-        const sourceDigest = op.entry.digest;
-        actions[transfer.slot] = {
-          kind: 'put',
-          path: op.path,
-          entry: { kind: 'file', size: result.size, hash: result.hash },
-          alpha: op.to === 'alpha' ? committed.digest : sourceDigest,
-          beta: op.to === 'beta' ? committed.digest : sourceDigest,
-        };
-        this.summary.copied[op.to]++;
-        this.summary.bytes += op.entry.size;
-        if (committed.strippedExec) {
-          this.summary.execStripped++;
-          actions.push({ kind: 'log', what: 'exec-stripped', path: op.path, detail: `exec bits cleared on ${op.to}: the new content came from ${otherSide(op.to)}` });
+    // The renames of a batch are independent (one per path), so they are
+    // issued together: over SSH that is one round trip, not one per file.
+    await Promise.all(
+      transfers.map(async (transfer, i) => {
+        const result = staged[i] as Staged | Error;
+        const { op } = transfer;
+        if (result instanceof Error) {
+          this.fail(op.path, result);
+          return;
         }
-      } catch (error) {
-        this.fail(op.path, error as Error);
-      }
-    }
+        try {
+          const target = this.endpoint(op.to);
+          // Content reaching alpha (the host) from beta (the guest) never brings exec bits.
+          const committed = await target.commit(result, op.expect, { stripExec: op.to === 'alpha' });
+          const sourceDigest = op.entry.digest;
+          actions[transfer.slot] = {
+            kind: 'put',
+            path: op.path,
+            entry: { kind: 'file', size: result.size, hash: result.hash },
+            alpha: op.to === 'alpha' ? committed.digest : sourceDigest,
+            beta: op.to === 'beta' ? committed.digest : sourceDigest,
+          };
+          this.summary.copied[op.to]++;
+          this.summary.bytes += op.entry.size;
+          if (committed.strippedExec) {
+            this.summary.execStripped++;
+            actions.push({ kind: 'log', what: 'exec-stripped', path: op.path, detail: `exec bits cleared on ${op.to}: the new content came from ${otherSide(op.to)}` });
+          }
+        } catch (error) {
+          this.fail(op.path, error as Error);
+        }
+      }),
+    );
     if (touched.size > 0 || transfers.length > 0) await this.barrier(new Set([...touched, ...transfers.map((t) => t.op.to)]));
     this.commit(actions);
   }
