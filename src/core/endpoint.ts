@@ -94,6 +94,12 @@ export interface Endpoint {
   exists(path: string): Promise<boolean>;
   /** barrier makes everything written so far durable. */
   barrier(): Promise<void>;
+  /**
+   * distrust ends an untrusted side whose lie only the engine could see (its
+   * content does not match the hash it announced), logging it as a protocol
+   * violation; returns the error that stops the session.
+   */
+  distrust?(reason: string): Error;
   /** close releases the endpoint. */
   close(): Promise<void>;
 }

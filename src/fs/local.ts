@@ -7,7 +7,7 @@
  * No mode bits are copied, no link is followed or made.
  */
 
-import { closeSync, constants as C, fstatSync, openSync, readSync, writeSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants as C, fstatSync, openSync, readFileSync, readSync, writeSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
@@ -37,9 +37,15 @@ function errnoCode(error: unknown): string | undefined {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return errnoCode(error) === 'EPERM';
+  }
+  // A zombie has exited: its temporaries are stale.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

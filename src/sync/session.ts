@@ -499,9 +499,8 @@ class Pass {
               // A trusted source that changed under the copy is rescanned; a
               // guest that sends other bytes than it announced is lying.
               if (!source.trusted) {
-                throw new SessionHalt(
-                  `the guest (${source.label}) sent content for ${op.path} that does not match the ${staged.size === op.entry.size ? 'hash' : 'size'} it announced; nothing from it was applied and the session stopped`,
-                );
+                const reason = `it sent content for ${op.path} that does not match the ${staged.size === op.entry.size ? 'hash' : 'size'} it announced`;
+                throw source.distrust?.(reason) ?? new SessionHalt(`the guest (${source.label}) ${reason}; nothing more from it was applied`);
               }
               throw new ChangedError(op.path, 'the source changed during the transfer');
             }
@@ -579,6 +578,20 @@ class Pass {
     this.batchStarted = Date.now();
 
     const staged = await Promise.all(transfers.map((t) => t.staging));
+    // A side that lied or went away while this batch was staged: none of the
+    // batch's copies is put in place.
+    if (this.halt === undefined) staged.forEach((result) => result instanceof SessionHalt && (this.halt ??= result));
+    if (this.halt !== undefined) {
+      await Promise.all(
+        transfers.map(async (t, i) => {
+          const result = staged[i];
+          if (result !== undefined && !(result instanceof Error)) await this.endpoint(t.op.to).discard(result).catch(() => undefined);
+        }),
+      );
+      if (touched.size > 0) await this.barrier(touched);
+      this.commit(actions.map((action, i) => (transfers.some((t) => t.slot === i) ? null : action)));
+      return;
+    }
     if (transfers.length > 0) await this.barrier(new Set(transfers.map((t) => t.op.to)));
     // Announce the renames before making them, so that a crash between the
     // renames and the archive commit below is recognised by the next sync.

@@ -30,10 +30,13 @@ export interface Channel {
   end(): void;
 }
 
-/** StreamLimits bound what one agent may make the host hold or do. */
-export interface StreamLimits {
-  /** Requests in flight at once. */
-  readonly maxInFlight: number;
+/**
+ * How long the agent may leave requests unanswered without sending anything
+ * before the host gives up on it (FERRY_AGENT_TIMEOUT, in seconds).
+ */
+function agentTimeoutMs(): number {
+  const seconds = Number(process.env.FERRY_AGENT_TIMEOUT ?? '');
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 120_000;
 }
 
 type ReplyKind = Reply['t'];
@@ -72,6 +75,8 @@ export class RemoteEndpoint implements Endpoint {
   private hello: ((error?: Error) => void) | undefined;
   private helloDone = false;
   private readonly stagedIds = new WeakMap<Staged, number>();
+  private lastHeard = Date.now();
+  private readonly watchdog: ReturnType<typeof setInterval>;
 
   constructor(
     readonly side: Side,
@@ -81,6 +86,15 @@ export class RemoteEndpoint implements Endpoint {
     private readonly onViolation: (reason: string) => void = () => undefined,
   ) {
     channel.on('data', (chunk) => this.receive(chunk));
+    // A guest that stops answering (a stalled agent, a slow loris) is cut
+    // off: requests are pending and nothing arrived for the whole timeout.
+    const timeout = agentTimeoutMs();
+    this.watchdog = setInterval(() => {
+      if (this.pending.size > 0 && Date.now() - this.lastHeard > timeout) {
+        this.break(`it left ${this.pending.size} request(s) unanswered for ${Math.round(timeout / 1000)} s`, true);
+      }
+    }, Math.min(5_000, timeout / 2));
+    this.watchdog.unref();
     channel.on('close', () => {
       if (this.decoder.pending > 0) this.break('the stream ended in the middle of a frame', true);
       else this.break(`the connection to ${label} closed`, false);
@@ -108,8 +122,14 @@ export class RemoteEndpoint implements Endpoint {
     return this.broken;
   }
 
+  /** distrust ends the channel because the guest lied in a way only the engine can see; returns the halt. */
+  distrust(reason: string): SessionHalt {
+    return this.break(reason, true);
+  }
+
   private break(reason: string, violation: boolean): SessionHalt {
     if (this.broken !== undefined) return this.broken;
+    clearInterval(this.watchdog);
     const halt = new SessionHalt(violation ? `the guest agent at ${this.label} broke the protocol: ${reason}; its connection was closed and nothing more from it was applied` : reason);
     this.broken = halt;
     if (violation) this.onViolation(reason);
@@ -131,6 +151,7 @@ export class RemoteEndpoint implements Endpoint {
 
   private receive(chunk: Buffer): void {
     if (this.broken !== undefined) return;
+    this.lastHeard = Date.now();
     try {
       for (const frame of this.decoder.push(chunk)) {
         if (frame.type === 'data') {
@@ -177,6 +198,7 @@ export class RemoteEndpoint implements Endpoint {
 
   private async call<K extends ReplyKind>(request: Omit<Request, 'id'>, accepts: readonly K[], data?: ReadStream): Promise<Extract<Reply, { t: K }>> {
     if (this.broken !== undefined) throw this.broken;
+    if (this.pending.size === 0) this.lastHeard = Date.now();
     const id = this.nextId++;
     const reply = new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { accepts, resolve, reject, ...(data !== undefined ? { data } : {}) });
@@ -238,6 +260,7 @@ export class RemoteEndpoint implements Endpoint {
 
   async stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<Staged> {
     if (this.broken !== undefined) throw this.broken;
+    if (this.pending.size === 0) this.lastHeard = Date.now();
     const id = this.nextId++;
     const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { accepts: ['staged'], resolve, reject }));
     await this.send(encodeJson({ t: 'stage', id, path, size: expectedSize }));
@@ -312,6 +335,7 @@ export class RemoteEndpoint implements Endpoint {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.watchdog);
     if (this.broken === undefined) {
       try {
         this.channel.end();

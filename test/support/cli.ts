@@ -19,11 +19,15 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** runFerry runs `ferry args...` with FERRY_HOME=home and returns its output. */
-export function runFerry(home: string, args: string[], timeoutMs = 120_000): Promise<CliResult> {
+/**
+ * runFerry runs `ferry args...` with FERRY_HOME=home and returns its output.
+ * `env` adds (or overrides) variables on top of this process's environment;
+ * a ferry that runs longer than `timeoutMs` is killed and the promise rejects.
+ */
+export function runFerry(home: string, args: string[], timeoutMs = 120_000, env: Readonly<Record<string, string>> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [FERRY_BIN, ...args], {
-      env: { ...process.env, FERRY_HOME: home },
+      env: { ...process.env, ...env, FERRY_HOME: home },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

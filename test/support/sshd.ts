@@ -6,7 +6,7 @@
  */
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,6 +86,43 @@ function waitForPort(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
+// The sshd processes below `root` (not root itself), from /proc.
+function sshdDescendants(root: number): number[] {
+  const children = new Map<number, { pid: number; comm: string }[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone already
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(ppid) ?? [];
+    list.push({ pid: Number(name), comm });
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const c of children.get(pid) ?? []) {
+      if (c.comm.startsWith('sshd')) out.push(c.pid);
+      walk(c.pid);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 /** startSshd starts a server; stop it when done. */
 export async function startSshd(): Promise<Sshd> {
   const guestHome = ensureGuestUser();
@@ -151,12 +188,12 @@ export async function startSshd(): Promise<Sshd> {
       return `ssh://${GUEST_USER}@127.0.0.1:${port}${path}`;
     },
     dropConnections() {
-      // The listener is `sshd -D` (child.pid); each connection has its own sshd children.
-      try {
-        execFileSync('pkill', ['-KILL', '-P', String(child.pid)]);
-      } catch {
-        // no connection at the moment
-      }
+      // The listener is `sshd -D` (child.pid). Each connection is a privileged
+      // monitor below it ("sshd: user [priv]") and, below that, the
+      // unprivileged process that holds the socket ("sshd: user@notty").
+      // Killing the monitor alone leaves the connection up (its child is
+      // reparented and keeps serving), so kill every sshd below the listener.
+      if (child.pid !== undefined) for (const pid of sshdDescendants(child.pid)) killQuietly(pid);
     },
     stop() {
       return new Promise((resolve) => {
