@@ -6,7 +6,7 @@
  */
 
 import { execFile } from 'node:child_process';
-import { constants as C } from 'node:fs';
+import { constants as C, lstatSync, readdirSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, type Disk, type RawListing } from './disk.js';
@@ -25,15 +25,19 @@ function validUtf8(name: Buffer): boolean {
 }
 
 async function scanDir(path: string, expect?: number): Promise<RawListing> {
-  const handle = await fsp.opendir(path, { encoding: 'buffer' as BufferEncoding });
-  const raw: Buffer[] = [];
-  for await (const entry of handle) raw.push(entry.name as unknown as Buffer);
+  // Synchronous calls: the agent serves one host, and a promise per entry
+  // costs more than the lstat it waits for.
+  await Promise.resolve();
+  const raw = readdirSync(path, { encoding: 'buffer' });
   raw.sort((a, b) => Buffer.compare(a, b));
-  const stats = await Promise.all(
-    raw.map((name) =>
-      fsp.lstat(Buffer.concat([Buffer.from(`${path}/`), name]), { bigint: true }).catch((error: unknown) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? null : undefined)),
-    ),
-  );
+  const prefix = Buffer.from(`${path}/`);
+  const stats = raw.map((name) => {
+    try {
+      return lstatSync(Buffer.concat([prefix, name]), { bigint: true });
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? null : undefined;
+    }
+  });
   const names: string[] = [];
   const kept: Buffer[] = [];
   const records = Buffer.alloc(raw.length * RECORD_SIZE);

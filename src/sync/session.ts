@@ -122,7 +122,9 @@ interface Frame {
   nextPrefetch: number;
 }
 
-const PREFETCH = 4;
+/** Listings fetched ahead per directory level: more when a side is across a network. */
+const PREFETCH_LOCAL = 4;
+const PREFETCH_REMOTE = 16;
 
 // A row whose entries may still be waiting for a hash.
 interface PendingRow {
@@ -334,7 +336,8 @@ class Pass {
   }
 
   private prefetch(frame: Frame): void {
-    while (frame.nextPrefetch < frame.dirs.length && frame.descents.size < PREFETCH) {
+    const ahead = this.options.alpha.trusted && this.options.beta.trusted ? PREFETCH_LOCAL : PREFETCH_REMOTE;
+    while (frame.nextPrefetch < frame.dirs.length && frame.descents.size < ahead) {
       const i = frame.dirs[frame.nextPrefetch++] as number;
       if (i < frame.index) continue;
       frame.descents.set(i, this.descendInto(frame.children[i] as Child));

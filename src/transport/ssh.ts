@@ -8,6 +8,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
@@ -180,8 +181,17 @@ export async function connectGuest(target: SshTarget, side: Side, options: SshOp
   }
   if (process.env.SSH_AUTH_SOCK !== undefined && process.env.SSH_AUTH_SOCK !== '') config.agent = process.env.SSH_AUTH_SOCK;
 
+  // Requests and replies are small and pipelined: Nagle's algorithm would
+  // hold each small write for the peer's delayed ACK (40 ms on Linux).
+  const socket = new Socket();
+  socket.setNoDelay(true);
+  config.sock = socket;
+  socket.connect(target.port, target.host);
   const client = new Client();
   await new Promise<void>((resolve, reject) => {
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      reject(new FerryError('ECONNECT', `cannot connect to ${target.host} port ${target.port}: ${error.code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
+    });
     client.once('ready', () => resolve());
     client.once('error', (error: Error & { level?: string }) => {
       if (refusal !== undefined) reject(new FerryError('EHOSTKEY', refusal));
