@@ -12,11 +12,12 @@
 // bench/results/local-<date>[-quick].{md,json}. See bench/README.md.
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { diffTrees, fail, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, rmrf, tail } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -67,49 +68,13 @@ const TARGETS = { initialRatio: 2.0, noopRatio: 0.5, bytesPerFile: 200 };
 
 // ---------------------------------------------------------------- helpers
 
-function log(msg) {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
-
-function fail(msg) {
-  process.stderr.write(`\nbench: FAILED: ${msg}\n`);
-  process.exit(1);
-}
-
-function have(cmd) {
-  if (cmd.startsWith('/')) {
-    try {
-      accessSync(cmd, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
-
 function firstLine(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.status !== 0 && r.status !== null && !r.stdout) return undefined;
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim() !== '')?.trim().replace(/\s+/g, ' ');
 }
 
-function rmrf(p) {
-  const r = spawnSync('rm', ['-rf', p], { stdio: 'inherit' });
-  if (r.status !== 0) fail(`rm -rf ${p} failed`);
-}
-
-function freshDir(p) {
-  rmrf(p);
-  mkdirSync(p, { recursive: true });
-  return p;
-}
-
 /** flush dirty pages so no command pays for the previous command's writeback (untimed) */
-function flush() {
-  spawnSync('sync', [], { stdio: 'ignore' });
-}
-
 let logSeq = 0;
 let LOG_DIR = '';
 let HAVE_TIME = false;
@@ -144,22 +109,7 @@ function timed(label, cmd, args, env = {}) {
   return out;
 }
 
-function tail(file, n = 15) {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-n).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 /** diffTrees returns undefined when a and b hold the same files and contents, else a short description */
-function diffTrees(a, b) {
-  const r = spawnSync('diff', ['-rq', a, b], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status === 0) return undefined;
-  const lines = `${r.stdout}${r.stderr}`.split('\n').filter(Boolean);
-  return `diff -rq exit ${r.status}, ${lines.length} line(s):\n  ${lines.slice(0, 10).join('\n  ')}`;
-}
-
 function countFiles(dir) {
   let files = 0;
   let dirs = 0;
@@ -173,54 +123,17 @@ function countFiles(dir) {
   return { files, dirs, bytes };
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 function stats(xs) {
   if (xs.length === 0) return undefined;
   return { n: xs.length, median: median(xs), min: Math.min(...xs), max: Math.max(...xs), samples: xs };
 }
 
-const fmtS = (x) => (x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
 const fmtMiB = (kb) => `${(kb / 1024).toFixed(1)}`;
-
-function fmtStat(st, unit = 's', f = fmtS) {
-  if (st === undefined) return '—';
-  if (st.n === 1) return `${f(st.median)} ${unit} (n=1)`;
-  return `${f(st.median)} ${unit} [${f(st.min)}–${f(st.max)}] (n=${st.n})`;
-}
 
 // ---------------------------------------------------------------- corpus
 
 /** mulberry32: a small seeded PRNG so the JS fallback tree is deterministic */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
 /** genTree writes `files` files of min..max bytes of random data spread over `dirs` directories (the mkcorpus.py layout) */
-function genTree(dir, spec) {
-  const rnd = prng(42);
-  const { dw, fw } = spec;
-  const buf = Buffer.alloc(spec.max + 4);
-  for (let d = 0; d < spec.dirs; d++) mkdirSync(path.join(dir, `d${String(d).padStart(dw, '0')}`), { recursive: true });
-  for (let i = 0; i < spec.files; i++) {
-    const n = spec.min + (spec.max > spec.min ? rnd() % (spec.max - spec.min + 1) : 0);
-    for (let o = 0; o < n; o += 4) buf.writeUInt32LE(rnd(), o);
-    const p = path.join(dir, `d${String(i % spec.dirs).padStart(dw, '0')}`, `f${String(i).padStart(fw, '0')}.dat`);
-    writeFileSync(p, buf.subarray(0, n));
-  }
-}
-
 function makeCorpus(dir, kind, spec) {
   rmrf(dir);
   const t0 = process.hrtime.bigint();

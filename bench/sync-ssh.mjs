@@ -16,10 +16,8 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import {
-  accessSync,
   chmodSync,
   closeSync,
-  constants,
   cpSync,
   existsSync,
   mkdirSync,
@@ -36,6 +34,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { diffTrees, fail, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, prng, rmrf, tail } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -86,10 +85,6 @@ const TARGETS = { smallVsRsync: 1.0, smallVsUnison: 0.35, largeVsRsync: 0.6, noo
 
 // ---------------------------------------------------------------- helpers
 
-function log(msg) {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
-
 const cleanups = [];
 let cleaningUp = false;
 function cleanup(code) {
@@ -111,23 +106,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-function fail(msg) {
-  process.stderr.write(`\nbench: FAILED: ${msg}\n`);
-  process.exit(1);
-}
-
-function have(cmd) {
-  if (cmd.startsWith('/')) {
-    try {
-      accessSync(cmd, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
-
 function firstLine(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.status !== 0 && r.status !== null && !r.stdout && !r.stderr) return undefined;
@@ -140,26 +118,11 @@ function run(cmd, args, what = `${cmd} ${args.join(' ')}`) {
   return r.stdout;
 }
 
-function rmrf(p) {
-  const r = spawnSync('rm', ['-rf', p], { stdio: 'inherit' });
-  if (r.status !== 0) fail(`rm -rf ${p} failed`);
-}
-
-function freshDir(p) {
-  rmrf(p);
-  mkdirSync(p, { recursive: true });
-  return p;
-}
-
 function chownGuest(p) {
   run('chown', ['-R', `${GUEST_USER}:${GUEST_USER}`, p]);
 }
 
 /** flush dirty pages so no command pays for the previous command's writeback (untimed) */
-function flush() {
-  spawnSync('sync', [], { stdio: 'ignore' });
-}
-
 /** freeKiB returns the space available on the filesystem holding p */
 function freeKiB(p) {
   const r = spawnSync('df', ['-Pk', p], { encoding: 'utf8' });
@@ -211,22 +174,7 @@ function syncAfter() {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-function tail(file, n = 15) {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-n).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 /** diffTrees returns undefined when a and b hold the same files and contents (diff -r), else a short description */
-function diffTrees(a, b) {
-  const r = spawnSync('diff', ['-rq', a, b], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status === 0) return undefined;
-  const lines = `${r.stdout}${r.stderr}`.split('\n').filter(Boolean);
-  return `diff -rq exit ${r.status}, ${lines.length} line(s):\n  ${lines.slice(0, 10).join('\n  ')}`;
-}
-
 function countFiles(dir) {
   let files = 0;
   let dirs = 0;
@@ -241,54 +189,17 @@ function countFiles(dir) {
   return { files, dirs, bytes };
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 function stats(xs) {
   if (xs === undefined || xs.length === 0) return undefined;
   return { n: xs.length, median: median(xs), min: Math.min(...xs), max: Math.max(...xs), samples: xs };
 }
 
-const fmtS = (x) => (x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
 const fmtRate = (bps) => (bps >= 1e9 ? `${(bps / 1e9).toFixed(2)} GB/s` : `${(bps / 1e6).toFixed(0)} MB/s`);
-
-function fmtStat(st, unit = 's', f = fmtS) {
-  if (st === undefined) return '—';
-  if (st.n === 1) return `${f(st.median)} ${unit} (n=1)`;
-  return `${f(st.median)} ${unit} [${f(st.min)}–${f(st.max)}] (n=${st.n})`;
-}
 
 // ---------------------------------------------------------------- corpus
 
 /** mulberry32: a small seeded PRNG so the JS fallback trees are deterministic */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
 /** genTree writes `files` files of min..max bytes of random data spread over `dirs` directories (the mkcorpus.py layout) */
-function genTree(dir, spec) {
-  const rnd = prng(42);
-  const { dw, fw } = spec;
-  const buf = Buffer.alloc(spec.max + 4);
-  for (let d = 0; d < spec.dirs; d++) mkdirSync(path.join(dir, `d${String(d).padStart(dw, '0')}`), { recursive: true });
-  for (let i = 0; i < spec.files; i++) {
-    const n = spec.min + (spec.max > spec.min ? rnd() % (spec.max - spec.min + 1) : 0);
-    for (let o = 0; o < n; o += 4) buf.writeUInt32LE(rnd(), o);
-    const p = path.join(dir, `d${String(i % spec.dirs).padStart(dw, '0')}`, `f${String(i).padStart(fw, '0')}.dat`);
-    writeFileSync(p, buf.subarray(0, n));
-  }
-}
-
 /** genLarge writes the mkcorpus.py large layout: big<NN>.bin, each a random 64 KiB block repeated to the size */
 function genLarge(dir, spec) {
   const rnd = prng(42);

@@ -1,0 +1,94 @@
+// Helpers shared by the benchmark scripts (plain Node ESM, node:* only).
+
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export function flush() {
+  spawnSync('sync', [], { stdio: 'ignore' });
+}
+
+export function log(msg) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+export function fail(msg) {
+  process.stderr.write(`\nbench: FAILED: ${msg}\n`);
+  process.exit(1);
+}
+
+export function have(cmd) {
+  if (cmd.startsWith('/')) {
+    try {
+      accessSync(cmd, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+export function freshDir(p) {
+  rmrf(p);
+  mkdirSync(p, { recursive: true });
+  return p;
+}
+
+export function rmrf(p) {
+  const r = spawnSync('rm', ['-rf', p], { stdio: 'inherit' });
+  if (r.status !== 0) fail(`rm -rf ${p} failed`);
+}
+
+export function diffTrees(a, b) {
+  const r = spawnSync('diff', ['-rq', a, b], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status === 0) return undefined;
+  const lines = `${r.stdout}${r.stderr}`.split('\n').filter(Boolean);
+  return `diff -rq exit ${r.status}, ${lines.length} line(s):\n  ${lines.slice(0, 10).join('\n  ')}`;
+}
+
+export function tail(file, n = 15) {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-n).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export function genTree(dir, spec) {
+  const rnd = prng(42);
+  const { dw, fw } = spec;
+  const buf = Buffer.alloc(spec.max + 4);
+  for (let d = 0; d < spec.dirs; d++) mkdirSync(path.join(dir, `d${String(d).padStart(dw, '0')}`), { recursive: true });
+  for (let i = 0; i < spec.files; i++) {
+    const n = spec.min + (spec.max > spec.min ? rnd() % (spec.max - spec.min + 1) : 0);
+    for (let o = 0; o < n; o += 4) buf.writeUInt32LE(rnd(), o);
+    const p = path.join(dir, `d${String(i % spec.dirs).padStart(dw, '0')}`, `f${String(i).padStart(fw, '0')}.dat`);
+    writeFileSync(p, buf.subarray(0, n));
+  }
+}
+
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function fmtStat(st, unit = 's', f = fmtS) {
+  if (st === undefined) return '—';
+  if (st.n === 1) return `${f(st.median)} ${unit} (n=1)`;
+  return `${f(st.median)} ${unit} [${f(st.min)}–${f(st.max)}] (n=${st.n})`;
+}
+
+export const fmtS = (x) => (x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
