@@ -357,6 +357,7 @@ describe('ferry sync killed with SIGKILL at random moments', () => {
     console.log(`crash test seed ${seed} (replay with FERRY_CRASH_SEED=${seed})`);
     const rng = new Rng(seed);
     const started = performance.now();
+    const trace: string[] = [];
 
     const top = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-crash-'));
     const roots: Record<Side, string> = { alpha: path.join(top, 'alpha'), beta: path.join(top, 'beta') };
@@ -451,7 +452,9 @@ describe('ferry sync killed with SIGKILL at random moments', () => {
           model.create(side, created);
           mutated = `; then modified ${n}${created > 0 ? ` and created ${created}` : ''} on ${side}`;
         }
-        console.log(`#${iterations}: kill ${when}: ran ${run.ms} ms, ${outcome}${mutated}`);
+        // One line a kill: kept, and printed only when the test fails (or FERRY_CRASH_VERBOSE=1).
+        trace.push(`#${iterations}: kill ${when}: ran ${run.ms} ms, ${outcome}${mutated}`);
+        if (process.env.FERRY_CRASH_VERBOSE === '1') console.log(trace[trace.length - 1]);
       }
       expect(kills, `SIGKILLs delivered in ${iterations} iterations (seed ${seed})`).toBeGreaterThanOrEqual(20);
 
@@ -502,7 +505,7 @@ describe('ferry sync killed with SIGKILL at random moments', () => {
       passed = true;
     } finally {
       if (passed) fs.rmSync(top, { recursive: true, force: true });
-      else console.log(`crash test trees kept in ${top} (seed ${seed})`);
+      else console.log(`${trace.join('\n')}\ncrash test trees kept in ${top} (seed ${seed})`);
     }
   }, 240_000);
 });
