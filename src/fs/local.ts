@@ -83,7 +83,6 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async prepare(): Promise<void> {
-    await initHash();
     let st;
     try {
       st = await fsp.lstat(this.root);

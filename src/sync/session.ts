@@ -14,7 +14,7 @@
  * Memory is bounded by the depth of the tree times the width of a directory.
  */
 
-import PQueue from 'p-queue';
+import type PQueue from 'p-queue';
 import type { Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type Side, type UnsupportedReason, otherSide } from '../core/entry.js';
 import { ChangedError, FerryError, SessionHalt } from '../core/errors.js';
@@ -202,7 +202,7 @@ export async function syncSession(options: SessionOptions): Promise<Summary> {
 class Pass {
   private readonly store: Store;
   private readonly sessionId: number;
-  private readonly queue: PQueue;
+  private queue: PQueue | undefined;
   private actions: (Action | null)[] = [];
   private transfers: Transfer[] = [];
   private batchBytes = 0;
@@ -219,8 +219,17 @@ class Pass {
   ) {
     this.store = options.store;
     this.sessionId = options.session.id;
-    this.queue = new PQueue({ concurrency: this.concurrency });
     this.retriedBefore = summary.retried;
+  }
+
+  // The transfer queue, loaded with the first copy: a sync with nothing to
+  // copy does not pay for loading p-queue.
+  private async transferQueue(): Promise<PQueue> {
+    if (this.queue === undefined) {
+      const { default: Queue } = await import('p-queue');
+      this.queue ??= new Queue({ concurrency: this.concurrency });
+    }
+    return this.queue;
   }
 
   /** Files staged at once: more when a side is across a network, to fill the pipe. */
@@ -491,8 +500,9 @@ class Pass {
       case 'copy': {
         const source = this.endpoint(otherSide(op.to));
         const slot = this.actions.push(null) - 1;
-        if (this.queue.size > 4 * this.concurrency) await this.queue.onSizeLessThan(2 * this.concurrency);
-        const staging = this.queue
+        const queue = await this.transferQueue();
+        if (queue.size > 4 * this.concurrency) await queue.onSizeLessThan(2 * this.concurrency);
+        const staging = queue
           .add(async () => {
             const staged = (await target.copyFrom?.(source, op.path, op.entry)) ?? (await target.stage(op.path, source.read(op.path, op.entry), op.entry.size));
             // The source was checked against its scanned stamp as it was read,
