@@ -1,7 +1,7 @@
 // Helpers shared by the benchmark scripts (plain Node ESM, node:* only).
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export function flush() {
@@ -92,3 +92,37 @@ export function fmtStat(st, unit = 's', f = fmtS) {
 }
 
 export const fmtS = (x) => (x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
+
+/** positiveInt parses a --flag's value, or exits with the usage text. */
+export function positiveInt(text, name, dflt, usage) {
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`bench: ${name} must be a positive integer, got ${JSON.stringify(text)}\n${usage}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/**
+ * snapshotFerry copies the ferry build of `repo` into `dest`, so a rebuild
+ * during the run cannot change ferry halfway; returns the copy's executable
+ * and where the build came from.
+ */
+export function snapshotFerry(repo, dest) {
+  freshDir(dest);
+  for (const p of ['bin', 'dist', 'package.json', path.join('native-shims', 'build')]) {
+    if (existsSync(path.join(repo, p))) cpSync(path.join(repo, p), path.join(dest, p), { recursive: true, preserveTimestamps: true });
+  }
+  symlinkSync(path.join(repo, 'node_modules'), path.join(dest, 'node_modules'), 'dir');
+  let newest = 0;
+  for (const e of readdirSync(path.join(repo, 'dist'), { recursive: true })) newest = Math.max(newest, statSync(path.join(repo, 'dist', e)).mtimeMs);
+  const git = (...args) => spawnSync('git', ['-C', repo, ...args], { encoding: 'utf8' }).stdout?.trim();
+  const dirty = (git('status', '--porcelain', '--', 'src', 'native-shims/src') ?? '').split('\n').filter(Boolean).length;
+  return {
+    bin: path.join(dest, 'bin', 'ferry.js'),
+    head: git('rev-parse', '--short', 'HEAD') ?? 'unknown',
+    uncommittedSourceFiles: dirty,
+    distBuiltAt: new Date(newest).toISOString(),
+  };
+}

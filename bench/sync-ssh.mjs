@@ -18,14 +18,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
-  cpSync,
   existsSync,
   mkdirSync,
   openSync,
   readFileSync,
   readdirSync,
   statSync,
-  symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -34,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { diffTrees, fail, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, prng, rmrf, tail } from './lib.mjs';
+import { diffTrees, fail, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, positiveInt, prng, rmrf, snapshotFerry, tail } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -64,17 +62,8 @@ if (opts.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
-function positiveInt(text, name, dflt) {
-  if (text === undefined) return dflt;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`bench: ${name} must be a positive integer, got ${JSON.stringify(text)}\n${USAGE}\n`);
-    process.exit(2);
-  }
-  return n;
-}
 const QUICK = opts.quick;
-const RUNS = positiveInt(opts.runs, '--runs', QUICK ? 3 : 5);
+const RUNS = positiveInt(opts.runs, '--runs', QUICK ? 3 : 5, USAGE);
 
 // the layouts of ../shared/bench/mkcorpus.py: DIR/d<i % dirs>/f<i>.dat (dw, fw = zero-padded widths); large: DIR/big<i>.bin
 const SMALL = { files: QUICK ? 2000 : 10000, dirs: 100, min: 1024, max: 16384, dw: 3, fw: 5 };
@@ -345,24 +334,6 @@ async function startSshd(dir) {
  * dist/ by someone else during the run can't change the ferry under test
  * halfway (its archive format and agent included). Returns a description of the build.
  */
-function snapshotFerry(dest) {
-  freshDir(dest);
-  for (const p of ['bin', 'dist', 'package.json', path.join('native-shims', 'build')]) {
-    if (existsSync(path.join(REPO, p))) cpSync(path.join(REPO, p), path.join(dest, p), { recursive: true, preserveTimestamps: true });
-  }
-  symlinkSync(path.join(REPO, 'node_modules'), path.join(dest, 'node_modules'), 'dir');
-  let newest = 0;
-  for (const e of readdirSync(path.join(REPO, 'dist'), { recursive: true })) newest = Math.max(newest, statSync(path.join(REPO, 'dist', e)).mtimeMs);
-  const git = (...args) => spawnSync('git', ['-C', REPO, ...args], { encoding: 'utf8' }).stdout?.trim();
-  const dirty = (git('status', '--porcelain', '--', 'src', 'native-shims/src') ?? '').split('\n').filter(Boolean).length;
-  FERRY_BIN = path.join(dest, 'bin', 'ferry.js');
-  return {
-    head: git('rev-parse', '--short', 'HEAD') ?? 'unknown',
-    uncommittedSourceFiles: dirty,
-    distBuiltAt: new Date(newest).toISOString(),
-  };
-}
-
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -398,7 +369,8 @@ async function main() {
   if (avail !== undefined && avail < needKiB) fail(`not enough disk space under ${WORK}: ${(avail / 1048576).toFixed(1)} GiB available, about ${needKiB / 1048576} GiB needed`);
 
   LOG_DIR = freshDir(path.join(WORK, 'logs'));
-  const build = snapshotFerry(path.join(WORK, 'ferry'));
+  const build = snapshotFerry(REPO, path.join(WORK, 'ferry'));
+  FERRY_BIN = build.bin;
 
   // an ssh-agent in the environment would change how each tool authenticates: all use --key / -i only
   BASE_ENV = { ...process.env };
