@@ -5,13 +5,14 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { DIGEST_OFFSET, RECORD_SIZE } from '../src/fs/disk.js';
 import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
 import { portableDisk } from '../src/fs/portable-disk.js';
+import { stampDigest, stampOf } from '../src/fs/stamp.js';
 import { Store } from '../src/state/store.js';
 import { syncSession } from '../src/sync/session.js';
 import { readTree, tempDir, writeTree } from './support/cli.js';
@@ -65,6 +66,15 @@ describe('portable disk', () => {
     await portableDisk.renameNoReplace(join(dir, 'from'), join(dir, 'fresh'));
     await portableDisk.renameNoReplace(join(dir, 'dfrom'), join(dir, 'dfresh'));
     expect(readTree(dir)).toEqual({ dfresh: null, 'dfresh/x': 'x', dto: null, fresh: 'new', to: 'old' });
+  });
+
+  test('native renameNoReplace refuses to replace and returns the stamp digest of the moved file', async () => {
+    const dir = tempDir('ferry-disk-');
+    writeTree(dir, { from: 'new', to: 'old' });
+    await expect(nativeDisk().renameNoReplace(join(dir, 'from'), join(dir, 'to'))).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(readFileSync(join(dir, 'to'), 'utf8')).toBe('old');
+    const digest = await nativeDisk().renameNoReplace(join(dir, 'from'), join(dir, 'fresh'));
+    expect(digest).toBe(stampDigest(stampOf(lstatSync(join(dir, 'fresh'), { bigint: true }))));
   });
 
   test('the engine syncs both ways with beta on the portable disk', async () => {

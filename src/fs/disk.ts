@@ -20,8 +20,11 @@ export interface RawListing {
 export interface Disk {
   /** scanDir lists and lstats one directory, sorted by name bytes; only its subdirectories when its digest equals `expect`. */
   scanDir(path: string, expect?: number): Promise<RawListing>;
-  /** renameNoReplace moves `from` to `to`, failing with EEXIST if `to` exists. */
-  renameNoReplace(from: string, to: string): Promise<void>;
+  /**
+   * renameNoReplace moves `from` to `to`, failing with EEXIST if `to` exists;
+   * returns the stamp digest of `to` after the move where that comes cheap.
+   */
+  renameNoReplace(from: string, to: string): Promise<number | undefined>;
   /** sync makes durable everything written below root, or at least the files and directories named in `touched`. */
   sync(root: string, touched: readonly string[]): Promise<void>;
   /**

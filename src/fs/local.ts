@@ -323,9 +323,10 @@ export class LocalEndpoint implements Endpoint {
     const { temp, path } = staged as LocalStaged;
     const dest = this.abs(path);
     let strippedExec = false;
+    let digest: number | undefined;
     try {
       if (expect === undefined) {
-        await this.disk.renameNoReplace(temp, dest);
+        digest = await this.disk.renameNoReplace(temp, dest);
       } else if (expect.kind === 'file') {
         const st = await this.expectFile(path, expect);
         const mode = replacedFileMode(Number(st.mode), options.stripExec);
@@ -348,6 +349,7 @@ export class LocalEndpoint implements Endpoint {
       throw new PathError(path, `unable to put ${path} in place on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
     this.touch(parentOf(path));
+    if (digest !== undefined) return { digest, strippedExec };
     const after = await this.lstatAt(path);
     if (after === undefined) throw new ChangedError(path, 'deleted right after it was written');
     return { digest: stampDigest(stampOf(after)), strippedExec };

@@ -13,7 +13,7 @@ import { RECORD_SIZE, type Disk, type RawListing } from './disk.js';
 interface Shims {
   scanDir(path: string, expect?: number): Promise<RawListing>;
   syncfs(path: string): Promise<void>;
-  renameNoReplace(from: string, to: string): void;
+  renameNoReplace(from: string, to: string): number;
   copySmall(src: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string>;
   readonly RECORD_SIZE: number;
 }
@@ -39,7 +39,14 @@ export function nativeDisk(): Disk {
   if (shims.RECORD_SIZE !== RECORD_SIZE) throw new FerryError('ENATIVE', `ferry's native shims are out of date (record size ${shims.RECORD_SIZE}); run \`npm rebuild\``);
   loaded = {
     scanDir: (path, expect) => shims.scanDir(path, expect),
-    renameNoReplace: (from, to) => Promise.resolve(shims.renameNoReplace(from, to)),
+    renameNoReplace: (from, to) => {
+      try {
+        const digest = shims.renameNoReplace(from, to);
+        return Promise.resolve(digest >= 0 ? digest : undefined);
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    },
     sync: (root) => shims.syncfs(root),
     copySmall: (src, temp, size, stamp) => shims.copySmall(src, temp, size, stamp === null ? null : Buffer.from(stamp.buffer, stamp.byteOffset, stamp.byteLength)),
   };

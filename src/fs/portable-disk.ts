@@ -93,13 +93,13 @@ async function scanDir(path: string, expect?: number): Promise<RawListing> {
   return { names, records: records.subarray(0, count * RECORD_SIZE), digest, complete: true };
 }
 
-async function renameNoReplace(from: string, to: string): Promise<void> {
+async function renameNoReplace(from: string, to: string): Promise<undefined> {
   const st = await fsp.lstat(from);
   if (!st.isDirectory()) {
     // link(2) fails with EEXIST when `to` exists: an atomic no-replace move of a file.
     await fsp.link(from, to);
     await fsp.unlink(from);
-    return;
+    return undefined;
   }
   // RACE: a directory cannot be linked; something created at `to` between
   // this check and the rename is replaced if it is an empty directory, and
@@ -107,6 +107,7 @@ async function renameNoReplace(from: string, to: string): Promise<void> {
   const existing = await fsp.lstat(to).catch(() => undefined);
   if (existing !== undefined) throw Object.assign(new Error(`EEXIST: ${to} exists`), { code: 'EEXIST' });
   await fsp.rename(from, to);
+  return undefined;
 }
 
 async function fsyncPath(path: string): Promise<void> {

@@ -82,7 +82,7 @@ export interface SessionOptions {
   readonly concurrency?: number;
 }
 
-const BATCH_FILES = 256;
+const BATCH_FILES = 1024;
 const BATCH_BYTES = 64 << 20;
 const BATCH_ACTIONS = 4000;
 /** A batch is committed at least this often, so a long sync makes progress that survives a crash. */
