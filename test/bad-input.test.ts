@@ -50,11 +50,15 @@ describe('bad input', () => {
     const r = await runFerry(home, ['--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/ferry sync <alpha> <beta>/);
-    expect(r.stdout).toMatch(/Not yet available: sync --watch/);
+    expect(r.stdout).toMatch(/--watch keeps syncing/);
+    expect(r.stdout).toMatch(/Not yet available: the daemon/);
     expect(r.stdout).toMatch(/ssh:\/\/\[user@\]host\[:port\]\/path/);
-    const watch = await runFerry(home, ['sync', '/tmp', '/var', '--watch']);
-    expect(watch.status).toBe(2);
-    expect(watch.stderr).toMatch(/--watch is not available/);
+    const both = await runFerry(home, ['sync', '/tmp', '/var', '--watch', '--once']);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/--once and --watch exclude each other/);
+    const verify = await runFerry(home, ['sync', '/tmp', '/var', '--watch', '--verify-every', 'soon']);
+    expect(verify.status).toBe(2);
+    expect(verify.stderr).toMatch(/--verify-every "soon": give a duration/);
   });
 });
 

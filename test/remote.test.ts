@@ -3,6 +3,8 @@
  * process (the SSH transport is tested in test/ssh.test.ts).
  */
 
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -10,8 +12,11 @@ import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
 import { Store } from '../src/state/store.js';
 import { syncSession } from '../src/sync/session.js';
-import { RemoteEndpoint } from '../src/transport/remote.js';
-import { childChannel, spawnAgent } from './support/agent.js';
+import type { WatchHint } from '../src/core/endpoint.js';
+import { bindingPath, hostPlatform } from '../src/fs/watcher-binding.js';
+import { AGENT_MAGIC, PROTOCOL_VERSION, encodeJson } from '../src/protocol/frame.js';
+import { type Channel, RemoteEndpoint } from '../src/transport/remote.js';
+import { AGENT_BUNDLE, childChannel, spawnAgent } from './support/agent.js';
 import { readTree, tempDir, writeTree } from './support/cli.js';
 
 async function withRemote<T>(betaRoot: string, fn: (beta: RemoteEndpoint) => Promise<T>): Promise<T> {
@@ -66,5 +71,83 @@ describe('remote endpoint over the agent', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+// A peer that says hello properly and then sends whatever the test gives it.
+function scriptedChannel(): { channel: Channel; raw(bytes: Uint8Array): void; send(message: unknown): void } {
+  const events = new EventEmitter();
+  const channel: Channel = {
+    write: () => true,
+    once: () => undefined,
+    on: (event: string, listener: (...args: never[]) => void) => events.on(event, listener as (...args: unknown[]) => void),
+    end: () => events.emit('close'),
+  };
+  return {
+    channel,
+    raw: (bytes) => events.emit('data', Buffer.from(bytes)),
+    send: (message) => events.emit('data', Buffer.from(encodeJson(message))),
+  };
+}
+
+describe('watching through the agent', () => {
+  test('the agent reports the directory of each change and never its own temporaries', async () => {
+    const root = tempDir('ferry-remote-watch-');
+    writeTree(root, { 'sub/a.txt': 'a' });
+    const binding = bindingPath(hostPlatform());
+    expect(binding).toBeDefined();
+    const child = spawn(process.execPath, [AGENT_BUNDLE], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FERRY_WATCHER: binding } });
+    const beta = new RemoteEndpoint('beta', `agent:${root}`, childChannel(child), root);
+    const hints: WatchHint[] = [];
+    try {
+      await beta.start();
+      const stop = await beta.watch((hint) => hints.push(hint));
+      writeFileSync(join(root, '.ferry-tmp-1-0'), 'a temporary');
+      writeFileSync(join(root, 'sub', 'b.txt'), 'b');
+      const deadline = Date.now() + 5000;
+      while (!hints.some((h) => 'dirs' in h && h.dirs.includes('sub')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(hints.some((h) => 'dirs' in h && h.dirs.includes('sub'))).toBe(true);
+      // The temporary in the root names no directory: '' only comes from it.
+      expect(hints.some((h) => 'dirs' in h && h.dirs.includes(''))).toBe(false);
+      await stop();
+    } finally {
+      await beta.close();
+      child.kill();
+    }
+  });
+
+  test('an agent without a watcher binding refuses to watch, clearly', async () => {
+    const root = tempDir('ferry-remote-watch-');
+    const child = spawn(process.execPath, [AGENT_BUNDLE], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FERRY_WATCHER: '' } });
+    const beta = new RemoteEndpoint('beta', `agent:${root}`, childChannel(child), root);
+    try {
+      await beta.start();
+      await expect(beta.watch(() => undefined)).rejects.toThrow(/cannot be watched: .*no file watcher for this guest's platform/);
+    } finally {
+      await beta.close();
+      child.kill();
+    }
+  });
+
+  test.each([
+    ['a change notice nobody asked for', { t: 'changed', id: 77, dirs: ['a'] }, /change notice under id 77, which is not an accepted watch/],
+    ['a change notice with a path that climbs out', { t: 'changed', id: 1, dirs: ['a/../../etc'] }, /changed dir 0/],
+    ['a change notice with too many directories', { t: 'changed', id: 1, dirs: Array.from({ length: 5000 }, (_, i) => `d${i}`) }, /changed dirs is not an array of 1\.\.4096 paths/],
+    ['a change notice naming both directories and a rescan', { t: 'changed', id: 1, dirs: ['a'], rescan: 'x' }, /neither or both/],
+  ])('%s ends the channel as a violation', async (_name, notice, reason) => {
+    const { channel, raw, send } = scriptedChannel();
+    const violations: string[] = [];
+    const beta = new RemoteEndpoint('beta', 'scripted', channel, '/nowhere', (why) => violations.push(why));
+    const started = beta.start();
+    raw(AGENT_MAGIC);
+    send({ t: 'hello', version: PROTOCOL_VERSION, node: '20.0.0' });
+    await started;
+    const watching = beta.watch(() => undefined);
+    send({ t: 'ok', id: 1 });
+    await watching;
+    send(notice);
+    expect(beta.halted?.message).toMatch(reason);
+    expect(violations).toHaveLength(1);
+    await beta.close();
   });
 });

@@ -98,21 +98,22 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     }
   });
 
-  test('the agent is installed once per build, by content hash, under ~/.cache/ferry', async () => {
+  test('the agent and the watcher binding are installed once per build, by content hash, under ~/.cache/ferry', async () => {
     const { alpha, home, url } = setup();
     writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
     const cache = join(sshd.guestHome, '.cache', 'ferry');
     rmSync(cache, { recursive: true, force: true });
     expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
-    const installed = readdirSync(cache);
-    expect(installed).toHaveLength(1);
+    const installed = readdirSync(cache).sort();
+    expect(installed).toHaveLength(2);
     expect(installed[0]).toMatch(/^agent-[0-9a-f]{16}\.mjs$/);
+    expect(installed[1]).toMatch(/^watcher-[0-9a-f]{16}\.node$/);
     const file = join(cache, installed[0] ?? '');
     expect(statSync(file).uid).not.toBe(0);
     const before = statSync(file).mtimeMs;
     writeFileSync(join(alpha, 'a.txt'), 'again');
     expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
-    expect(readdirSync(cache)).toEqual(installed);
+    expect(readdirSync(cache).sort()).toEqual(installed);
     expect(statSync(file).mtimeMs).toBe(before);
   });
 

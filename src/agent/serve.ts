@@ -13,6 +13,7 @@ import { ChangedError } from '../core/errors.js';
 import { baseName } from '../core/path.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { portableDisk } from '../fs/portable-disk.js';
+import { loadWatcherFile } from '../fs/watcher-binding.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
 import { type Request, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
@@ -31,6 +32,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
   let endpoint: LocalEndpoint | undefined;
   const inboxes = new Map<number, ChunkQueue>();
   const staged = new Map<number, Staged>();
+  let stopWatching: (() => Promise<void>) | undefined;
 
   const reply = (message: unknown) => send(encodeJson(message));
   const fail = (id: number, error: unknown) => {
@@ -115,6 +117,13 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
         case 'barrier':
           await ep.barrier();
           return await reply({ t: 'ok', id });
+        case 'watch': {
+          if (stopWatching !== undefined) throw new Error('this agent is watching already');
+          const binding = process.env.FERRY_WATCHER;
+          if (binding === undefined || binding === '') throw new Error(`no file watcher for this guest's platform (${process.platform}-${process.arch}) was installed with the agent`);
+          stopWatching = await ep.watch((hint) => void reply({ t: 'changed', id, ...hint }));
+          return await reply({ t: 'ok', id });
+        }
         case 'end':
           return;
       }
@@ -143,7 +152,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
             const hello = checkHostHello(message);
             if (hello.version !== PROTOCOL_VERSION) throw new ProtocolError(`the host speaks protocol ${hello.version}, this agent ${PROTOCOL_VERSION}`);
             const root = isAbsolute(hello.root) ? hello.root : resolve(hello.root);
-            endpoint = new LocalEndpoint('beta', root, portableDisk);
+            endpoint = new LocalEndpoint('beta', root, portableDisk, () => loadWatcherFile(process.env.FERRY_WATCHER ?? ''));
             continue;
           }
           const request = checkRequest(message);
@@ -161,6 +170,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
     input.on('end', () => resolveDone());
     input.on('error', (error) => rejectDone(error));
   });
+  await stopWatching?.();
   await endpoint?.sweep();
 }
 

@@ -16,12 +16,19 @@ const VERSION = '0.1.0';
 const HELP = `ferry ${VERSION} — grant files into a VM and keep both copies in step
 
 Usage:
-  ferry sync <alpha> <beta> [--once] [--json] [--key FILE] [--accept-new-host-key]
-      Sync two directories both ways, once. alpha is the host side (a local
-      directory), beta the guest side: a local directory, or a directory on
-      another machine as ssh://[user@]host[:port]/path or user@host:path.
-      A path changed on both sides becomes a conflict and stops syncing until
-      resolved; everything else keeps syncing.
+  ferry sync <alpha> <beta> [--once | --watch] [--json] [--key FILE] [--accept-new-host-key]
+      Sync two directories both ways, once (the default). alpha is the host
+      side (a local directory), beta the guest side: a local directory, or a
+      directory on another machine as ssh://[user@]host[:port]/path or
+      user@host:path. A path changed on both sides becomes a conflict and
+      stops syncing until resolved; everything else keeps syncing.
+      --watch keeps syncing: both sides are watched and each change is
+      propagated as it happens, until Ctrl-C or SIGTERM. A lost connection is
+      retried with backoff. Everything is rescanned at start, after a
+      reconnection, when a watcher loses events, and every
+      --verify-every DURATION (default 1h; e.g. 90s, 15m). With --json, one
+      event per line: connected, scanning, synced, conflict, resolved,
+      unsupported, error, reconnecting, stopped.
       Over SSH: the host key must be in ~/.ssh/known_hosts or
       $FERRY_HOME/known_hosts (--accept-new-host-key trusts and records a new
       one); keys come from --key, ssh-agent (SSH_AUTH_SOCK) or ~/.ssh/id_*.
@@ -31,15 +38,15 @@ Usage:
   ferry conflicts show <id> [--json] Both versions' metadata, and a diff for text.
   ferry resolve <id> --keep alpha|beta|host|guest|both
       Choose a conflict's outcome; it is applied by the next sync of that
-      pair. "both" keeps alpha's version at the path and beta's beside it as
+      pair (at once by a running --watch). "both" keeps alpha's version at the path and beta's beside it as
       "<stem> (conflict beta <date time>)<ext>" on both sides.
   ferry demo                         Sync a built-in example in a temp folder:
                                      changes both ways, a conflict, its resolution.
   ferry help | --help                This text.
   ferry --version                    The version.
 
-Not yet available: sync --watch, the daemon, vm, run, grant, revoke,
-grants, status, log.
+Not yet available: the daemon, vm, run, grant, revoke, grants, status,
+log.
 
 State (archive, conflicts, log) lives in $FERRY_HOME
 (default \${XDG_STATE_HOME:-~/.local/state}/ferry).

@@ -1,20 +1,21 @@
 /**
- * `ferry sync <alpha> <beta> [--once] [--json]`.
+ * `ferry sync <alpha> <beta> [--once | --watch] [--json]`.
  */
 
 import { parseArgs } from 'node:util';
-import { describeUnsupported } from '../core/entry.js';
-import type { Endpoint } from '../core/endpoint.js';
+import { type UnsupportedReason, describeUnsupported } from '../core/entry.js';
 import { SessionHalt, UsageError } from '../core/errors.js';
 import { looksRemote, parseTarget, targetLabel } from '../transport/target.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk } from '../fs/native.js';
+import { hostWatcher } from '../fs/watcher-binding.js';
 import type { Store } from '../state/store.js';
 import { type Summary, type SyncEvent, syncSession } from '../sync/session.js';
+import { type Link, type WatchEvent, watchSession } from '../sync/watch.js';
 import { checkPair, checkRoot } from './roots.js';
 import { EXIT, formatBytes, plural, printJson } from './output.js';
 
-/** syncCommand runs one sync of a pair of directories. */
+/** syncCommand runs one sync of a pair of directories, or keeps them in step with --watch. */
 export async function syncCommand(store: Store, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -24,12 +25,15 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
       json: { type: 'boolean', default: false },
       key: { type: 'string' },
       'accept-new-host-key': { type: 'boolean', default: false },
+      'verify-every': { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
   });
-  if (values.watch) throw new UsageError('--watch is not available in this version of ferry yet; use --once');
-  if (positionals.length !== 2) throw new UsageError('usage: ferry sync <alpha> <beta> [--once] [--json]');
+  if (values.watch && values.once) throw new UsageError('--once and --watch exclude each other: sync once, or keep watching');
+  if (!values.watch && values['verify-every'] !== undefined) throw new UsageError('--verify-every applies to --watch');
+  const verifyEveryMs = parseDuration(values['verify-every'] ?? '1h', '--verify-every');
+  if (positionals.length !== 2) throw new UsageError('usage: ferry sync <alpha> <beta> [--once | --watch] [--json]');
   const [alphaArg, betaArg] = positionals as [string, string];
   if (looksRemote(alphaArg)) throw new UsageError(`${alphaArg}: alpha is the host side and must be a local directory; put the guest (ssh) side second`);
   const known = (path: string) => store.hasSessionWithRoot(path);
@@ -38,29 +42,56 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   if (remote === undefined && (values.key !== undefined || values['accept-new-host-key'])) throw new UsageError('--key and --accept-new-host-key apply to an ssh:// (or user@host:path) beta');
   const betaRoot = remote === undefined ? checkRoot(betaArg, 'beta', known) : targetLabel(remote);
   if (remote === undefined) checkPair(alphaRoot, betaRoot);
+  const watcher = values.watch ? hostWatcher : undefined;
 
-  const guest =
-    remote === undefined
-      ? undefined
-      : await (await import('../transport/ssh.js')).connectGuest(
-          remote,
-          'beta',
-          { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}) },
-          (reason) => store.log('protocol-violation', store.session(alphaRoot, betaRoot, false)?.id ?? null, null, `${betaRoot}: ${reason}`),
-        );
-  try {
-    if (guest !== undefined && !(await guest.endpoint.exists(''))) {
-      if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
-      throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
+  const connect = async (): Promise<Link> => {
+    const guest =
+      remote === undefined
+        ? undefined
+        : await (await import('../transport/ssh.js')).connectGuest(
+            remote,
+            'beta',
+            { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}) },
+            (reason) => store.log('protocol-violation', store.session(alphaRoot, betaRoot, false)?.id ?? null, null, `${betaRoot}: ${reason}`),
+          );
+    try {
+      if (guest !== undefined && !(await guest.endpoint.exists(''))) {
+        if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
+        throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
+      }
+    } catch (error) {
+      guest?.close();
+      throw error;
     }
-    const beta = guest?.endpoint ?? new LocalEndpoint('beta', betaRoot, nativeDisk());
-    return await runSync(store, values.json, alphaRoot, betaRoot, beta);
+    return {
+      alpha: new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher),
+      beta: guest?.endpoint ?? new LocalEndpoint('beta', betaRoot, nativeDisk(), watcher),
+      ...(guest !== undefined ? { lost: guest.endpoint.ended } : {}),
+      close: () => {
+        guest?.close();
+        return Promise.resolve();
+      },
+    };
+  };
+  if (values.watch) return await runWatch(store, values.json, verifyEveryMs, alphaRoot, betaRoot, connect);
+  const link = await connect();
+  try {
+    return await runSync(store, values.json, alphaRoot, betaRoot, link);
   } finally {
-    guest?.close();
+    await link.close();
   }
 }
 
-async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot: string, beta: Endpoint): Promise<number> {
+/** parseDuration reads "90", "90s", "15m", "1h" as milliseconds. */
+function parseDuration(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(text.trim());
+  const scale = { s: 1000, m: 60_000, h: 3_600_000 };
+  const ms = match === null ? Number.NaN : Number(match[1]) * scale[(match[2] ?? 's') as keyof typeof scale];
+  if (!(ms >= 1000)) throw new UsageError(`${flag} ${JSON.stringify(text)}: give a duration of at least 1 s, such as 90s, 15m or 1h`);
+  return ms;
+}
+
+async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot: string, link: Link): Promise<number> {
   const values = { json };
   const session = store.session(alphaRoot, betaRoot, true);
   if (session === undefined) throw new Error('session was not created');
@@ -70,13 +101,7 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
   };
   let summary: Summary;
   try {
-    summary = await syncSession({
-      store,
-      session,
-      alpha: new LocalEndpoint('alpha', alphaRoot, nativeDisk()),
-      beta,
-      onEvent,
-    });
+    summary = await syncSession({ store, session, alpha: link.alpha, beta: link.beta, onEvent });
   } finally {
     progress?.clear();
   }
@@ -95,6 +120,79 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
     printSummary(alphaRoot, betaRoot, summary, remaining);
   }
   return status;
+}
+
+// Keeps the pair in step until SIGINT or SIGTERM (exit 0); a halt exits 1.
+// A second signal exits at once: every write is crash-safe anyway.
+async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alphaRoot: string, betaRoot: string, connect: () => Promise<Link>): Promise<number> {
+  const session = store.session(alphaRoot, betaRoot, true);
+  if (session === undefined) throw new Error('session was not created');
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(EXIT.error);
+    if (!json) process.stderr.write('ferry: stopping after the current batch (again to stop at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const onEvent = json ? (event: WatchEvent) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`) : printWatchEvent;
+  try {
+    await watchSession({ store, session, connect, onEvent, verifyEveryMs, signal: controller.signal });
+    return EXIT.ok;
+  } catch (error) {
+    if (json && error instanceof Error) onEvent({ event: 'error', message: `halted: ${error.message}` });
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+// The human form of watch events: one short line each, quiet passes unsaid.
+function printWatchEvent(event: WatchEvent): void {
+  const time = new Date().toTimeString().slice(0, 8);
+  let line: string | undefined;
+  switch (event.event) {
+    case 'connected':
+      line = `watching ${event.alpha} ⇄ ${event.beta} (Ctrl-C stops)`;
+      break;
+    case 'scanning':
+      if (event.scope === 'full') line = `scanning everything: ${event.reason}`;
+      break;
+    case 'synced': {
+      const parts: string[] = [];
+      if (event.copied.beta > 0) parts.push(`${plural(event.copied.beta, 'file')} to beta`);
+      if (event.copied.alpha > 0) parts.push(`${plural(event.copied.alpha, 'file')} to alpha`);
+      const dirs = event.dirsCreated.alpha + event.dirsCreated.beta;
+      if (dirs > 0) parts.push(`${plural(dirs, 'directory', 'directories')} created`);
+      const removed = event.removed.alpha + event.removed.beta;
+      if (removed > 0) parts.push(`${removed} removed`);
+      if (event.conflicts > 0) parts.push(plural(event.conflicts, 'conflict'));
+      if (event.failures > 0) parts.push(plural(event.failures, 'error'));
+      const what = parts.length === 0 ? 'in sync' : `${parts.join(', ')}${event.bytes > 0 ? ` (${formatBytes(event.bytes)})` : ''}`;
+      line = event.scope === 'full' ? `${what}; ${plural(event.scanned, 'path')} scanned in ${event.ms} ms` : `${what} in ${event.ms} ms`;
+      break;
+    }
+    case 'conflict':
+      line = `conflict ${event.id}: ${event.path}: ${event.reason}; it stays as it is on both sides until \`ferry resolve ${event.id} --keep alpha|beta|both\``;
+      break;
+    case 'resolved':
+      line = `resolved conflict ${event.id}: ${event.path} (kept ${event.keep})`;
+      break;
+    case 'unsupported':
+      line = `skipped ${event.path}: ${describeUnsupported(event.reason as UnsupportedReason)} on ${event.side}, not synced`;
+      break;
+    case 'error':
+      line = `error: ${event.message}`;
+      break;
+    case 'reconnecting':
+      line = `connection lost (${event.message}); reconnecting in ${(event.inMs / 1000).toFixed(1)} s (attempt ${event.attempt})`;
+      break;
+    case 'stopped':
+      line = 'stopped';
+      break;
+  }
+  if (line !== undefined) process.stdout.write(`${time} ${line}\n`);
 }
 
 function printSummary(alpha: string, beta: string, s: Summary, remaining: { id: number; path: string; reason: string; state: string }[]): void {

@@ -51,6 +51,13 @@ export interface CommitResult {
   readonly strippedExec: boolean;
 }
 
+/**
+ * WatchHint is what a watching side reports: directories whose listings may
+ * have changed (and whether anything in them was deleted), or a full rescan
+ * and why.
+ */
+export type WatchHint = { readonly dirs: readonly string[]; readonly deleted?: boolean } | { readonly rescan: string };
+
 /** Endpoint is one side of a session. */
 export interface Endpoint {
   /** Which side of the session this is. */
@@ -100,6 +107,12 @@ export interface Endpoint {
    * violation; returns the error that stops the session.
    */
   distrust?(reason: string): Error;
+  /**
+   * watch reports changes below the root as hints until the returned
+   * function stops it. Hints are never facts: the engine rescans what they
+   * name. Absent when this side cannot watch.
+   */
+  watch?(onHint: (hint: WatchHint) => void): Promise<() => Promise<void>>;
   /** close releases the endpoint. */
   close(): Promise<void>;
 }

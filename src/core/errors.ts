@@ -43,6 +43,9 @@ export class SessionHalt extends FerryError {
   }
 }
 
+/** ConnectionLost is a SessionHalt because the link to a side broke (not because it lied): watch mode reconnects. */
+export class ConnectionLost extends SessionHalt {}
+
 /** UsageError is bad input on the command line: exit status 2. */
 export class UsageError extends FerryError {
   constructor(message: string) {

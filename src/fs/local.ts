@@ -10,7 +10,7 @@
 import { closeSync, constants as C, fstatSync, openSync, readFileSync, readSync, writeSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
+import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
 import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
 import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
 import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
@@ -19,6 +19,7 @@ import { StreamHasher, hashBytes, initHash } from './hash.js';
 import type { Disk } from './disk.js';
 import { sameStamp, stampDigest, stampOf } from './stamp.js';
 import { TEMP_PREFIX, Walker } from './walk.js';
+import { TreeWatcher, type WatcherBinding } from './watch.js';
 
 const CHUNK = 1 << 20;
 /** Files up to this size are read and staged with synchronous calls. */
@@ -70,6 +71,8 @@ export class LocalEndpoint implements Endpoint {
     /** Absolute, canonical path of the root directory. */
     readonly root: string,
     private readonly disk: Disk,
+    /** Loads the watcher binding, for a side that can watch. */
+    private readonly watcher?: () => WatcherBinding,
   ) {
     this.label = root;
     this.walker = new Walker(disk, root, (dir, name) => {
@@ -434,6 +437,12 @@ export class LocalEndpoint implements Endpoint {
   // Notes a file or directory (relative path) that the next barrier must make durable.
   private touch(path: string): void {
     this.touched.add(this.abs(path));
+  }
+
+  async watch(onHint: (hint: WatchHint) => void): Promise<() => Promise<void>> {
+    if (this.watcher === undefined) throw new PathError('', `${this.label} cannot be watched here`);
+    const watcher = await TreeWatcher.start(this.watcher(), this.root, onHint);
+    return () => watcher.close();
   }
 
   async close(): Promise<void> {

@@ -44,7 +44,7 @@ export function nativeDisk(): Disk {
         const digest = shims.renameNoReplace(from, to);
         return Promise.resolve(digest >= 0 ? digest : undefined);
       } catch (error) {
-        return Promise.reject(error as Error);
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
       }
     },
     sync: (root) => shims.syncfs(root),

@@ -37,7 +37,8 @@ export type Request =
   | { t: 'inspect'; id: number; path: string }
   | { t: 'exists'; id: number; path: string }
   | { t: 'sweep'; id: number }
-  | { t: 'barrier'; id: number };
+  | { t: 'barrier'; id: number }
+  | { t: 'watch'; id: number };
 
 /** Replies from the agent to the host. */
 export type Reply =
@@ -49,7 +50,9 @@ export type Reply =
   | { t: 'committed'; id: number; digest: number; strippedExec: boolean }
   | { t: 'entry'; id: number; entry: WireEntry | null }
   | { t: 'exists'; id: number; exists: boolean }
-  | { t: 'error'; id: number; code: 'changed' | 'path'; message: string };
+  | { t: 'error'; id: number; code: 'changed' | 'path'; message: string }
+  /** After a watch request is accepted: changes in the guest, under that request's id, until the channel ends. */
+  | { t: 'changed'; id: number; dirs?: string[]; deleted?: boolean; rescan?: string };
 
 /** The agent's first message. */
 export interface AgentHello {
@@ -119,6 +122,8 @@ export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 export const MAX_DIGEST = 2 ** 52 - 1;
 const MAX_ID = 2 ** 32 - 1;
 const MAX_MESSAGE = 4096;
+/** Directories one change notice may name; a watcher with more asks for a rescan instead. */
+export const MAX_CHANGED_DIRS = 4096;
 
 /** checkWireEntry validates an entry from the wire. */
 export function checkWireEntry(value: unknown, what: string): WireEntry {
@@ -204,6 +209,19 @@ export function checkReply(value: unknown): Reply {
       exactKeys(o, ['t', 'id', 'exists'], [], 'exists');
       bool(o.exists, 'exists');
       break;
+    case 'changed': {
+      exactKeys(o, ['t', 'id'], ['dirs', 'deleted', 'rescan'], 'changed');
+      if ((o.dirs === undefined) === (o.rescan === undefined)) fail('changed names neither or both of dirs and rescan');
+      if (o.rescan !== undefined) {
+        text(o.rescan, MAX_MESSAGE, 'changed rescan');
+        if (o.deleted !== undefined) fail('changed has "deleted" with a rescan');
+      } else {
+        if (o.deleted !== undefined) bool(o.deleted, 'changed deleted');
+        if (!Array.isArray(o.dirs) || o.dirs.length === 0 || o.dirs.length > MAX_CHANGED_DIRS) fail(`changed dirs is not an array of 1..${MAX_CHANGED_DIRS} paths`);
+        (o.dirs as unknown[]).forEach((dir, i) => path(dir, `changed dir ${i}`));
+      }
+      break;
+    }
     case 'error':
       exactKeys(o, ['t', 'id', 'code', 'message'], [], 'error');
       if (o.code !== 'changed' && o.code !== 'path') fail('error code is unknown');
@@ -248,6 +266,7 @@ export function checkRequest(value: unknown): Request {
     case 'end':
     case 'sweep':
     case 'barrier':
+    case 'watch':
       exactKeys(o, ['t', 'id'], [], o.t);
       break;
     case 'list':

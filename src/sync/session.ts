@@ -18,7 +18,7 @@ import type PQueue from 'p-queue';
 import type { Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type Side, type UnsupportedReason, otherSide } from '../core/entry.js';
 import { ChangedError, FerryError, SessionHalt } from '../core/errors.js';
-import { comparePaths } from '../core/path.js';
+import { comparePaths, isWithin, parentOf } from '../core/path.js';
 import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../core/reconcile.js';
 import { conflictCopyPath } from '../core/conflict-name.js';
 import { type ArchiveRecord, type SessionRecord, type Store, sideDigest } from '../state/store.js';
@@ -80,6 +80,12 @@ export interface SessionOptions {
   readonly maxPasses?: number;
   /** Files staged concurrently (default 8). */
   readonly concurrency?: number;
+  /**
+   * Directories to rescan instead of the whole tree (from a watcher's
+   * hints): each is walked with what lies below it that is new, gone, or
+   * itself in the scope; every other directory is taken as unchanged.
+   */
+  readonly scope?: readonly string[];
 }
 
 const BATCH_FILES = 1024;
@@ -180,23 +186,52 @@ interface Transfer {
   readonly slot: number;
 }
 
-/** syncSession runs passes of one session until nothing changed under it, or maxPasses. */
+/** syncSession takes the session's lock and runs passes until nothing changed under it, or maxPasses. */
 export async function syncSession(options: SessionOptions): Promise<Summary> {
   const lock = lockSession(options.store.home, options.session.id);
   try {
-    const summary = emptySummary();
-    const maxPasses = options.maxPasses ?? 3;
-    for (let pass = 1; pass <= maxPasses; pass++) {
-      const before = summary.retried;
-      await new Pass(options, summary).run();
-      summary.passes = pass;
-      if (summary.retried === before) break;
-    }
-    options.store.touchSession(options.session.id);
-    return summary;
+    return await runPasses(options);
   } finally {
     lock.release();
   }
+}
+
+/** runPasses is syncSession for a caller that holds the session's lock already (watch mode). */
+export async function runPasses(options: SessionOptions): Promise<Summary> {
+  const summary = emptySummary();
+  const maxPasses = options.maxPasses ?? 3;
+  for (let pass = 1; pass <= maxPasses; pass++) {
+    const before = summary.retried;
+    await new Pass(options, summary).run();
+    summary.passes = pass;
+    if (summary.retried === before) break;
+  }
+  options.store.touchSession(options.session.id);
+  return summary;
+}
+
+/** minimalDirs drops every directory that lies below another one of the set, and sorts the rest. */
+function minimalDirs(dirs: Iterable<string>): string[] {
+  const sorted = [...new Set(dirs)].sort(comparePaths);
+  const out: string[] = [];
+  for (const dir of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && isWithin(dir, last)) continue;
+    out.push(dir);
+  }
+  return out;
+}
+
+/** withAncestors returns the directories and every directory above them (the root included). */
+function withAncestors(dirs: Iterable<string>): Set<string> {
+  const out = new Set<string>(['']);
+  for (let dir of dirs) {
+    while (dir !== '' && !out.has(dir)) {
+      out.add(dir);
+      dir = parentOf(dir);
+    }
+  }
+  return out;
 }
 
 class Pass {
@@ -212,6 +247,10 @@ class Pass {
   private readonly detected = new Set<string>();
   private readonly unstable = new Map<string, Error>();
   private retriedBefore: number;
+  /** With a scope: the scoped directories and their ancestors, which the walk may enter. */
+  private readonly scopeDirs: Set<string> | undefined;
+  /** With a scope: the directories walked entry by entry, where conflicts were looked for. */
+  private readonly walked = new Set<string>();
 
   constructor(
     private readonly options: SessionOptions,
@@ -220,6 +259,7 @@ class Pass {
     this.store = options.store;
     this.sessionId = options.session.id;
     this.retriedBefore = summary.retried;
+    this.scopeDirs = options.scope === undefined ? undefined : withAncestors(options.scope);
   }
 
   // The transfer queue, loaded with the first copy: a sync with nothing to
@@ -252,14 +292,57 @@ class Pass {
     const resolutions = await this.applyKeepBoth();
     await Promise.all([alpha.prepare(), beta.prepare()]);
     await this.recoverIntents();
-    const root = await this.descend('', true, true, this.store.archiveEmpty(this.sessionId) ? undefined : this.store.listing(this.sessionId, ''));
-    if (root.alpha instanceof Error || root.beta instanceof Error || root.alpha === undefined || root.beta === undefined) {
-      throw new SessionHalt(`unable to list a root: ${String(root.alpha instanceof Error ? root.alpha.message : root.beta instanceof Error ? root.beta.message : 'missing')}`);
+    const starts = this.options.scope === undefined ? [''] : await this.startingPoints(this.options.scope);
+    for (const start of starts) await this.walkFrom(start, resolutions);
+    await this.flush();
+    if (this.halt !== undefined) throw this.halt;
+    await Promise.all([alpha.sweep(), beta.sweep()]);
+    this.closeSettledConflicts();
+  }
+
+  // The directories a scoped pass starts from: the scope without what lies
+  // below another of its directories, each moved up to the nearest directory
+  // that is a directory on both sides and in the archive, all the way up
+  // (so that a walk never starts below something that became a file or a
+  // link). The root always qualifies.
+  private async startingPoints(scope: readonly string[]): Promise<string[]> {
+    let candidates = minimalDirs(scope);
+    for (;;) {
+      const settled = await Promise.all(candidates.map((dir) => this.settledDir(dir)));
+      if (settled.every(Boolean)) return candidates;
+      candidates = minimalDirs(candidates.map((dir, i) => (settled[i] === true ? dir : parentOf(dir))));
+    }
+  }
+
+  private async settledDir(dir: string): Promise<boolean> {
+    const chain: string[] = [];
+    for (let d = dir; d !== ''; d = parentOf(d)) chain.push(d);
+    if (chain.some((d) => this.store.archiveGet(this.sessionId, d)?.entry.kind !== 'dir')) return false;
+    const inspect = (side: Side, path: string) =>
+      this.endpoint(side)
+        .inspect(path)
+        .catch((error: unknown) => {
+          if (error instanceof SessionHalt) throw error;
+          return undefined;
+        });
+    const found = await Promise.all(chain.flatMap((d) => [inspect('alpha', d), inspect('beta', d)]));
+    return found.every((entry) => entry?.kind === 'dir');
+  }
+
+  // Walks the tree below `start` ('' for the root), deciding row by row.
+  private async walkFrom(start: string, resolutions: Map<string, Side>): Promise<void> {
+    const fresh = start === '' && this.store.archiveEmpty(this.sessionId);
+    const top = await this.descend(start, true, true, fresh ? undefined : this.store.listing(this.sessionId, start));
+    if (top.alpha instanceof Error || top.beta instanceof Error || top.alpha === undefined || top.beta === undefined) {
+      if (start === '') throw new SessionHalt(`unable to list a root: ${top.alpha instanceof Error ? top.alpha.message : top.beta instanceof Error ? top.beta.message : 'missing'}`);
+      // Replaced since it was checked: the pass runs again and starts higher up.
+      this.summary.retried++;
+      return;
     }
     // A root whose listing was skipped matched a recorded listing in
     // agreement with a non-empty archive, so it is not empty.
-    const empty = (listing: Listing) => listing.complete && listing.items.every((item) => item.kind === 'unsupported');
-    const reconciler = new Reconciler({ resolutions, alphaEmpty: empty(root.alpha), betaEmpty: empty(root.beta) });
+    const empty = (listing: Listing) => start === '' && listing.complete && listing.items.every((item) => item.kind === 'unsupported');
+    const reconciler = new Reconciler({ resolutions, alphaEmpty: empty(top.alpha), betaEmpty: empty(top.beta) });
     const window: PendingRow[] = [];
     let lastProgress = Date.now();
     const decide = async (row: PendingRow): Promise<void> => {
@@ -274,7 +357,7 @@ class Pass {
       for (const decision of reconciler.push(ready)) await this.handle(decision);
     };
 
-    const stack: Frame[] = [this.frame('', root.alpha, root.beta)];
+    const stack: Frame[] = [this.frame(start, top.alpha, top.beta)];
     while (stack.length > 0) {
       const frame = stack[stack.length - 1] as Frame;
       if (frame.index >= frame.children.length) {
@@ -285,7 +368,7 @@ class Pass {
       const i = frame.index++;
       const child = frame.children[i] as Child;
       let descent: Descent | undefined;
-      if (descends(child)) {
+      if (this.entered(child)) {
         const pending = frame.descents.get(i);
         frame.descents.delete(i);
         this.prefetch(frame);
@@ -318,10 +401,16 @@ class Pass {
     }
     while (window.length > 0) await decide(window.shift() as PendingRow);
     for (const decision of reconciler.end()) await this.handle(decision);
-    await this.flush();
-    if (this.halt !== undefined) throw this.halt;
-    await Promise.all([alpha.sweep(), beta.sweep()]);
-    this.closeSettledConflicts();
+  }
+
+  // Whether the walk enters a child directory: always in a full pass; in a
+  // scoped one only where something may have changed below it: a directory
+  // new or gone on a side, or one in the scope or above it.
+  private entered(child: Child): boolean {
+    if (!descends(child)) return false;
+    if (this.scopeDirs === undefined) return true;
+    const settled = child.alpha?.kind === 'dir' && child.beta?.kind === 'dir' && child.base?.entry.kind === 'dir';
+    return !settled || this.scopeDirs.has(child.path);
   }
 
   // Lists a directory on the sides that hold it, asking each side to skip
@@ -359,8 +448,9 @@ class Pass {
     const children = mergeChildren(alpha?.items ?? [], beta?.items ?? [], base);
     const dirs: number[] = [];
     children.forEach((child, i) => {
-      if (descends(child)) dirs.push(i);
+      if (this.entered(child)) dirs.push(i);
     });
+    if (alpha?.complete === true && beta?.complete === true) this.walked.add(path);
     const frame: Frame = { path, children, index: 0, quiet: true, alpha, beta, descents: new Map(), dirs, nextPrefetch: 0 };
     this.prefetch(frame);
     return frame;
@@ -767,6 +857,8 @@ class Pass {
     if (this.summary.retried !== this.retriedBefore || this.summary.failures.length > 0) return;
     for (const conflict of this.store.openConflicts(this.sessionId)) {
       if (this.detected.has(conflict.path)) continue;
+      // A scoped pass only judges the conflicts in the directories it read entry by entry.
+      if (this.scopeDirs !== undefined && !this.walked.has(parentOf(conflict.path))) continue;
       if (conflict.state === 'pending' && conflict.resolution !== null) {
         this.store.transaction(() => {
           this.store.setConflictState(conflict.id, 'resolved', conflict.resolution);

@@ -12,9 +12,9 @@
  * announced before anything is renamed into place.
  */
 
-import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
+import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
 import type { Entry, FileEntry, Hash, Side, UnsupportedReason } from '../core/entry.js';
-import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
+import { ChangedError, ConnectionLost, PathError, SessionHalt } from '../core/errors.js';
 import { joinPath } from '../core/path.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
@@ -77,6 +77,11 @@ export class RemoteEndpoint implements Endpoint {
   private readonly stagedIds = new WeakMap<Staged, number>();
   private lastHeard = Date.now();
   private readonly watchdog: ReturnType<typeof setInterval>;
+  private onEnded: (halt: SessionHalt) => void = () => undefined;
+  /** Settles with the reason when the channel ends, whoever ended it. */
+  readonly ended = new Promise<SessionHalt>((resolve) => (this.onEnded = resolve));
+  /** The id of the accepted watch request, under which change notices arrive, and where they go. */
+  private watching: { id: number; onHint: (hint: WatchHint) => void } | undefined;
 
   constructor(
     readonly side: Side,
@@ -91,12 +96,13 @@ export class RemoteEndpoint implements Endpoint {
     const timeout = agentTimeoutMs();
     this.watchdog = setInterval(() => {
       if (this.pending.size > 0 && Date.now() - this.lastHeard > timeout) {
-        this.break(`it left ${this.pending.size} request(s) unanswered for ${Math.round(timeout / 1000)} s`, true);
+        this.break(`it left ${this.pending.size} request(s) unanswered for ${Math.round(timeout / 1000)} s`, true, true);
       }
     }, Math.min(5_000, timeout / 2));
     this.watchdog.unref();
     channel.on('close', () => {
-      if (this.decoder.pending > 0) this.break('the stream ended in the middle of a frame', true);
+      // Logged as a violation, yet a cut link looks the same: watch mode may reconnect.
+      if (this.decoder.pending > 0) this.break('the stream ended in the middle of a frame', true, true);
       else this.break(`the connection to ${label} closed`, false);
     });
     channel.on('error', (error) => this.break(`the connection to ${label} failed: ${error.message}`, false));
@@ -107,6 +113,11 @@ export class RemoteEndpoint implements Endpoint {
     await this.send(HOST_MAGIC);
     await this.send(encodeJson({ t: 'hello', version: PROTOCOL_VERSION, root: this.root }));
     await new Promise<void>((resolve, reject) => {
+      // The agent speaks first, and may have been heard already.
+      if (this.helloDone) {
+        resolve();
+        return;
+      }
       const timer = setTimeout(() => reject(this.break(`the agent at ${this.label} did not answer within ${timeoutMs / 1000} s`, true)), timeoutMs);
       this.hello = (error) => {
         clearTimeout(timer);
@@ -127,11 +138,15 @@ export class RemoteEndpoint implements Endpoint {
     return this.break(reason, true);
   }
 
-  private break(reason: string, violation: boolean): SessionHalt {
+  // Ends the channel. A violation is logged; `lost` says the link may be
+  // tried again (a connection that broke, as opposed to a guest that lied).
+  private break(reason: string, violation: boolean, lost = !violation): SessionHalt {
     if (this.broken !== undefined) return this.broken;
     clearInterval(this.watchdog);
-    const halt = new SessionHalt(violation ? `the guest agent at ${this.label} broke the protocol: ${reason}; its connection was closed and nothing more from it was applied` : reason);
+    const message = violation ? `the guest agent at ${this.label} broke the protocol: ${reason}; its connection was closed and nothing more from it was applied` : reason;
+    const halt = lost ? new ConnectionLost(message) : new SessionHalt(message);
     this.broken = halt;
+    this.onEnded(halt);
     if (violation) this.onViolation(reason);
     for (const p of this.pending.values()) {
       p.data?.finish(halt);
@@ -179,6 +194,11 @@ export class RemoteEndpoint implements Endpoint {
           continue;
         }
         const reply = checkReply(message);
+        if (reply.t === 'changed') {
+          if (this.watching?.id !== reply.id) throw new ProtocolError(`a change notice under id ${reply.id}, which is not an accepted watch`);
+          this.watching.onHint(reply.rescan !== undefined ? { rescan: `${this.label}: ${reply.rescan}` } : { dirs: reply.dirs ?? [], deleted: reply.deleted === true });
+          continue;
+        }
         const p = this.pending.get(reply.id);
         if (p === undefined) throw new ProtocolError(`a reply to request ${reply.id}, which was never made or is already answered`);
         if (reply.t !== 'error' && !p.accepts.includes(reply.t)) throw new ProtocolError(`a "${reply.t}" reply to a request that expects ${p.accepts.join(' or ')}`);
@@ -332,6 +352,29 @@ export class RemoteEndpoint implements Endpoint {
 
   async barrier(): Promise<void> {
     await this.call({ t: 'barrier' }, ['ok']);
+  }
+
+  /**
+   * watch asks the agent to watch its root. Its notices are hints only (the
+   * engine rescans what they name), their paths validated like any path
+   * from the guest. Watching ends with the channel.
+   */
+  async watch(onHint: (hint: WatchHint) => void): Promise<() => Promise<void>> {
+    if (this.watching !== undefined) throw new Error(`${this.label} is watched already`);
+    const id = this.nextId;
+    // Notices may arrive as soon as the agent subscribes, before its "ok".
+    this.watching = { id, onHint };
+    try {
+      await this.call({ t: 'watch' }, ['ok']);
+    } catch (error) {
+      this.watching = undefined;
+      if (error instanceof PathError) throw new PathError('', `${this.label} cannot be watched: ${error.message}`);
+      throw error;
+    }
+    return () => {
+      this.watching = { id, onHint: () => undefined };
+      return Promise.resolve();
+    };
   }
 
   async close(): Promise<void> {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
+import { bindingPath, type Platform } from '../fs/watcher-binding.js';
 import { type SshTarget, targetLabel } from './target.js';
 import { RemoteEndpoint } from './remote.js';
 
@@ -240,26 +241,61 @@ export async function connectGuest(target: SshTarget, side: Side, options: SshOp
 }
 
 // Returns the command that starts the agent, installing it first when the
-// guest does not have this exact build. FERRY_AGENT_COMMAND replaces it (for
-// debugging, and for the tests' hostile agents).
+// guest does not have this exact build, together with the file watcher's
+// native binding when this installation has one for the guest's platform.
+// FERRY_AGENT_COMMAND replaces it (for debugging, and for the tests'
+// hostile agents).
 async function agentCommand(client: Client, label: string): Promise<string> {
   const override = process.env.FERRY_AGENT_COMMAND;
   if (override !== undefined && override !== '') return override;
   const { code, hash } = agentBundle();
   const file = `"$HOME/.cache/ferry/agent-${hash}.mjs"`;
+  // No single quotes in here: it goes inside sh -c '...'.
+  const describe = 'process.stdout.write(JSON.stringify([process.versions.node, process.platform, process.arch, Boolean(process.report.getReport().header.glibcVersionRuntime)]))';
   const probe = await exec(
     client,
-    `sh -c 'if ! command -v node >/dev/null 2>&1; then echo no-node; exit 0; fi; node -e "process.stdout.write(process.versions.node)"; echo; if [ -f ${file} ]; then echo present; fi'`,
+    `sh -c 'if ! command -v node >/dev/null 2>&1; then echo no-node; exit 0; fi; node -e "${describe}"; echo; ls "$HOME/.cache/ferry" 2>/dev/null; exit 0'`,
   );
   const lines = probe.stdout.trim().split('\n');
   if (lines[0] === 'no-node' || probe.code !== 0) {
     throw new FerryError('ENODE', `Node.js is not installed in ${label}; ferry's guest agent needs Node.js 18 or newer there (for example \`apt-get install nodejs\`)`);
   }
-  const major = Number.parseInt(lines[0] ?? '', 10);
-  if (!(major >= 18)) throw new FerryError('ENODE', `${label} has Node.js ${lines[0] ?? '?'}; ferry's guest agent needs 18 or newer`);
-  if (lines[1] !== 'present') {
-    const install = await exec(client, `sh -c 'mkdir -p "$HOME/.cache/ferry" && cat > ${file}.tmp.$$ && mv -f ${file}.tmp.$$ ${file}'`, code);
-    if (install.code !== 0) throw new FerryError('EAGENT', `unable to install the ferry agent in ${label}: ${install.stderr.trim() || `exit ${String(install.code)}`}`);
+  const { version, os, arch, libc } = parseDescription(lines[0] ?? '');
+  const major = Number.parseInt(version, 10);
+  if (!(major >= 18)) throw new FerryError('ENODE', `${label} has Node.js ${version}; ferry's guest agent needs 18 or newer`);
+  const present = new Set(lines.slice(1));
+  const install = async (name: string, content: Buffer, what: string) => {
+    if (present.has(name)) return;
+    const target = `"$HOME/.cache/ferry/${name}"`;
+    const done = await exec(client, `sh -c 'mkdir -p "$HOME/.cache/ferry" && cat > ${target}.tmp.$$ && mv -f ${target}.tmp.$$ ${target}'`, content);
+    if (done.code !== 0) throw new FerryError('EAGENT', `unable to install ${what} in ${label}: ${done.stderr.trim() || `exit ${String(done.code)}`}`);
+  };
+  await install(`agent-${hash}.mjs`, code, 'the ferry agent');
+  const watcher = watcherFor({ os, arch, libc: os === 'linux' ? libc : '' });
+  if (watcher === undefined) return `exec node ${file}`;
+  const watcherName = `watcher-${watcher.hash}.node`;
+  await install(watcherName, watcher.code, 'the file watcher');
+  return `exec env FERRY_WATCHER="$HOME/.cache/ferry/${watcherName}" node ${file}`;
+}
+
+// What the guest's node said of itself; anything unexpected reads as unknown.
+function parseDescription(line: string): { version: string; os: string; arch: string; libc: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    parsed = undefined;
   }
-  return `exec node ${file}`;
+  if (!Array.isArray(parsed) || parsed.length !== 4) return { version: line.slice(0, 40), os: '', arch: '', libc: '' };
+  const [version, os, arch, glibc] = parsed as unknown[];
+  const word = (v: unknown) => (typeof v === 'string' && /^[\w.-]{1,40}$/.test(v) ? v : '');
+  return { version: word(version) || '?', os: word(os), arch: word(arch), libc: glibc === true ? 'glibc' : 'musl' };
+}
+
+// The prebuilt watcher binding for a guest's platform and its content hash, if this installation has it.
+function watcherFor(platform: Platform): { code: Buffer; hash: string } | undefined {
+  const path = bindingPath(platform);
+  if (path === undefined) return undefined;
+  const code = readFileSync(path);
+  return { code, hash: createHash('sha256').update(code).digest('hex').slice(0, 16) };
 }

@@ -64,7 +64,11 @@ export interface Pair {
   readonly home: string;
   /** Whether beta is reached over SSH. */
   readonly remote: boolean;
+  /** The arguments of `ferry sync` for this pair, without --once. */
+  readonly syncArgs: readonly string[];
   sync(...extra: string[]): Promise<CliResult>;
+  /** giveToGuest hands what the test wrote into beta to the guest user (nothing for a local beta). */
+  giveToGuest(): void;
 }
 
 /** RemoteGuest is what makePair needs to put beta behind SSH (see support/sshd.ts). */
@@ -87,7 +91,16 @@ export function makePair(alphaTree: Tree = {}, betaTree: Tree = {}, guest?: Remo
     const beta = join(top, 'beta');
     mkdirSync(beta);
     writeTree(beta, betaTree);
-    return { alpha, beta, betaArg: beta, home, remote: false, sync: (...extra) => runFerry(home, ['sync', alpha, beta, '--once', ...extra]) };
+    return {
+      alpha,
+      beta,
+      betaArg: beta,
+      home,
+      remote: false,
+      syncArgs: ['sync', alpha, beta],
+      sync: (...extra) => runFerry(home, ['sync', alpha, beta, '--once', ...extra]),
+      giveToGuest: () => undefined,
+    };
   }
   const beta = guest.guestDir('pair');
   writeTree(beta, betaTree);
@@ -100,6 +113,8 @@ export function makePair(alphaTree: Tree = {}, betaTree: Tree = {}, guest?: Remo
     betaArg,
     home,
     remote: true,
+    syncArgs: ['sync', alpha, betaArg, '--key', guest.clientKey],
+    giveToGuest: () => guest.chownToGuest(beta),
     sync: (...extra) => {
       // The test writes into beta as root; the guest user must own it all.
       guest.chownToGuest(beta);

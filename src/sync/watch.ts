@@ -1,0 +1,281 @@
+/**
+ * Watch mode: a session kept in step as changes happen.
+ *
+ * Both sides watch their trees and report hints (directories that may have
+ * changed). Hints are coalesced and each burst becomes a scoped pass of the
+ * engine, which rescans just those directories against the archive; a
+ * watcher that lost events asks for a full pass instead. A full pass also
+ * runs at start, after every reconnection, and periodically to catch
+ * anything a watcher missed. A resolution recorded by `ferry resolve` is
+ * picked up within a second. A lost connection is retried with exponential
+ * backoff and jitter; a halt (a vanished root, a root emptied wholesale, a
+ * guest that broke the protocol) ends the watch.
+ */
+
+import type { Endpoint, WatchHint } from '../core/endpoint.js';
+import { ConnectionLost, FerryError, SessionHalt } from '../core/errors.js';
+import { parentOf } from '../core/path.js';
+import { DirtySet } from '../fs/watch.js';
+import type { SessionRecord, Store } from '../state/store.js';
+import { lockSession } from './lock.js';
+import { type Summary, type SyncEvent, runPasses } from './session.js';
+
+/** WatchEvent is what watch mode reports, one event at a time. */
+export type WatchEvent =
+  | { readonly event: 'connected'; readonly alpha: string; readonly beta: string }
+  | { readonly event: 'scanning'; readonly scope: 'full' | 'changes'; readonly reason: string; readonly dirs?: number }
+  | {
+      readonly event: 'synced';
+      readonly scope: 'full' | 'changes';
+      readonly ms: number;
+      readonly scanned: number;
+      readonly copied: { readonly alpha: number; readonly beta: number };
+      readonly removed: { readonly alpha: number; readonly beta: number };
+      readonly dirsCreated: { readonly alpha: number; readonly beta: number };
+      readonly bytes: number;
+      readonly conflicts: number;
+      readonly failures: number;
+    }
+  | { readonly event: 'conflict'; readonly id: number; readonly path: string; readonly reason: string }
+  | { readonly event: 'resolved'; readonly id: number; readonly path: string; readonly keep: string }
+  | { readonly event: 'unsupported'; readonly path: string; readonly side: string; readonly reason: string }
+  | { readonly event: 'error'; readonly message: string; readonly path?: string }
+  | { readonly event: 'reconnecting'; readonly message: string; readonly attempt: number; readonly inMs: number }
+  | { readonly event: 'stopped' };
+
+/** Link is a connected pair of endpoints. */
+export interface Link {
+  readonly alpha: Endpoint;
+  readonly beta: Endpoint;
+  /** Settles when the connection to a side breaks while nothing is using it. */
+  readonly lost?: Promise<Error>;
+  close(): Promise<void>;
+}
+
+export interface WatchOptions {
+  readonly store: Store;
+  readonly session: SessionRecord;
+  /** connect makes a fresh link (at start and after a connection was lost). */
+  connect(): Promise<Link>;
+  readonly onEvent: (event: WatchEvent) => void;
+  /** Time between full verification scans (ms). */
+  readonly verifyEveryMs: number;
+  /** Ends the watch after the current batch. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Deletions wait until the tree has been quiet this long (ms), at most
+ * DELETE_SETTLE_MAX_MS: an `rm -rf` of a whole root is then seen as the root
+ * vanishing (a halt), not as files deleted one by one and propagated.
+ */
+const DELETE_SETTLE_MS = 250;
+const DELETE_SETTLE_MAX_MS = 2000;
+/** How often the archive is checked for resolutions recorded by `ferry resolve` (ms). */
+const RESOLUTION_POLL_MS = 1000;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+
+/** watchSession keeps a session in step until the signal aborts it; throws on a halt. */
+export async function watchSession(options: WatchOptions): Promise<void> {
+  const lock = lockSession(options.store.home, options.session.id);
+  try {
+    await new Watch(options).run();
+  } finally {
+    lock.release();
+  }
+}
+
+/** retryable says whether a failure is a broken link worth connecting again for. */
+function retryable(error: unknown): boolean {
+  if (error instanceof ConnectionLost) return true;
+  if (error instanceof SessionHalt) return false;
+  if (error instanceof FerryError) return error.code === 'ECONNECT' || error.code === 'EAGENT';
+  return false;
+}
+
+function backoffMs(attempt: number): number {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(attempt - 1, 16));
+  return Math.round(base * (0.75 + Math.random() * 0.5));
+}
+
+class Watch {
+  private readonly dirty = new DirtySet();
+  private wake: (() => void) | undefined;
+  private readonly stopped: Promise<void>;
+  /** Pending resolutions already given a pass, by conflict id and choice. */
+  private readonly tried = new Set<string>();
+  /** When the last hint came, and when the first deletion not yet synced was heard of. */
+  private lastHint = 0;
+  private deletionSince: number | undefined;
+
+  constructor(private readonly options: WatchOptions) {
+    this.stopped = new Promise((resolve) => {
+      if (options.signal.aborted) resolve();
+      else options.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  private emit(event: WatchEvent): void {
+    this.options.onEvent(event);
+  }
+
+  async run(): Promise<void> {
+    let connectedOnce = false;
+    let attempt = 0;
+    while (!this.options.signal.aborted) {
+      let link: Link | undefined;
+      try {
+        link = await this.options.connect();
+        connectedOnce = true;
+        await this.serve(link, attempt > 0 ? 'reconnected' : 'start', () => (attempt = 0));
+        break;
+      } catch (error) {
+        if (!connectedOnce || !retryable(error)) throw error;
+        attempt++;
+        const inMs = backoffMs(attempt);
+        this.emit({ event: 'reconnecting', message: (error as Error).message, attempt, inMs });
+        await Promise.race([sleep(inMs), this.stopped]);
+      } finally {
+        await link?.close().catch(() => undefined);
+      }
+    }
+    this.emit({ event: 'stopped' });
+  }
+
+  private async serve(link: Link, why: string, onSynced: () => void): Promise<void> {
+    const onHint = (hint: WatchHint) => {
+      this.dirty.add(hint);
+      this.lastHint = Date.now();
+      if (this.dirty.deletion) this.deletionSince ??= this.lastHint;
+      const wake = this.wake;
+      this.wake = undefined;
+      wake?.();
+    };
+    // Watch first, scan second: a change made during the scan is not missed.
+    const stops = [await link.alpha.watch?.(onHint), await link.beta.watch?.(onHint)];
+    try {
+      this.emit({ event: 'connected', alpha: link.alpha.label, beta: link.beta.label });
+      this.dirty.take();
+      await this.pass(link, undefined, why === 'start' ? 'first scan' : 'reconnected: rescanning both sides');
+      onSynced();
+      let nextVerify = Date.now() + this.options.verifyEveryMs;
+      for (;;) {
+        if (this.dirty.empty) {
+          const lost = await this.idle(Math.min(RESOLUTION_POLL_MS, Math.max(0, nextVerify - Date.now())), link.lost);
+          if (lost !== undefined) throw lost;
+        }
+        if (this.options.signal.aborted) return;
+        if (Date.now() >= nextVerify) {
+          this.dirty.take();
+          await this.pass(link, undefined, 'periodic verification');
+          nextVerify = Date.now() + this.options.verifyEveryMs;
+          continue;
+        }
+        if (this.dirty.deletion && this.deletionSince !== undefined) {
+          const quiet = Date.now() - this.lastHint;
+          if (quiet < DELETE_SETTLE_MS && Date.now() - this.deletionSince < DELETE_SETTLE_MAX_MS) {
+            const lost = await this.idle(DELETE_SETTLE_MS - quiet, link.lost);
+            if (lost !== undefined) throw lost;
+            continue;
+          }
+        }
+        this.deletionSince = undefined;
+        const hint = this.dirty.take();
+        if (hint !== undefined && 'rescan' in hint) {
+          await this.pass(link, undefined, hint.rescan);
+          continue;
+        }
+        const dirs = new Set(hint?.dirs ?? []);
+        for (const path of this.newResolutions()) dirs.add(parentOf(path));
+        if (dirs.size > 0) await this.pass(link, [...dirs], 'changes');
+      }
+    } finally {
+      for (const stop of stops) await stop?.().catch(() => undefined);
+    }
+  }
+
+  // Waits for a hint, the stop, a lost link or `ms`; returns the lost link's error.
+  private async idle(ms: number, lost: Promise<Error> | undefined): Promise<Error | undefined> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waits: Promise<Error | undefined>[] = [
+      new Promise((resolve) => (this.wake = () => resolve(undefined))),
+      new Promise((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
+      this.stopped.then(() => undefined),
+    ];
+    if (lost !== undefined) waits.push(lost);
+    try {
+      return await Promise.race(waits);
+    } finally {
+      clearTimeout(timer);
+      this.wake = undefined;
+    }
+  }
+
+  // Paths of conflicts resolved by `ferry resolve` since the last look.
+  private newResolutions(): string[] {
+    const paths: string[] = [];
+    for (const conflict of this.options.store.openConflicts(this.options.session.id)) {
+      if (conflict.state !== 'pending' || conflict.resolution === null) continue;
+      const key = `${conflict.id}:${conflict.resolution}`;
+      if (this.tried.has(key)) continue;
+      this.tried.add(key);
+      paths.push(conflict.path);
+    }
+    return paths;
+  }
+
+  private async pass(link: Link, scope: string[] | undefined, reason: string): Promise<Summary> {
+    const kind = scope === undefined ? 'full' : 'changes';
+    this.emit({ event: 'scanning', scope: kind, reason, ...(scope !== undefined ? { dirs: scope.length } : {}) });
+    const started = Date.now();
+    const summary = await runPasses({
+      store: this.options.store,
+      session: this.options.session,
+      alpha: link.alpha,
+      beta: link.beta,
+      onEvent: (event) => this.relay(event),
+      ...(scope !== undefined ? { scope } : {}),
+    });
+    const did =
+      summary.copied.alpha + summary.copied.beta + summary.removed.alpha + summary.removed.beta + summary.dirsCreated.alpha + summary.dirsCreated.beta + summary.conflicts.length + summary.failures.length + summary.resolved.length;
+    if (kind === 'full' || did > 0) {
+      this.emit({
+        event: 'synced',
+        scope: kind,
+        ms: Date.now() - started,
+        scanned: summary.scanned,
+        copied: summary.copied,
+        removed: summary.removed,
+        dirsCreated: summary.dirsCreated,
+        bytes: summary.bytes,
+        conflicts: summary.conflicts.length,
+        failures: summary.failures.length,
+      });
+    }
+    return summary;
+  }
+
+  private relay(event: SyncEvent): void {
+    switch (event.kind) {
+      case 'conflict':
+        this.emit({ event: 'conflict', id: event.id, path: event.path, reason: event.reason });
+        break;
+      case 'resolved':
+        this.emit({ event: 'resolved', id: event.id, path: event.path, keep: event.keep });
+        break;
+      case 'unsupported':
+        this.emit({ event: 'unsupported', path: event.path, side: event.side, reason: event.reason });
+        break;
+      case 'failed':
+        this.emit({ event: 'error', path: event.path, message: event.message });
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

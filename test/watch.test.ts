@@ -1,0 +1,273 @@
+/**
+ * `ferry sync A B --watch`, through the built CLI, with beta a local
+ * directory and with beta in a guest behind a real sshd: changes propagate
+ * while watching, conflicts halt only their path and `ferry resolve`
+ * releases it, a lost connection is reconnected, a deleted root halts
+ * without deleting anything on the other side.
+ */
+
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { FERRY_BIN, type Pair, makePair, readTree, runFerry } from './support/cli.js';
+import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
+
+interface Event {
+  readonly event: string;
+  readonly [key: string]: unknown;
+}
+
+/** A running `ferry sync --watch --json`, its events as they come. */
+class Watching {
+  readonly events: Event[] = [];
+  stderr = '';
+  private buffer = '';
+  private readonly exited: Promise<number | null>;
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      this.buffer += d;
+      let newline;
+      while ((newline = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, newline);
+        this.buffer = this.buffer.slice(newline + 1);
+        if (line.trim() !== '') this.events.push(JSON.parse(line) as Event);
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    this.exited = new Promise((resolve) => child.on('close', (status) => resolve(status)));
+  }
+
+  static start(pair: Pair, extra: string[] = [], env: Record<string, string> = {}): Watching {
+    const child = spawn(process.execPath, [FERRY_BIN, ...pair.syncArgs, '--watch', '--json', ...extra], {
+      env: { ...process.env, ...env, FERRY_HOME: pair.home },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    return new Watching(child);
+  }
+
+  count(kind: string): number {
+    return this.events.filter((e) => e.event === kind).length;
+  }
+
+  /** until waits for an event matching `match`, failing with what was seen after timeoutMs. */
+  async until(match: (e: Event) => boolean, timeoutMs = 15_000): Promise<Event> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.events.find(match);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) throw new Error(`no such event within ${timeoutMs} ms; events: ${JSON.stringify(this.events)}; stderr: ${this.stderr}`);
+      await sleep(20);
+    }
+  }
+
+  /** stop sends SIGTERM and returns the exit status. */
+  async stop(): Promise<number | null> {
+    this.child.kill('SIGTERM');
+    return this.exit();
+  }
+
+  /** exit waits for the process to end by itself. */
+  async exit(timeoutMs = 20_000): Promise<number | null> {
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** eventually retries `check` until it stops throwing, for up to timeoutMs. */
+async function eventually(check: () => void, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(25);
+    }
+  }
+}
+
+function write(root: string, path: string, content: string): void {
+  mkdirSync(join(root, path, '..'), { recursive: true });
+  writeFileSync(join(root, path), content);
+}
+
+function read(root: string, path: string): string | undefined {
+  try {
+    return readFileSync(join(root, path), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+const sshSkip = sshdUnavailable();
+const modes = [{ name: 'local beta', remote: false }, ...(sshSkip === undefined ? [{ name: 'beta over SSH', remote: true }] : [])];
+if (sshSkip !== undefined) console.warn(`watch over SSH skipped: ${sshSkip}`);
+
+describe.each(modes)('ferry sync --watch, $name', ({ remote }) => {
+  let sshd: Sshd | undefined;
+  beforeAll(async () => {
+    if (remote) sshd = await startSshd();
+  }, 60_000);
+  afterAll(async () => {
+    await sshd?.stop();
+  });
+
+  const pair = (alpha: Record<string, string | null> = {}, beta: Record<string, string | null> = {}) => {
+    const p = makePair(alpha, beta, sshd);
+    p.giveToGuest();
+    return p;
+  };
+  // Writes into beta, handing it to the guest user when beta is in the guest.
+  const writeBeta = (p: Pair, path: string, content: string) => {
+    write(p.beta, path, content);
+    p.giveToGuest();
+  };
+
+  test('edits on both sides propagate while watching', async () => {
+    const p = pair({ 'a.txt': 'alpha 1', 'dir/inner.txt': 'inner' }, { 'b.txt': 'beta 1' });
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      expect(read(p.beta, 'a.txt')).toBe('alpha 1');
+      expect(read(p.alpha, 'b.txt')).toBe('beta 1');
+
+      write(p.alpha, 'a.txt', 'alpha 2');
+      write(p.alpha, 'new/deep/file.txt', 'made on alpha');
+      writeBeta(p, 'b.txt', 'beta 2');
+      rmSync(join(p.alpha, 'dir'), { recursive: true });
+      await eventually(() => {
+        expect(read(p.beta, 'a.txt')).toBe('alpha 2');
+        expect(read(p.beta, 'new/deep/file.txt')).toBe('made on alpha');
+        expect(read(p.alpha, 'b.txt')).toBe('beta 2');
+        expect(existsSync(join(p.beta, 'dir'))).toBe(false);
+      });
+      rmSync(join(p.beta, 'b.txt'));
+      await eventually(() => expect(existsSync(join(p.alpha, 'b.txt'))).toBe(false));
+      expect(readTree(p.alpha)).toEqual(readTree(p.beta));
+      expect(await w.stop()).toBe(0);
+      expect(w.events.at(-1)?.event).toBe('stopped');
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+
+  test("rapid successive writes to one file end with the final content on both sides, and ferry's own writes do not keep it busy", async () => {
+    const p = pair({ 'busy.txt': 'start' });
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      for (let i = 0; i < 200; i++) writeFileSync(join(p.alpha, 'busy.txt'), `version ${i}`);
+      await eventually(() => expect(read(p.beta, 'busy.txt')).toBe('version 199'));
+      expect(read(p.alpha, 'busy.txt')).toBe('version 199');
+      // The echo of ferry's own rename comes within the watcher's latency;
+      // after that, a quiet tree means no passes at all.
+      await sleep(800);
+      const passes = w.count('scanning');
+      await sleep(1500);
+      expect(w.count('scanning')).toBe(passes);
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+
+  test('a conflict halts only its file while others keep flowing, and `ferry resolve` releases it at once', async () => {
+    const p = pair({ 'shared.txt': 'base' });
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      await eventually(() => expect(read(p.beta, 'shared.txt')).toBe('base'));
+      // Both sides change it before either change can travel.
+      writeFileSync(join(p.alpha, 'shared.txt'), 'alpha edit');
+      writeFileSync(join(p.beta, 'shared.txt'), 'beta edit');
+      const conflict = await w.until((e) => e.event === 'conflict' && e.path === 'shared.txt');
+      write(p.alpha, 'other.txt', 'still flowing');
+      await eventually(() => expect(read(p.beta, 'other.txt')).toBe('still flowing'));
+      expect(read(p.alpha, 'shared.txt')).toBe('alpha edit');
+      expect(read(p.beta, 'shared.txt')).toBe('beta edit');
+
+      const resolved = await runFerry(p.home, ['resolve', String(conflict.id), '--keep', 'beta']);
+      expect(resolved.status, resolved.stderr).toBe(0);
+      await w.until((e) => e.event === 'resolved' && e.id === conflict.id, 10_000);
+      await eventually(() => expect(read(p.alpha, 'shared.txt')).toBe('beta edit'));
+      expect(read(p.beta, 'shared.txt')).toBe('beta edit');
+      const list = await runFerry(p.home, ['conflicts', '--json']);
+      expect(JSON.parse(list.stdout)).toEqual([]);
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+
+  test('deleting a watched root halts without deleting anything on the other side', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 60; i++) files[`d${i % 6}/f${i}.txt`] = `file ${i}`;
+    const p = pair(files);
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      const survivor = readTree(remote ? p.alpha : p.beta);
+      expect(Object.keys(survivor).length).toBe(66);
+      rmSync(remote ? p.beta : p.alpha, { recursive: true });
+      expect(await w.exit()).toBe(1);
+      expect(w.stderr).toMatch(/halted: the (alpha|beta) root .* (is gone|cannot be used|has vanished)|root .* was emptied/);
+      expect(readTree(remote ? p.alpha : p.beta)).toEqual(survivor);
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+
+  test('more changed directories than a hint may name fall back to a full rescan, and say so', async () => {
+    const p = pair({ 'seed.txt': 'seed' });
+    const w = Watching.start(p, [], { FERRY_WATCH_MAX_DIRS: '20' });
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      for (let i = 0; i < 80; i++) write(p.alpha, `many/d${i}/f.txt`, `dir ${i}`);
+      await w.until((e) => e.event === 'scanning' && e.scope === 'full' && /more than 20 directories changed at once/.test(String(e.reason)));
+      await eventually(() => expect(read(p.beta, 'many/d79/f.txt')).toBe('dir 79'));
+      expect(readTree(p.alpha)).toEqual(readTree(p.beta));
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+
+  test('a periodic verification scan runs at the interval asked for', async () => {
+    const p = pair({ 'x.txt': 'x' });
+    const w = Watching.start(p, ['--verify-every', '1s']);
+    try {
+      await w.until((e) => e.event === 'scanning' && e.reason === 'periodic verification', 10_000);
+    } finally {
+      await w.stop();
+    }
+  }, 30_000);
+
+  test.runIf(remote)('a lost connection or a killed agent is reconnected, then everything converges', async () => {
+    const p = pair({ 'before.txt': 'before' });
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      sshd?.dropConnections();
+      await w.until((e) => e.event === 'reconnecting');
+      write(p.alpha, 'during.txt', 'written while disconnected');
+      await eventually(() => expect(read(p.beta, 'during.txt')).toBe('written while disconnected'), 20_000);
+      expect(w.count('connected')).toBeGreaterThanOrEqual(2);
+
+      execFileSync('pkill', ['-KILL', '-u', 'ferry-guest', '-f', 'agent-']);
+      await eventually(() => expect(w.count('reconnecting')).toBeGreaterThanOrEqual(2), 20_000);
+      writeBeta(p, 'after.txt', 'written after the agent died');
+      await eventually(() => expect(read(p.alpha, 'after.txt')).toBe('written after the agent died'), 20_000);
+      expect(readTree(p.alpha)).toEqual(readTree(p.beta));
+    } finally {
+      await w.stop();
+    }
+  }, 90_000);
+});
