@@ -135,7 +135,10 @@ describe('watching through the agent', () => {
     ['a change notice with too many directories', { t: 'changed', id: 1, dirs: Array.from({ length: 5000 }, (_, i) => `d${i}`) }, /changed dirs is not an array of 1\.\.4096 paths/],
     ['a change notice naming both directories and a rescan', { t: 'changed', id: 1, dirs: ['a'], rescan: 'x' }, /neither or both/],
   ])('%s ends the channel as a violation', async (_name, notice, reason) => {
-    const { channel, raw, send } = scriptedChannel();
+    const scripted = scriptedChannel();
+    const { channel } = scripted;
+    const raw = (bytes: Uint8Array) => scripted.raw(bytes);
+    const send = (message: unknown) => scripted.send(message);
     const violations: string[] = [];
     const beta = new RemoteEndpoint('beta', 'scripted', channel, '/nowhere', (why) => violations.push(why));
     const started = beta.start();

@@ -18,6 +18,8 @@
 //       Copies a small file to a new staged temporary in a worker thread,
 //       checking the source's stamp first; returns its xxHash64.
 //   xxh64(buffer)            -> string (16 hex digits), the same hash.
+//   peerUid(fd)              -> number: the uid at the other end of a unix
+//       socket (SO_PEERCRED), for the daemon's control socket.
 //
 // Record layout (RECORD_SIZE bytes per entry, little endian), see
 // src/fs/native.ts for the reader:
@@ -37,6 +39,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -691,6 +694,29 @@ static napi_value copy_small(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// ---- peerUid -----------------------------------------------------------------
+// peerUid(fd) -> number: the uid of the process at the other end of a
+// connected unix socket (SO_PEERCRED), for the daemon's control socket.
+
+static napi_value peer_uid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "peerUid(fd) needs a file descriptor");
+    return NULL;
+  }
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    napi_throw(env, make_error(env, errno, "getsockopt", "SO_PEERCRED"));
+    return NULL;
+  }
+  CHECK(napi_create_uint32(env, (uint32_t)cred.uid, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -698,6 +724,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"renameNoReplace", NULL, rename_no_replace, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copySmall", NULL, copy_small, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xxh64", NULL, xxh64_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value record_size;

@@ -121,7 +121,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
           if (stopWatching !== undefined) throw new Error('this agent is watching already');
           const binding = process.env.FERRY_WATCHER;
           if (binding === undefined || binding === '') throw new Error(`no file watcher for this guest's platform (${process.platform}-${process.arch}) was installed with the agent`);
-          stopWatching = await ep.watch((hint) => void reply({ t: 'changed', id, ...hint }));
+          stopWatching = await ep.watch((hint) => void reply({ t: 'changed', id, ...hint }), request.only);
           return await reply({ t: 'ok', id });
         }
         case 'end':

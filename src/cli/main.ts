@@ -9,6 +9,7 @@ import { Store, ferryHome } from '../state/store.js';
 import { conflictsCommand, resolveCommand, showConflictCommand } from './conflicts.js';
 import { syncCommand } from './sync.js';
 import { demoCommand } from './demo.js';
+import { grantCommand, grantsCommand, logCommand, revokeCommand, statusCommand, vmCommand } from './powerbox.js';
 import { EXIT } from './output.js';
 
 const VERSION = '0.1.0';
@@ -40,20 +41,46 @@ Usage:
       Choose a conflict's outcome; it is applied by the next sync of that
       pair (at once by a running --watch). "both" keeps alpha's version at the path and beta's beside it as
       "<stem> (conflict beta <date time>)<ext>" on both sides.
+  ferry daemon                       The powerbox daemon, in the foreground: keeps
+                                     every grant in step; the commands below
+                                     talk to it over its control socket.
+  ferry vm add NAME --ssh [user@]host[:port] [--key FILE]
+      Register a VM reached over SSH; its host key is pinned now. Without
+      --key, ferry makes an ed25519 key and prints the line to put in the
+      guest's ~/.ssh/authorized_keys.
+  ferry vm list [--json]             The VMs.
+  ferry vm rm NAME                   Revoke the VM's grants, then forget it.
+  ferry grant VM HOSTPATH [--as GUESTPATH] [--read-only] [--json]
+      Grant a file or directory into a VM (default ~/Granted/<name> there;
+      it must not exist yet, or be an empty directory). Returns once the
+      first sync is done; prints the grant id. --read-only: changes made in
+      the guest are put back and logged, never applied on the host.
+  ferry revoke ID [--keep-guest-copy] [--json]
+      From the moment it returns nothing from the guest is applied for that
+      grant; the guest copy is removed (when the VM is next reachable if it
+      is not now).
+  ferry grants [--vm NAME] [--all] [--json]   The grants (--all: revoked too).
+  ferry status [--json]              What the daemon is doing: VMs, grants.
+  ferry log [--limit N] [--json]     The audit log: grants, revocations,
+                                     conflicts, resolutions, read-only writes
+                                     put back, exec bits cleared, protocol
+                                     violations.
   ferry demo                         Sync a built-in example in a temp folder:
                                      changes both ways, a conflict, its resolution.
   ferry help | --help                This text.
   ferry --version                    The version.
 
-Not yet available: the daemon, vm, run, grant, revoke, grants, status,
-log.
+Not yet available: run (launching applications in a VM), and VMs that
+ferry spawns itself (QEMU).
 
-State (archive, conflicts, log) lives in $FERRY_HOME
-(default \${XDG_STATE_HOME:-~/.local/state}/ferry).
+State (archive, conflicts, VMs, grants, log) lives in $FERRY_HOME
+(default \${XDG_STATE_HOME:-~/.local/state}/ferry). The daemon's control
+socket is $FERRY_HOME/control.sock when FERRY_HOME is set, else
+$XDG_RUNTIME_DIR/ferry/control.sock.
 
 Exit status: 0 in sync; 1 error; 2 usage error; 3 finished but conflicts remain.`;
 
-const NOT_YET = new Set(['daemon', 'vm', 'run', 'grant', 'revoke', 'grants', 'status', 'log']);
+const NOT_YET = new Set(['run']);
 
 /** main runs the command line and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
@@ -82,6 +109,23 @@ export async function main(argv: string[]): Promise<number> {
         return await demoCommand();
       case 'resolve':
         return await withStore((store) => resolveCommand(store, rest));
+      case 'daemon': {
+        if (rest.length > 0) throw new UsageError('ferry daemon takes no arguments');
+        const { runDaemon } = await import('../powerbox/daemon.js');
+        return await runDaemon(ferryHome());
+      }
+      case 'vm':
+        return await withStore((store) => vmCommand(store, rest));
+      case 'grant':
+        return await withStore((store) => grantCommand(store, rest));
+      case 'revoke':
+        return await withStore((store) => revokeCommand(store, rest));
+      case 'grants':
+        return await withStore((store) => grantsCommand(store, rest));
+      case 'status':
+        return await withStore((store) => statusCommand(store, rest));
+      case 'log':
+        return await withStore((store) => logCommand(store, rest));
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}; run \`ferry --help\``);
     }

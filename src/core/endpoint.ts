@@ -110,9 +110,10 @@ export interface Endpoint {
   /**
    * watch reports changes below the root as hints until the returned
    * function stops it. Hints are never facts: the engine rescans what they
-   * name. Absent when this side cannot watch.
+   * name. With `only`, just that name at the top of the root is watched
+   * (a file grant). Absent when this side cannot watch.
    */
-  watch?(onHint: (hint: WatchHint) => void): Promise<() => Promise<void>>;
+  watch?(onHint: (hint: WatchHint) => void, only?: string): Promise<() => Promise<void>>;
   /** close releases the endpoint. */
   close(): Promise<void>;
 }

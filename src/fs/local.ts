@@ -439,9 +439,9 @@ export class LocalEndpoint implements Endpoint {
     this.touched.add(this.abs(path));
   }
 
-  async watch(onHint: (hint: WatchHint) => void): Promise<() => Promise<void>> {
+  async watch(onHint: (hint: WatchHint) => void, only?: string): Promise<() => Promise<void>> {
     if (this.watcher === undefined) throw new PathError('', `${this.label} cannot be watched here`);
-    const watcher = await TreeWatcher.start(this.watcher(), this.root, onHint);
+    const watcher = await TreeWatcher.start(this.watcher(), this.root, onHint, only);
     return () => watcher.close();
   }
 

@@ -15,6 +15,7 @@ interface Shims {
   syncfs(path: string): Promise<void>;
   renameNoReplace(from: string, to: string): number;
   copySmall(src: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string>;
+  peerUid(fd: number): number;
   readonly RECORD_SIZE: number;
 }
 
@@ -22,10 +23,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 const addonPath = join(here, '..', '..', 'native-shims', 'build', 'Release', 'ferry_shims.node');
 
 let loaded: Disk | undefined;
+let addon: Shims | undefined;
 
-/** nativeDisk loads the shims (once) and returns the Disk they implement. */
-export function nativeDisk(): Disk {
-  if (loaded !== undefined) return loaded;
+function shimsAddon(): Shims {
+  if (addon !== undefined) return addon;
   let shims: Shims;
   try {
     shims = createRequire(import.meta.url)(addonPath) as Shims;
@@ -36,7 +37,20 @@ export function nativeDisk(): Disk {
       { cause: error },
     );
   }
-  if (shims.RECORD_SIZE !== RECORD_SIZE) throw new FerryError('ENATIVE', `ferry's native shims are out of date (record size ${shims.RECORD_SIZE}); run \`npm rebuild\``);
+  if (shims.RECORD_SIZE !== RECORD_SIZE || typeof shims.peerUid !== 'function') throw new FerryError('ENATIVE', "ferry's native shims are out of date; run `npm rebuild`");
+  addon = shims;
+  return shims;
+}
+
+/** peerUid returns the uid of the process at the other end of a connected unix socket. */
+export function peerUid(fd: number): number {
+  return shimsAddon().peerUid(fd);
+}
+
+/** nativeDisk loads the shims (once) and returns the Disk they implement. */
+export function nativeDisk(): Disk {
+  if (loaded !== undefined) return loaded;
+  const shims = shimsAddon();
   loaded = {
     scanDir: (path, expect) => shims.scanDir(path, expect),
     renameNoReplace: (from, to) => {

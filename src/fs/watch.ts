@@ -129,18 +129,25 @@ export class TreeWatcher {
   private readonly dirty = new DirtySet();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
-  private readonly options: WatcherOptions = { ignoreGlobs: [`^.*/${TEMP_PREFIX.replace(/[.]/g, '\\.')}[^/]*$`] };
+  private readonly options: WatcherOptions;
   private readonly callback: WatchCallback = (error, events) => this.receive(error, events);
 
   private constructor(
     private readonly binding: WatcherBinding,
     private readonly root: string,
     private readonly onHint: (hint: WatchHint) => void,
-  ) {}
+    only: string | undefined,
+  ) {
+    const ignore = [`^.*/${escapeRegExp(TEMP_PREFIX)}[^/]*$`];
+    // For one name, everything else in the root is ignored, so no directory
+    // below it is watched (the watcher is recursive otherwise).
+    if (only !== undefined) ignore.push(`^${escapeRegExp(root === '/' ? '' : root)}/(?!${escapeRegExp(only)}$).*$`);
+    this.options = { ignoreGlobs: ignore };
+  }
 
-  /** start subscribes to changes below root (an absolute, canonical directory). */
-  static async start(binding: WatcherBinding, root: string, onHint: (hint: WatchHint) => void): Promise<TreeWatcher> {
-    const watcher = new TreeWatcher(binding, root, onHint);
+  /** start subscribes to changes below root (an absolute, canonical directory), or to the one name `only` in it. */
+  static async start(binding: WatcherBinding, root: string, onHint: (hint: WatchHint) => void, only?: string): Promise<TreeWatcher> {
+    const watcher = new TreeWatcher(binding, root, onHint, only);
     await binding.subscribe(root, watcher.callback, watcher.options);
     return watcher;
   }
@@ -169,4 +176,8 @@ export class TreeWatcher {
     if (this.timer !== undefined) clearTimeout(this.timer);
     await this.binding.unsubscribe(this.root, this.callback, this.options).catch(() => undefined);
   }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 }

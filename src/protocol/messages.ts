@@ -38,7 +38,7 @@ export type Request =
   | { t: 'exists'; id: number; path: string }
   | { t: 'sweep'; id: number }
   | { t: 'barrier'; id: number }
-  | { t: 'watch'; id: number };
+  | { t: 'watch'; id: number; only?: string };
 
 /** Replies from the agent to the host. */
 export type Reply =
@@ -266,8 +266,11 @@ export function checkRequest(value: unknown): Request {
     case 'end':
     case 'sweep':
     case 'barrier':
-    case 'watch':
       exactKeys(o, ['t', 'id'], [], o.t);
+      break;
+    case 'watch':
+      exactKeys(o, ['t', 'id'], ['only'], 'watch');
+      if (o.only !== undefined && (typeof o.only !== 'string' || o.only.includes('/') || componentProblem(o.only) !== undefined)) fail('watch only is not a valid name');
       break;
     case 'list':
       withPath([], ['expect']);

@@ -76,6 +76,35 @@ const MIGRATIONS: readonly string[] = [
     detail TEXT NOT NULL
   );
   `,
+  `
+  -- The powerbox: VMs it reaches over SSH (the guest's host key pinned when
+  -- added) and the grants of host files and directories into them.
+  CREATE TABLE vms (
+    name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL CHECK (backend IN ('ssh')),
+    user TEXT NOT NULL,
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    key_file TEXT NOT NULL,
+    host_key TEXT NOT NULL,
+    guest_home TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  -- state: active; cleanup (revoked, the guest copy still to be removed);
+  -- revoked.
+  CREATE TABLE grants (
+    id INTEGER PRIMARY KEY,
+    vm TEXT NOT NULL,
+    host_path TEXT NOT NULL,
+    guest_path TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('file', 'dir')),
+    read_only INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'cleanup', 'revoked')),
+    session INTEGER REFERENCES sessions (id),
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  `,
 ];
 
 /** SCHEMA_VERSION is the user_version of a fully migrated database. */

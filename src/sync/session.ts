@@ -16,7 +16,7 @@
 
 import type PQueue from 'p-queue';
 import type { Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
-import { DIR, type Entry, type Side, type UnsupportedReason, otherSide } from '../core/entry.js';
+import { DIR, type Entry, type Side, type UnsupportedReason, describeEntry, otherSide, sameEntry } from '../core/entry.js';
 import { ChangedError, FerryError, SessionHalt } from '../core/errors.js';
 import { comparePaths, isWithin, parentOf } from '../core/path.js';
 import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../core/reconcile.js';
@@ -86,6 +86,14 @@ export interface SessionOptions {
    * itself in the scope; every other directory is taken as unchanged.
    */
   readonly scope?: readonly string[];
+  /** Sync only this name at the top of both roots (a file grant): nothing beside it is read or written. */
+  readonly only?: string;
+  /**
+   * Beta may not change alpha (a read-only grant): wherever beta differs
+   * from the archive, alpha's version is put back on beta, and the attempt
+   * is logged.
+   */
+  readonly readOnly?: boolean;
 }
 
 const BATCH_FILES = 1024;
@@ -292,7 +300,7 @@ class Pass {
     const resolutions = await this.applyKeepBoth();
     await Promise.all([alpha.prepare(), beta.prepare()]);
     await this.recoverIntents();
-    const starts = this.options.scope === undefined ? [''] : await this.startingPoints(this.options.scope);
+    const starts = this.options.scope === undefined || this.options.only !== undefined ? [''] : await this.startingPoints(this.options.scope);
     for (const start of starts) await this.walkFrom(start, resolutions);
     await this.flush();
     if (this.halt !== undefined) throw this.halt;
@@ -341,7 +349,7 @@ class Pass {
     }
     // A root whose listing was skipped matched a recorded listing in
     // agreement with a non-empty archive, so it is not empty.
-    const empty = (listing: Listing) => start === '' && listing.complete && listing.items.every((item) => item.kind === 'unsupported');
+    const empty = (listing: Listing) => start === '' && this.options.only === undefined && listing.complete && listing.items.every((item) => item.kind === 'unsupported');
     const reconciler = new Reconciler({ resolutions, alphaEmpty: empty(top.alpha), betaEmpty: empty(top.beta) });
     const window: PendingRow[] = [];
     let lastProgress = Date.now();
@@ -349,7 +357,7 @@ class Pass {
       if (row.hashes.length > 0) await Promise.all(row.hashes);
       const ready: Row = {
         path: row.path,
-        base: row.base?.entry,
+        base: this.readOnlyBase(row),
         alpha: row.alpha,
         beta: row.beta,
         ...(row.refresh ? { refresh: true } : {}),
@@ -403,6 +411,16 @@ class Pass {
     for (const decision of reconciler.end()) await this.handle(decision);
   }
 
+  // The base a row is reconciled against. Under a read-only grant, beta's
+  // entry stands in for the archive's wherever they differ: beta then looks
+  // unchanged, and alpha's version (changed or not) is what goes to beta.
+  private readOnlyBase(row: PendingRow): Entry | undefined {
+    const base = row.base?.entry;
+    if (this.options.readOnly !== true || sameEntry(row.beta, base)) return base;
+    this.actions.push({ kind: 'log', what: 'read-only', path: row.path, detail: `the guest changed ${row.path} (${describeEntry(row.beta)}) in a read-only grant; the host version is put back` });
+    return row.beta;
+  }
+
   // Whether the walk enters a child directory: always in a full pass; in a
   // scoped one only where something may have changed below it: a directory
   // new or gone on a side, or one in the scope or above it.
@@ -445,7 +463,8 @@ class Pass {
   private frame(path: string, alpha: Listing | undefined, beta: Listing | undefined): Frame {
     const skipped = alpha !== undefined && beta !== undefined && !alpha.complete && !beta.complete;
     const base = path === '' && this.store.archiveEmpty(this.sessionId) ? [] : this.store.archiveChildren(this.sessionId, path, skipped);
-    const children = mergeChildren(alpha?.items ?? [], beta?.items ?? [], base);
+    let children = mergeChildren(alpha?.items ?? [], beta?.items ?? [], base);
+    if (path === '' && this.options.only !== undefined) children = children.filter((child) => child.path === this.options.only);
     const dirs: number[] = [];
     children.forEach((child, i) => {
       if (this.entered(child)) dirs.push(i);

@@ -36,6 +36,7 @@ export type WatchEvent =
       readonly conflicts: number;
       readonly failures: number;
     }
+  | { readonly event: 'progress'; readonly scanned: number; readonly copied: number; readonly bytes: number }
   | { readonly event: 'conflict'; readonly id: number; readonly path: string; readonly reason: string }
   | { readonly event: 'resolved'; readonly id: number; readonly path: string; readonly keep: string }
   | { readonly event: 'unsupported'; readonly path: string; readonly side: string; readonly reason: string }
@@ -62,6 +63,10 @@ export interface WatchOptions {
   readonly verifyEveryMs: number;
   /** Ends the watch after the current batch. */
   readonly signal: AbortSignal;
+  /** Sync only this top-level name (a file grant). */
+  readonly only?: string;
+  /** Beta may not change alpha (a read-only grant). */
+  readonly readOnly?: boolean;
 }
 
 /**
@@ -135,7 +140,9 @@ class Watch {
         attempt++;
         const inMs = backoffMs(attempt);
         this.emit({ event: 'reconnecting', message: (error as Error).message, attempt, inMs });
-        await Promise.race([sleep(inMs), this.stopped]);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([new Promise((resolve) => (timer = setTimeout(resolve, inMs))), this.stopped]);
+        clearTimeout(timer);
       } finally {
         await link?.close().catch(() => undefined);
       }
@@ -153,7 +160,7 @@ class Watch {
       wake?.();
     };
     // Watch first, scan second: a change made during the scan is not missed.
-    const stops = [await link.alpha.watch?.(onHint), await link.beta.watch?.(onHint)];
+    const stops = [await link.alpha.watch?.(onHint, this.options.only), await link.beta.watch?.(onHint, this.options.only)];
     try {
       this.emit({ event: 'connected', alpha: link.alpha.label, beta: link.beta.label });
       this.dirty.take();
@@ -236,6 +243,8 @@ class Watch {
       beta: link.beta,
       onEvent: (event) => this.relay(event),
       ...(scope !== undefined ? { scope } : {}),
+      ...(this.options.only !== undefined ? { only: this.options.only } : {}),
+      ...(this.options.readOnly === true ? { readOnly: true } : {}),
     });
     const did =
       summary.copied.alpha + summary.copied.beta + summary.removed.alpha + summary.removed.beta + summary.dirsCreated.alpha + summary.dirsCreated.beta + summary.conflicts.length + summary.failures.length + summary.resolved.length;
@@ -270,12 +279,11 @@ class Watch {
       case 'failed':
         this.emit({ event: 'error', path: event.path, message: event.message });
         break;
+      case 'progress':
+        this.emit({ event: 'progress', scanned: event.scanned, copied: event.copied, bytes: event.bytes });
+        break;
       default:
         break;
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

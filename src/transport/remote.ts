@@ -359,13 +359,13 @@ export class RemoteEndpoint implements Endpoint {
    * engine rescans what they name), their paths validated like any path
    * from the guest. Watching ends with the channel.
    */
-  async watch(onHint: (hint: WatchHint) => void): Promise<() => Promise<void>> {
+  async watch(onHint: (hint: WatchHint) => void, only?: string): Promise<() => Promise<void>> {
     if (this.watching !== undefined) throw new Error(`${this.label} is watched already`);
     const id = this.nextId;
     // Notices may arrive as soon as the agent subscribes, before its "ok".
     this.watching = { id, onHint };
     try {
-      await this.call({ t: 'watch' }, ['ok']);
+      await this.call({ t: 'watch', ...(only !== undefined ? { only } : {}) }, ['ok']);
     } catch (error) {
       this.watching = undefined;
       if (error instanceof PathError) throw new PathError('', `${this.label} cannot be watched: ${error.message}`);

@@ -1,8 +1,9 @@
 /**
  * The SSH transport: one ssh2 connection to a guest, its host key checked
- * against known_hosts, the bundled agent installed there when the guest
- * lacks that exact build (by content hash), and started over an exec
- * channel that becomes a RemoteEndpoint.
+ * against known_hosts (or the key pinned for a powerbox VM), the bundled
+ * agent installed there when the guest lacks that exact build (by content
+ * hash), and started over an exec channel that becomes a RemoteEndpoint;
+ * one connection may carry several agents, one channel each.
  */
 
 import { createHash, createHmac } from 'node:crypto';
@@ -11,11 +12,11 @@ import { homedir } from 'node:os';
 import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2, { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
 import { bindingPath, type Platform } from '../fs/watcher-binding.js';
-import { type SshTarget, targetLabel } from './target.js';
+import type { SshTarget } from './target.js';
 import { RemoteEndpoint } from './remote.js';
 
 /** SshOptions are the user's choices for one connection. */
@@ -26,6 +27,8 @@ export interface SshOptions {
   readonly acceptNewHostKey: boolean;
   /** FERRY_HOME: its known_hosts is read and extended. */
   readonly home: string;
+  /** The one host key to accept (a powerbox VM's, pinned when it was added); known_hosts is then not used. */
+  readonly pinnedHostKey?: Buffer;
 }
 
 /** fingerprint formats an SSH public key blob as OpenSSH does (SHA256:…). */
@@ -136,13 +139,133 @@ function exec(client: Client, command: string, input?: Buffer): Promise<ExecResu
 /** Guest is a connected guest with an agent serving one root. */
 export interface Guest {
   readonly endpoint: RemoteEndpoint;
-  /** Ends the agent and the connection. */
+  /** Ends the agent (and, from connectGuest, the connection). */
   close(): void;
 }
 
 /** connectGuest connects, checks the host key, installs the agent if needed and starts it for target.path. */
 export async function connectGuest(target: SshTarget, side: Side, options: SshOptions, onViolation?: (reason: string) => void): Promise<Guest> {
-  const label = targetLabel(target);
+  const link = await SshLink.connect(target, options);
+  try {
+    const guest = await link.openAgent(side, target.path, onViolation);
+    return {
+      endpoint: guest.endpoint,
+      close: () => {
+        guest.close();
+        link.close();
+      },
+    };
+  } catch (error) {
+    link.close();
+    throw error;
+  }
+}
+
+/** fetchHostKey connects only far enough to read a server's host key (to pin it). */
+export async function fetchHostKey(host: string, port: number): Promise<Buffer> {
+  let seen: Buffer | undefined;
+  const client = new Client();
+  await new Promise<void>((resolve, reject) => {
+    const socket = new Socket();
+    socket.once('error', (error: NodeJS.ErrnoException) => reject(new FerryError('ECONNECT', `cannot connect to ${host} port ${port}: ${error.code === 'ECONNREFUSED' ? 'connection refused' : error.message}`)));
+    socket.connect(port, host);
+    client.once('error', () => (seen !== undefined ? resolve() : reject(new FerryError('ECONNECT', `${host} port ${port} did not show an SSH host key`))));
+    client.once('ready', () => resolve());
+    client.connect({
+      sock: socket,
+      username: 'ferry-host-key-probe',
+      readyTimeout: 20_000,
+      hostVerifier: (key: Buffer) => {
+        seen = key;
+        return false;
+      },
+    });
+  }).finally(() => client.end());
+  if (seen === undefined) throw new FerryError('ECONNECT', `${host} port ${port} did not show an SSH host key`);
+  return seen;
+}
+
+/** generateKeyPair makes an ed25519 key pair in OpenSSH formats. */
+export function generateKeyPair(comment: string): { private: string; public: string } {
+  // ssh2 is CommonJS: its utils are on the default export only.
+  return ssh2.utils.generateKeyPairSync('ed25519', { comment });
+}
+
+/** describeHostKey returns "type SHA256:…" for people. */
+export function describeHostKey(key: Buffer): string {
+  return `${keyType(key)} ${fingerprint(key)}`;
+}
+
+/**
+ * SshLink is one SSH connection to a guest, carrying one exec channel per
+ * agent it starts (one per grant in the powerbox).
+ */
+export class SshLink {
+  private agentCommand: Promise<string> | undefined;
+  private onClosed: (error: Error) => void = () => undefined;
+  /** Settles when the connection ends, with the reason. */
+  readonly closed = new Promise<Error>((resolve) => (this.onClosed = resolve));
+
+  private constructor(
+    private readonly client: Client,
+    readonly label: string,
+  ) {
+    client.on('close', () => this.onClosed(new FerryError('ECONNECT', `the connection to ${label} closed`)));
+    client.on('error', (error: Error) => this.onClosed(new FerryError('ECONNECT', `the connection to ${label} failed: ${error.message}`)));
+  }
+
+  /** connect opens the connection and checks the host key (the pinned one, or known_hosts). */
+  static async connect(target: SshTarget, options: SshOptions): Promise<SshLink> {
+    const client = await openClient(target, options);
+    return new SshLink(client, `${target.user}@${hostPattern(target.host, target.port)}`);
+  }
+
+  /** openAgent starts an agent serving `root` over a new channel, installing it first if needed. */
+  async openAgent(side: Side, root: string, onViolation?: (reason: string) => void): Promise<Guest> {
+    const label = `${this.label}:${root}`;
+    this.agentCommand ??= agentCommand(this.client, this.label);
+    let command;
+    try {
+      command = await this.agentCommand;
+    } catch (error) {
+      this.agentCommand = undefined;
+      throw error;
+    }
+    const channel = await new Promise<ClientChannel>((resolve, reject) =>
+      this.client.exec(command, (error, ch) => (error !== undefined ? reject(new FerryError('EAGENT', `unable to start the ferry agent in ${label}: ${error.message}`)) : resolve(ch))),
+    );
+    let stderr = '';
+    channel.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString('utf8')).slice(-2000);
+    });
+    const endpoint = new RemoteEndpoint(side, label, channel, root, onViolation);
+    const close = () => {
+      try {
+        channel.end();
+      } catch {
+        // already closed
+      }
+    };
+    try {
+      await endpoint.start();
+    } catch (error) {
+      close();
+      throw new FerryError('EAGENT', `the ferry agent in ${label} did not start: ${(error as Error).message}${stderr === '' ? '' : ` (it said: ${stderr.trim()})`}`);
+    }
+    return { endpoint, close };
+  }
+
+  /** exec runs a command in the guest and returns its status and output. */
+  exec(command: string): Promise<ExecResult> {
+    return exec(this.client, command);
+  }
+
+  close(): void {
+    this.client.end();
+  }
+}
+
+async function openClient(target: SshTarget, options: SshOptions): Promise<Client> {
   const knownFiles = [join(homedir(), '.ssh', 'known_hosts'), join(options.home, 'known_hosts')];
   let refusal: string | undefined;
   const config: ConnectConfig = {
@@ -154,8 +277,13 @@ export async function connectGuest(target: SshTarget, side: Side, options: SshOp
     keepaliveCountMax: 3,
     algorithms: { cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr', 'chacha20-poly1305@openssh.com'] },
     hostVerifier: (key: Buffer) => {
-      const verdict = checkHostKey(knownFiles, target.host, target.port, key);
       const fp = fingerprint(key);
+      if (options.pinnedHostKey !== undefined) {
+        if (key.equals(options.pinnedHostKey)) return true;
+        refusal = `the host key of ${hostPattern(target.host, target.port)} (${keyType(key)} ${fp}) is NOT the one pinned when the VM was added (${describeHostKey(options.pinnedHostKey)}); ferry refuses to connect`;
+        return false;
+      }
+      const verdict = checkHostKey(knownFiles, target.host, target.port, key);
       if (verdict === 'known') return true;
       if (verdict === 'changed' || verdict === 'revoked') {
         refusal = `the host key of ${hostPattern(target.host, target.port)} (${keyType(key)} ${fp}) is ${verdict === 'changed' ? 'NOT the one recorded in known_hosts: the machine was reinstalled, or someone is in the middle' : 'revoked'}; ferry refuses to connect`;
@@ -180,7 +308,7 @@ export async function connectGuest(target: SshTarget, side: Side, options: SshOp
     const keyFile = defaultKeys()[0];
     if (keyFile !== undefined) config.privateKey = readFileSync(keyFile);
   }
-  if (process.env.SSH_AUTH_SOCK !== undefined && process.env.SSH_AUTH_SOCK !== '') config.agent = process.env.SSH_AUTH_SOCK;
+  if (options.pinnedHostKey === undefined && process.env.SSH_AUTH_SOCK !== undefined && process.env.SSH_AUTH_SOCK !== '') config.agent = process.env.SSH_AUTH_SOCK;
 
   // Requests and replies are small and pipelined: Nagle's algorithm would
   // hold each small write for the peer's delayed ACK (40 ms on Linux).
@@ -209,35 +337,7 @@ export async function connectGuest(target: SshTarget, side: Side, options: SshOp
       reject(new FerryError('ECONNECT', `cannot connect to ${target.host}: ${(error as Error).message}`));
     }
   });
-
-  try {
-    const command = await agentCommand(client, label);
-    const channel = await new Promise<ClientChannel>((resolve, reject) => client.exec(command, (error, ch) => (error !== undefined ? reject(error) : resolve(ch))));
-    let stderr = '';
-    channel.stderr.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString('utf8')).slice(-2000);
-    });
-    const endpoint = new RemoteEndpoint(side, label, channel, target.path, onViolation);
-    try {
-      await endpoint.start();
-    } catch (error) {
-      throw new FerryError('EAGENT', `the ferry agent in ${label} did not start: ${(error as Error).message}${stderr === '' ? '' : ` (it said: ${stderr.trim()})`}`);
-    }
-    return {
-      endpoint,
-      close: () => {
-        try {
-          channel.end();
-        } catch {
-          // already closed
-        }
-        client.end();
-      },
-    };
-  } catch (error) {
-    client.end();
-    throw error;
-  }
+  return client;
 }
 
 // Returns the command that starts the agent, installing it first when the

@@ -17,6 +17,10 @@ export const GUEST_USER = 'ferry-guest';
 /** Sshd is a running test server. */
 export interface Sshd {
   readonly port: number;
+  /** The guest user it lets in. */
+  readonly user: string;
+  /** The authorized_keys file it reads for that user. */
+  readonly authorizedKeys: string;
   /** The client's private key file. */
   readonly clientKey: string;
   /** A known_hosts line for this server. */
@@ -41,17 +45,17 @@ export function sshdUnavailable(): string | undefined {
   return undefined;
 }
 
-function ensureGuestUser(): string {
+function ensureGuestUser(user: string): string {
   try {
-    execFileSync('id', [GUEST_USER], { stdio: 'ignore' });
+    execFileSync('id', [user], { stdio: 'ignore' });
   } catch {
-    execFileSync('useradd', ['-m', '-s', '/bin/sh', GUEST_USER]);
+    execFileSync('useradd', ['-m', '-s', '/bin/sh', user]);
   }
   // A locked account cannot log in even with a key (UsePAM no): unlock it without a password.
-  execFileSync('usermod', ['-p', '*', GUEST_USER]);
-  const home = execFileSync('sh', ['-c', `getent passwd ${GUEST_USER} | cut -d: -f6`], { encoding: 'utf8' }).trim();
+  execFileSync('usermod', ['-p', '*', user]);
+  const home = execFileSync('sh', ['-c', `getent passwd ${user} | cut -d: -f6`], { encoding: 'utf8' }).trim();
   mkdirSync(home, { recursive: true });
-  execFileSync('chown', [`${GUEST_USER}:${GUEST_USER}`, home]);
+  execFileSync('chown', [`${user}:${user}`, home]);
   return home;
 }
 
@@ -123,9 +127,9 @@ function killQuietly(pid: number): void {
   }
 }
 
-/** startSshd starts a server; stop it when done. */
-export async function startSshd(): Promise<Sshd> {
-  const guestHome = ensureGuestUser();
+/** startSshd starts a server that lets `user` (created if missing) log in; stop it when done. */
+export async function startSshd(user = GUEST_USER): Promise<Sshd> {
+  const guestHome = ensureGuestUser(user);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-sshd-'));
   chmodSync(dir, 0o755);
   const hostKey = join(dir, 'host_ed25519');
@@ -148,7 +152,7 @@ export async function startSshd(): Promise<Sshd> {
       'PubkeyAuthentication yes',
       'UsePAM no',
       'StrictModes no',
-      `AllowUsers ${GUEST_USER}`,
+      `AllowUsers ${user}`,
       'PermitRootLogin no',
       'MaxStartups 100',
       'MaxSessions 100',
@@ -170,6 +174,8 @@ export async function startSshd(): Promise<Sshd> {
   let counter = 0;
   return {
     port,
+    user,
+    authorizedKeys: join(dir, 'authorized_keys'),
     clientKey,
     knownHostsLine: `[127.0.0.1]:${port} ${type ?? ''} ${blob ?? ''}`,
     guestHome,
@@ -178,14 +184,14 @@ export async function startSshd(): Promise<Sshd> {
       mkdirSync(base, { recursive: true });
       const path = join(base, `${prefix}-${process.pid}-${Date.now()}-${counter++}`);
       mkdirSync(path);
-      execFileSync('chown', ['-R', `${GUEST_USER}:${GUEST_USER}`, base]);
+      execFileSync('chown', ['-R', `${user}:${user}`, base]);
       return path;
     },
     chownToGuest(path: string) {
-      execFileSync('chown', ['-R', `${GUEST_USER}:${GUEST_USER}`, path]);
+      execFileSync('chown', ['-R', `${user}:${user}`, path]);
     },
     url(path: string) {
-      return `ssh://${GUEST_USER}@127.0.0.1:${port}${path}`;
+      return `ssh://${user}@127.0.0.1:${port}${path}`;
     },
     dropConnections() {
       // The listener is `sshd -D` (child.pid). Each connection is a privileged

@@ -1,0 +1,44 @@
+/**
+ * `ferry daemon`: the powerbox in the foreground. It resumes every grant,
+ * serves the control socket, and on SIGTERM or SIGINT stops each grant's
+ * session after its current batch (every write is crash-safe regardless)
+ * and exits 0.
+ */
+
+import { Store } from '../state/store.js';
+import { PowerboxStore } from '../state/powerbox-store.js';
+import { ControlServer, controlSocketPath } from './control.js';
+import { Powerbox } from './powerbox.js';
+
+/** runDaemon serves until a signal stops it; returns the exit status. */
+export async function runDaemon(home: string): Promise<number> {
+  const store = Store.open(home);
+  const say = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const powerbox = new Powerbox(store, new PowerboxStore(store), say);
+  const path = controlSocketPath(home);
+  let server: ControlServer;
+  try {
+    server = await ControlServer.listen(path, powerbox.handlers(), (uid) => {
+      store.log('control-refused', null, null, `a connection from uid ${uid} to the control socket was refused`);
+      say(`refused a connection from uid ${uid}`);
+    });
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+  powerbox.start();
+  say(`ferry daemon ${process.pid} serving ${path}`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      say(`${signal}: stopping`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await server.close();
+  await powerbox.stop();
+  store.close();
+  say('stopped');
+  return 0;
+}

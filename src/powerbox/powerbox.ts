@@ -1,0 +1,527 @@
+/**
+ * The powerbox: VMs reached over SSH (one connection each, one agent
+ * channel per grant), and the grants it keeps in step, each a watched
+ * session between a host path and a guest path.
+ *
+ * Revocation follows DESIGN rule 8: the grant's host side is fenced first
+ * (no write from the guest lands after that), its channel is closed (what is
+ * in flight is aborted), and only then does `revoke` return; the guest copy
+ * is removed then, or when the VM is next reachable.
+ */
+
+import { lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { basename, dirname, join, posix } from 'node:path';
+import { ConnectionLost, FerryError, SessionHalt, UsageError } from '../core/errors.js';
+import { isWithin } from '../core/path.js';
+import { LocalEndpoint } from '../fs/local.js';
+import { nativeDisk } from '../fs/native.js';
+import { hostWatcher } from '../fs/watcher-binding.js';
+import type { GrantRecord, PowerboxStore, VmRecord } from '../state/powerbox-store.js';
+import type { Store } from '../state/store.js';
+import { type Link, type WatchEvent, watchSession } from '../sync/watch.js';
+import { type Guest, SshLink, describeHostKey, fetchHostKey, generateKeyPair } from '../transport/ssh.js';
+import type { Handler } from './control.js';
+import { FencedEndpoint } from './fence.js';
+
+const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+/** How long `grant` waits for the first sync before giving up on it. */
+const FIRST_SYNC_TIMEOUT_MS = 10 * 60_000;
+/** How long `revoke` waits for a grant's session to wind down. */
+const REVOKE_WAIT_MS = 15_000;
+/** How often guest copies of revoked grants are retried on unreachable VMs. */
+const CLEANUP_RETRY_MS = 10_000;
+
+/** text reads a string parameter from the control socket ('' when it is anything else). */
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/** within waits for `promise` at most `ms`, rejecting with `timeout` after that; its timer never outlives it. */
+async function within<T>(promise: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout()), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** shellQuote quotes a word for sh. */
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** parseSshTarget reads `[user@]host[:port]`. */
+export function parseSshTarget(text: string): { user: string; host: string; port: number } {
+  const match = /^(?:([^@\s:/]+)@)?([^@\s:/]+|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?$/.exec(text);
+  if (match === null) throw new UsageError(`--ssh ${JSON.stringify(text)}: expected [user@]host[:port]`);
+  const port = match[3] === undefined ? 22 : Number(match[3]);
+  if (port < 1 || port > 65535) throw new UsageError(`--ssh ${text}: port ${port} is out of range`);
+  return { user: match[1] ?? userInfo().username, host: (match[2] ?? '').replace(/^\[|\]$/g, ''), port };
+}
+
+/** VmLink is the one SSH connection to a VM, opened on demand and shared by its grants. */
+class VmLink {
+  private link: SshLink | undefined;
+  private connecting: Promise<SshLink> | undefined;
+
+  constructor(
+    readonly vm: VmRecord,
+    private readonly home: string,
+  ) {}
+
+  get connected(): boolean {
+    return this.link !== undefined;
+  }
+
+  get(): Promise<SshLink> {
+    if (this.link !== undefined) return Promise.resolve(this.link);
+    this.connecting ??= SshLink.connect(
+      { user: this.vm.user, host: this.vm.host, port: this.vm.port, path: '' },
+      { home: this.home, key: this.vm.keyFile, acceptNewHostKey: false, pinnedHostKey: Buffer.from(this.vm.hostKey, 'base64') },
+    )
+      .then((link) => {
+        this.link = link;
+        void link.closed.then(() => {
+          if (this.link === link) this.link = undefined;
+        });
+        return link;
+      })
+      .finally(() => {
+        this.connecting = undefined;
+      });
+    return this.connecting;
+  }
+
+  /** drop closes the connection (every grant's channel with it). */
+  drop(): void {
+    this.link?.close();
+    this.link = undefined;
+  }
+}
+
+/** GrantRunner keeps one grant in step: a watched session that restarts after failures until revoked or stopped. */
+class GrantRunner {
+  private readonly controller = new AbortController();
+  private writable = true;
+  private readonly guests = new Set<Guest>();
+  private firstSynced = false;
+  private firstWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  private progressListeners = new Set<(event: WatchEvent) => void>();
+  done: Promise<void> = Promise.resolve();
+  status = 'starting';
+  lastSyncAt: number | null = null;
+
+  constructor(
+    readonly grant: GrantRecord,
+    private readonly vm: VmLink,
+    private readonly store: Store,
+    private readonly sessionId: number,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  start(): void {
+    this.done = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const session = this.store.sessionById(this.sessionId);
+    if (session === undefined) throw new Error(`grant ${this.grant.id} has no session`);
+    const { hostRoot, guestRoot, only } = grantRoots(this.grant);
+    let failures = 0;
+    while (!this.controller.signal.aborted) {
+      try {
+        await watchSession({
+          store: this.store,
+          session,
+          signal: this.controller.signal,
+          verifyEveryMs: 3_600_000,
+          ...(only !== undefined ? { only } : {}),
+          ...(this.grant.readOnly ? { readOnly: true } : {}),
+          onEvent: (event) => this.onEvent(event),
+          connect: () => this.connect(hostRoot, guestRoot),
+        });
+      } catch (error) {
+        if (this.controller.signal.aborted) break;
+        const message = error instanceof Error ? error.message : String(error);
+        this.status = `error: ${message}`;
+        this.say(`grant ${this.grant.id}: ${message}`);
+        this.failFirst(error instanceof Error ? error : new Error(message));
+        // A guest that broke the protocol loses its VM's connection.
+        if (error instanceof SessionHalt && !(error instanceof ConnectionLost) && /broke the protocol/.test(message)) this.vm.drop();
+        failures++;
+        const aborted = new Promise((resolve) => this.controller.signal.addEventListener('abort', resolve, { once: true }));
+        await within(aborted, Math.min(60_000, 2_000 * 2 ** Math.min(failures - 1, 5)), () => new Error('retry')).catch(() => undefined);
+      }
+    }
+    this.status = 'stopped';
+  }
+
+  private async connect(hostRoot: string, guestRoot: string): Promise<Link> {
+    this.status = 'connecting';
+    const link = await this.vm.get();
+    const guest = await link.openAgent('beta', guestRoot, (reason) => {
+      this.store.log('protocol-violation', this.sessionId, null, `VM ${this.grant.vm}, grant ${this.grant.id}: ${reason}`);
+    });
+    if (!this.writable) {
+      guest.close();
+      throw new SessionHalt(`grant ${this.grant.id} is revoked`);
+    }
+    this.guests.add(guest);
+    const host = new LocalEndpoint('alpha', hostRoot, nativeDisk(), hostWatcher);
+    return {
+      alpha: new FencedEndpoint(host, () => this.writable, `grant ${this.grant.id} was revoked; nothing more from the guest is applied`),
+      beta: guest.endpoint,
+      lost: Promise.race([guest.endpoint.ended, link.closed]),
+      close: () => {
+        guest.close();
+        this.guests.delete(guest);
+        return Promise.resolve();
+      },
+    };
+  }
+
+  private onEvent(event: WatchEvent): void {
+    for (const listener of this.progressListeners) listener(event);
+    switch (event.event) {
+      case 'connected':
+        this.status = 'scanning';
+        break;
+      case 'synced':
+        this.lastSyncAt = Date.now();
+        this.status = 'watching';
+        if (event.scope === 'full' && !this.firstSynced) {
+          this.firstSynced = true;
+          for (const waiter of this.firstWaiters.splice(0)) waiter.resolve();
+        }
+        break;
+      case 'conflict':
+        this.say(`grant ${this.grant.id}: conflict ${event.id} on ${event.path}: ${event.reason}`);
+        break;
+      case 'reconnecting':
+        this.status = `reconnecting: ${event.message}`;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private failFirst(error: Error): void {
+    for (const waiter of this.firstWaiters.splice(0)) waiter.reject(error);
+  }
+
+  /** firstSync resolves once the first full pass is done; progress events go to `onProgress` meanwhile. */
+  async firstSync(onProgress: (event: WatchEvent) => void): Promise<void> {
+    if (this.firstSynced) return;
+    this.progressListeners.add(onProgress);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.firstWaiters.push({ resolve, reject });
+        setTimeout(() => reject(new FerryError('ETIMEOUT', `the first sync of grant ${this.grant.id} did not finish within ${FIRST_SYNC_TIMEOUT_MS / 60_000} minutes`)), FIRST_SYNC_TIMEOUT_MS).unref();
+      });
+    } finally {
+      this.progressListeners.delete(onProgress);
+    }
+  }
+
+  /** stop ends the session after its current batch (daemon shutdown). */
+  async stop(): Promise<void> {
+    this.controller.abort();
+    await this.wound();
+  }
+
+  // Waits for the session to end, a bounded time: its writes are crash-safe either way.
+  private async wound(): Promise<void> {
+    await within(this.done, REVOKE_WAIT_MS, () => new Error('slow')).catch(() => this.say(`grant ${this.grant.id}: its session did not end within ${REVOKE_WAIT_MS / 1000} s`));
+  }
+
+  /**
+   * revoke fences the host side first (from now on nothing from the guest is
+   * applied), then aborts what is in flight by closing the channels, and
+   * waits for the session to end.
+   */
+  async revoke(): Promise<void> {
+    this.writable = false;
+    this.controller.abort();
+    for (const guest of this.guests) guest.close();
+    this.failFirst(new FerryError('EREVOKED', `grant ${this.grant.id} was revoked`));
+    await this.wound();
+  }
+}
+
+/** grantRoots: the directories a grant's session syncs, and the one name it is limited to for a file. */
+export function grantRoots(grant: GrantRecord): { hostRoot: string; guestRoot: string; only?: string } {
+  if (grant.kind === 'dir') return { hostRoot: grant.hostPath, guestRoot: grant.guestPath };
+  return { hostRoot: dirname(grant.hostPath), guestRoot: posix.dirname(grant.guestPath), only: basename(grant.hostPath) };
+}
+
+/** Powerbox holds the VMs and grants and serves the control socket's methods. */
+export class Powerbox {
+  private readonly links = new Map<string, VmLink>();
+  private readonly runners = new Map<number, GrantRunner>();
+  private cleanupTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly store: Store,
+    private readonly pb: PowerboxStore,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  /** start resumes every active grant and the removal of revoked grants' guest copies. */
+  start(): void {
+    for (const grant of this.pb.grants()) {
+      if (grant.state === 'active') this.startRunner(grant);
+    }
+    this.cleanupTimer = setInterval(() => void this.cleanupAll(), CLEANUP_RETRY_MS);
+    void this.cleanupAll();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.cleanupTimer);
+    await Promise.all([...this.runners.values()].map((runner) => runner.stop()));
+    for (const link of this.links.values()) link.drop();
+  }
+
+  private link(vm: VmRecord): VmLink {
+    let link = this.links.get(vm.name);
+    if (link === undefined) {
+      link = new VmLink(vm, this.store.home);
+      this.links.set(vm.name, link);
+    }
+    return link;
+  }
+
+  private startRunner(grant: GrantRecord): GrantRunner {
+    const vm = this.pb.vm(grant.vm);
+    if (vm === undefined) throw new FerryError('ENOVM', `grant ${grant.id} names VM ${grant.vm}, which is gone`);
+    let sessionId = grant.session;
+    if (sessionId === null) {
+      const { hostRoot, guestRoot } = grantRoots(grant);
+      const session = this.store.session(hostRoot, `vm:${grant.vm}#${grant.id}:${guestRoot}`, true);
+      if (session === undefined) throw new Error('session was not created');
+      sessionId = session.id;
+      this.pb.setGrantSession(grant.id, sessionId);
+    }
+    const runner = new GrantRunner(grant, this.link(vm), this.store, sessionId, this.say);
+    this.runners.set(grant.id, runner);
+    runner.start();
+    return runner;
+  }
+
+  handlers(): Record<string, Handler> {
+    return {
+      'vm.add': (params) => this.addVm(params),
+      'vm.rm': (params) => this.removeVm(params),
+      grant: (params, progress) => this.addGrant(params, progress),
+      revoke: (params) => this.revoke(params),
+      status: () => Promise.resolve(this.status()),
+    };
+  }
+
+  private async addVm(params: Record<string, unknown>): Promise<unknown> {
+    const name = text(params.name);
+    if (!VM_NAME.test(name)) throw new UsageError(`VM name ${JSON.stringify(name)}: use up to 32 letters, digits, - and _`);
+    if (this.pb.vm(name) !== undefined) throw new UsageError(`a VM named ${name} exists already; \`ferry vm rm ${name}\` first, or pick another name`);
+    const target = parseSshTarget(text(params.ssh));
+    const hostKey = await fetchHostKey(target.host, target.port);
+    let keyFile = typeof params.key === 'string' ? params.key : undefined;
+    let publicKey: string | undefined;
+    if (keyFile === undefined) {
+      const pair = generateKeyPair(`ferry-vm-${name}`);
+      const dir = join(this.store.home, 'keys');
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      keyFile = join(dir, name);
+      writeFileSync(keyFile, pair.private, { mode: 0o600 });
+      writeFileSync(`${keyFile}.pub`, `${pair.public}\n`, { mode: 0o644 });
+      publicKey = pair.public.trim();
+    } else {
+      try {
+        lstatSync(keyFile);
+      } catch (error) {
+        throw new UsageError(`--key ${keyFile}: ${(error as Error).message}`);
+      }
+    }
+    // With a key of the user's, check now that it logs in, and learn the guest's home.
+    let guestHome = '';
+    if (publicKey === undefined) {
+      const link = await SshLink.connect({ ...target, path: '' }, { home: this.store.home, key: keyFile, acceptNewHostKey: false, pinnedHostKey: hostKey });
+      try {
+        guestHome = (await link.exec('printf %s "$HOME"')).stdout;
+      } finally {
+        link.close();
+      }
+    }
+    const vm = this.pb.addVm({ name, backend: 'ssh', ...target, keyFile, hostKey: hostKey.toString('base64'), guestHome });
+    this.store.log('vm-added', null, null, `VM ${name}: ${target.user}@${target.host}:${target.port}, host key ${describeHostKey(hostKey)} pinned`);
+    this.say(`VM ${name} added (${describeHostKey(hostKey)})`);
+    return { name: vm.name, user: vm.user, host: vm.host, port: vm.port, hostKey: describeHostKey(hostKey), keyFile, ...(publicKey !== undefined ? { publicKey } : {}) };
+  }
+
+  private async removeVm(params: Record<string, unknown>): Promise<unknown> {
+    const name = text(params.name);
+    const vm = this.pb.vm(name);
+    if (vm === undefined) throw new UsageError(`no VM named ${JSON.stringify(name)}; see \`ferry vm list\``);
+    const revoked = [];
+    for (const grant of this.pb.grants({ vm: name })) {
+      if (grant.state === 'active') revoked.push(await this.revoke({ id: grant.id }));
+    }
+    this.links.get(name)?.drop();
+    this.links.delete(name);
+    this.pb.removeVm(name);
+    if (vm.keyFile === join(this.store.home, 'keys', name)) {
+      rmSync(vm.keyFile, { force: true });
+      rmSync(`${vm.keyFile}.pub`, { force: true });
+    }
+    this.store.log('vm-removed', null, null, `VM ${name} removed; ${revoked.length} grant(s) revoked first`);
+    return { name, revoked };
+  }
+
+  private async addGrant(params: Record<string, unknown>, progress: (update: unknown) => void): Promise<unknown> {
+    const vmName = text(params.vm);
+    const vm = this.pb.vm(vmName);
+    if (vm === undefined) throw new UsageError(`no VM named ${JSON.stringify(vmName)}; add it with \`ferry vm add ${vmName} --ssh user@host\``);
+    const hostPath = text(params.hostPath);
+    let st;
+    try {
+      st = lstatSync(hostPath);
+    } catch (error) {
+      throw new UsageError(`${hostPath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (error as Error).message}`);
+    }
+    if (!st.isFile() && !st.isDirectory()) throw new UsageError(`${hostPath}: only a regular file or a directory can be granted (this is ${st.isSymbolicLink() ? 'a symlink' : 'a special file'})`);
+    const kind = st.isDirectory() ? 'dir' : 'file';
+    let guestPath = typeof params.as === 'string' && params.as !== '' ? params.as : `Granted/${basename(hostPath)}`;
+    if (guestPath.startsWith('~/')) guestPath = guestPath.slice(2);
+    guestPath = posix.normalize(guestPath).replace(/\/+$/, '');
+    if (guestPath === '' || guestPath === '.' || guestPath === '/' || guestPath.split('/').includes('..')) throw new UsageError(`--as ${JSON.stringify(params.as)}: give a path for the guest copy, such as ~/Granted/name`);
+    if (kind === 'file' && posix.basename(guestPath) !== basename(hostPath)) {
+      throw new UsageError(`a file grant keeps its name: --as must end in /${basename(hostPath)} (it says where the file goes)`);
+    }
+    const link = this.link(vm);
+    const ssh = await link.get().catch((error: unknown) => {
+      throw new FerryError('EVM', `VM ${vmName} is unreachable: ${(error as Error).message}`);
+    });
+    let home = vm.guestHome;
+    if (home === '') home = (await ssh.exec('printf %s "$HOME"')).stdout;
+    const absGuest = (p: string) => (p.startsWith('/') ? p : posix.join(home, p));
+    for (const other of this.pb.grants({ vm: vmName })) {
+      if (isWithinAbs(hostPath, other.hostPath) || isWithinAbs(other.hostPath, hostPath)) {
+        throw new UsageError(`${hostPath} overlaps grant ${other.id} (${other.hostPath}) of VM ${vmName}; revoke that one first`);
+      }
+      if (isWithinAbs(absGuest(guestPath), absGuest(other.guestPath)) || isWithinAbs(absGuest(other.guestPath), absGuest(guestPath))) {
+        throw new UsageError(`guest path ${guestPath} overlaps grant ${other.id} (${other.guestPath}) in VM ${vmName}; choose another with --as`);
+      }
+    }
+    // The guest copy starts from nothing: an existing directory there would be merged into the host's.
+    const q = shellQuote(guestPath);
+    const check =
+      kind === 'dir'
+        ? `mkdir -p -- ${q} && [ -z "$(ls -A -- ${q})" ] || { echo not-empty; exit 3; }`
+        : `mkdir -p -- ${shellQuote(posix.dirname(guestPath))} && if [ -e ${q} ] || [ -L ${q} ]; then echo exists; exit 3; fi`;
+    const prepared = await ssh.exec(`sh -c ${shellQuote(check)}`);
+    if (prepared.code === 3) throw new UsageError(`${guestPath} already exists in VM ${vmName} and is not empty; choose another with --as`);
+    if (prepared.code !== 0) throw new FerryError('EVM', `unable to create ${guestPath} in VM ${vmName}: ${prepared.stderr.trim() || `exit ${String(prepared.code)}`}`);
+
+    const grant = this.pb.addGrant({ vm: vmName, hostPath, guestPath, kind, readOnly: params.readOnly === true });
+    this.store.log('grant', null, hostPath, `grant ${grant.id}: ${kind} ${hostPath} into VM ${vmName} as ${guestPath}${grant.readOnly ? ', read-only' : ''}`);
+    const runner = this.startRunner(grant);
+    try {
+      await runner.firstSync((event) => {
+        if (event.event === 'progress') progress(event);
+      });
+    } catch (error) {
+      await runner.revoke();
+      this.runners.delete(grant.id);
+      this.pb.setGrantState(grant.id, 'cleanup');
+      this.store.log('grant-failed', grant.session, hostPath, `grant ${grant.id} failed its first sync: ${(error as Error).message}`);
+      void this.cleanupAll();
+      throw error;
+    }
+    this.say(`grant ${grant.id}: ${hostPath} → ${vmName}:${guestPath}${grant.readOnly ? ' (read-only)' : ''}`);
+    return { ...this.describeGrant(this.pb.grant(grant.id) ?? grant) };
+  }
+
+  private async revoke(params: Record<string, unknown>): Promise<unknown> {
+    const id = Number(params.id);
+    const grant = Number.isSafeInteger(id) ? this.pb.grant(id) : undefined;
+    if (grant === undefined || grant.state === 'revoked' || grant.state === 'cleanup') {
+      throw new UsageError(`no active grant ${String(params.id)}; see \`ferry grants\``);
+    }
+    const runner = this.runners.get(id);
+    this.runners.delete(id);
+    if (runner !== undefined) await runner.revoke();
+    const keep = params.keepGuestCopy === true;
+    this.pb.setGrantState(id, keep ? 'revoked' : 'cleanup');
+    this.store.log('revoke', grant.session, grant.hostPath, `grant ${id} revoked${keep ? '; the guest copy is kept' : ''}`);
+    this.say(`grant ${id} revoked`);
+    let guestCopy = keep ? 'kept' : 'removal pending: the VM is unreachable; it is removed when the VM is next reachable';
+    if (!keep && (await this.removeGuestCopy(grant))) guestCopy = 'removed';
+    return { id, guestCopy };
+  }
+
+  // Removes the guest copy of a revoked grant; false when the VM cannot be reached.
+  private async removeGuestCopy(grant: GrantRecord): Promise<boolean> {
+    const vm = this.pb.vm(grant.vm);
+    if (vm === undefined) return false;
+    try {
+      const ssh = await within(this.link(vm).get(), 10_000, () => new Error('timed out'));
+      const q = shellQuote(grant.guestPath);
+      const result = await ssh.exec(grant.kind === 'dir' ? `rm -rf -- ${q}` : `rm -f -- ${q}`);
+      if (result.code !== 0) throw new Error(result.stderr.trim() || `exit ${String(result.code)}`);
+    } catch (error) {
+      this.say(`grant ${grant.id}: the guest copy is not removed yet (${(error as Error).message})`);
+      return false;
+    }
+    this.pb.setGrantState(grant.id, 'revoked');
+    this.store.log('guest-copy-removed', grant.session, grant.hostPath, `grant ${grant.id}: removed ${grant.guestPath} from VM ${grant.vm}`);
+    return true;
+  }
+
+  private cleaning = false;
+
+  private async cleanupAll(): Promise<void> {
+    if (this.cleaning) return;
+    this.cleaning = true;
+    try {
+      for (const grant of this.pb.grants()) if (grant.state === 'cleanup') await this.removeGuestCopy(grant);
+    } finally {
+      this.cleaning = false;
+    }
+  }
+
+  private describeGrant(grant: GrantRecord): Record<string, unknown> {
+    const runner = this.runners.get(grant.id);
+    return {
+      id: grant.id,
+      vm: grant.vm,
+      hostPath: grant.hostPath,
+      guestPath: grant.guestPath,
+      kind: grant.kind,
+      readOnly: grant.readOnly,
+      state: grant.state,
+      status: runner?.status ?? (grant.state === 'cleanup' ? 'revoked, guest copy still to remove' : grant.state),
+      lastSyncAt: runner?.lastSyncAt ?? null,
+      conflicts: grant.session === null ? 0 : this.store.openConflicts(grant.session).length,
+    };
+  }
+
+  private status(): unknown {
+    return {
+      daemon: { pid: process.pid, since: this.startedAt },
+      vms: this.pb.vms().map((vm) => ({
+        name: vm.name,
+        target: `${vm.user}@${vm.host}:${vm.port}`,
+        connected: this.links.get(vm.name)?.connected ?? false,
+        grants: this.pb.grants({ vm: vm.name }).filter((g) => g.state === 'active').length,
+      })),
+      grants: this.pb.grants().map((g) => this.describeGrant(g)),
+      conflicts: this.store.openConflicts().length,
+    };
+  }
+}
+
+function isWithinAbs(path: string, scope: string): boolean {
+  const rel = (p: string) => p.replace(/^\/+/, '').replace(/\/+$/, '');
+  return isWithin(rel(path), rel(scope));
+}

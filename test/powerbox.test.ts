@@ -1,0 +1,281 @@
+/**
+ * The powerbox end to end: `ferry daemon` and the CLI that talks to it,
+ * with two real sshd "VMs" on loopback, each letting in its own unprivileged
+ * user. Grants of a directory and of a file, edits both ways, a conflict and
+ * its resolution, a read-only grant, two VMs that never see each other's
+ * files, a daemon restart, revocation, and the control socket's owner check.
+ */
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { FERRY_BIN, runFerry, tempDir, writeTree } from './support/cli.js';
+import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
+
+const skip = sshdUnavailable();
+if (skip !== undefined) console.warn(`powerbox tests skipped: ${skip}`);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function eventually(check: () => void, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(50);
+    }
+  }
+}
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A running `ferry daemon`. */
+class Daemon {
+  stderr = '';
+  private readonly exited: Promise<number | null>;
+
+  constructor(
+    private readonly home: string,
+    private readonly child: ChildProcess = spawn(process.execPath, [FERRY_BIN, 'daemon'], { env: { ...process.env, FERRY_HOME: home }, stdio: ['ignore', 'ignore', 'pipe'] }),
+  ) {
+    this.child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    this.exited = new Promise((resolve) => this.child.on('close', (status) => resolve(status)));
+  }
+
+  async ready(): Promise<void> {
+    await eventually(() => expect(this.stderr).toMatch(/serving/), 15_000);
+  }
+
+  async stop(): Promise<number | null> {
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revoke', () => {
+  let vm1: Sshd;
+  let vm2: Sshd;
+  let home: string;
+  let daemon: Daemon | undefined;
+  const ferry = (...args: string[]) => runFerry(home, args);
+  const json = async (...args: string[]): Promise<unknown> => {
+    const r = await ferry(...args, '--json');
+    expect(r.status, `ferry ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return JSON.parse(r.stdout) as unknown;
+  };
+  // Writes in a guest as root, then hands the file to the guest user.
+  const guestWrite = (vm: Sshd, path: string, content: string) => {
+    writeFileSync(path, content);
+    execFileSync('chown', [`${vm.user}:${vm.user}`, path]);
+  };
+
+  beforeAll(async () => {
+    [vm1, vm2] = await Promise.all([startSshd('ferry-guest'), startSshd('ferry-guest2')]);
+    home = tempDir('ferry-powerbox-');
+  }, 60_000);
+  afterAll(async () => {
+    await daemon?.stop();
+    await Promise.all([vm1.stop(), vm2.stop()]);
+  });
+
+  test('without a daemon, a command that needs one says how to start it', async () => {
+    const r = await ferry('status');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/the ferry daemon is not running .*start it with `ferry daemon`/);
+  });
+
+  test('vm add pins the host key; without --key ferry makes one and prints the line to install', async () => {
+    daemon = new Daemon(home);
+    await daemon.ready();
+    const socket = join(home, 'control.sock');
+    expect(statSync(socket).mode & 0o777).toBe(0o600);
+
+    const added = (await json('vm', 'add', 'vm1', '--ssh', `${vm1.user}@127.0.0.1:${vm1.port}`, '--key', vm1.clientKey)) as { hostKey: string };
+    expect(added.hostKey).toMatch(/^ssh-ed25519 SHA256:/);
+    const second = await ferry('vm', 'add', 'vm2', '--ssh', `${vm2.user}@127.0.0.1:${vm2.port}`);
+    expect(second.status, second.stderr).toBe(0);
+    const line = /^(ssh-ed25519 \S+ ferry-vm-vm2)$/m.exec(second.stdout)?.[1];
+    expect(line, second.stdout).toBeDefined();
+    writeFileSync(vm2.authorizedKeys, `${readFileSync(vm2.authorizedKeys, 'utf8')}${line ?? ''}\n`);
+    const again = await ferry('vm', 'add', 'vm1', '--ssh', `${vm1.user}@127.0.0.1:${vm1.port}`);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/a VM named vm1 exists already/);
+    const list = (await json('vm', 'list')) as { name: string }[];
+    expect(list.map((v) => v.name)).toEqual(['vm1', 'vm2']);
+  }, 60_000);
+
+  let dirGrant = 0;
+  let hostDir = '';
+  let guestDir = '';
+  let fileGrant = 0;
+  let hostFile = '';
+  let guestFile = '';
+
+  test('a directory and a single file are granted; edits flow both ways; the file grant carries nothing beside it', async () => {
+    const top = tempDir('ferry-grants-');
+    hostDir = join(top, `project-${Date.now()}`);
+    writeTree(hostDir, { 'readme.txt': 'hello', 'src/main.c': 'int main;' });
+    const granted = (await json('grant', 'vm1', hostDir)) as { id: number; guestPath: string; kind: string };
+    expect(granted.kind).toBe('dir');
+    dirGrant = granted.id;
+    guestDir = join(vm1.guestHome, 'Granted', basename(hostDir));
+    expect(granted.guestPath).toBe(`Granted/${basename(hostDir)}`);
+    // grant returns once the first sync is complete.
+    expect(read(join(guestDir, 'src/main.c'))).toBe('int main;');
+
+    const docs = join(top, 'docs');
+    hostFile = join(docs, `letter-${Date.now()}.txt`);
+    writeTree(docs, { [basename(hostFile)]: 'dear guest', 'secret.txt': 'not granted' });
+    const file = (await json('grant', 'vm1', hostFile)) as { id: number; kind: string };
+    expect(file.kind).toBe('file');
+    fileGrant = file.id;
+    guestFile = join(vm1.guestHome, 'Granted', basename(hostFile));
+    expect(read(guestFile)).toBe('dear guest');
+    expect(readdirSync(join(vm1.guestHome, 'Granted'))).not.toContain('secret.txt');
+
+    writeFileSync(join(hostDir, 'readme.txt'), 'hello from the host');
+    guestWrite(vm1, join(guestDir, 'from-guest.txt'), 'made in the VM');
+    guestWrite(vm1, guestFile, 'dear host');
+    await eventually(() => {
+      expect(read(join(guestDir, 'readme.txt'))).toBe('hello from the host');
+      expect(read(join(hostDir, 'from-guest.txt'))).toBe('made in the VM');
+      expect(read(hostFile)).toBe('dear host');
+    });
+    expect(read(join(docs, 'secret.txt'))).toBe('not granted');
+    expect(existsSync(join(vm1.guestHome, 'Granted', 'secret.txt'))).toBe(false);
+
+    const overlap = await ferry('grant', 'vm1', join(hostDir, 'src'));
+    expect(overlap.status).toBe(2);
+    expect(overlap.stderr).toMatch(/overlaps grant/);
+  }, 90_000);
+
+  test('a conflict halts only its file; `ferry resolve` releases it through the running daemon', async () => {
+    writeFileSync(join(hostDir, 'shared.txt'), 'base');
+    await eventually(() => expect(read(join(guestDir, 'shared.txt'))).toBe('base'));
+    writeFileSync(join(hostDir, 'shared.txt'), 'host edit');
+    guestWrite(vm1, join(guestDir, 'shared.txt'), 'guest edit');
+    let conflicts: { id: number; path: string }[] = [];
+    await eventually(() => {
+      conflicts = JSON.parse(execFileSync(process.execPath, [FERRY_BIN, 'conflicts', '--json'], { env: { ...process.env, FERRY_HOME: home }, encoding: 'utf8' })) as { id: number; path: string }[];
+      expect(conflicts.map((c) => c.path)).toContain('shared.txt');
+    });
+    writeFileSync(join(hostDir, 'readme.txt'), 'still flowing');
+    await eventually(() => expect(read(join(guestDir, 'readme.txt'))).toBe('still flowing'));
+    expect(read(join(hostDir, 'shared.txt'))).toBe('host edit');
+    expect(read(join(guestDir, 'shared.txt'))).toBe('guest edit');
+    const id = conflicts.find((c) => c.path === 'shared.txt')?.id;
+    expect((await ferry('resolve', String(id), '--keep', 'guest')).status).toBe(0);
+    await eventually(() => expect(read(join(hostDir, 'shared.txt'))).toBe('guest edit'));
+    expect(await json('conflicts')).toEqual([]);
+  }, 60_000);
+
+  let roGrant = 0;
+  test('a read-only grant puts the guest copy back and logs the attempt; the other VM sees only its own grant', async () => {
+    const hostRo = join(tempDir('ferry-ro-'), `reference-${Date.now()}`);
+    writeTree(hostRo, { 'manual.txt': 'read me', 'sub/x.txt': 'x' });
+    const granted = (await json('grant', 'vm2', hostRo, '--read-only')) as { id: number; readOnly: boolean };
+    expect(granted.readOnly).toBe(true);
+    roGrant = granted.id;
+    const guestRo = join(vm2.guestHome, 'Granted', basename(hostRo));
+    expect(read(join(guestRo, 'manual.txt'))).toBe('read me');
+
+    guestWrite(vm2, join(guestRo, 'manual.txt'), 'vandalised');
+    guestWrite(vm2, join(guestRo, 'planted.txt'), 'planted by the guest');
+    await eventually(() => {
+      expect(read(join(guestRo, 'manual.txt'))).toBe('read me');
+      expect(existsSync(join(guestRo, 'planted.txt'))).toBe(false);
+    });
+    expect(read(join(hostRo, 'manual.txt'))).toBe('read me');
+    expect(existsSync(join(hostRo, 'planted.txt'))).toBe(false);
+    const log = (await json('log')) as { kind: string; path: string }[];
+    expect(log.filter((e) => e.kind === 'read-only').map((e) => e.path)).toEqual(expect.arrayContaining(['manual.txt', 'planted.txt']));
+
+    // vm2's user sees its grant and nothing of vm1's; vm1's sees none of vm2's.
+    expect(readdirSync(join(vm2.guestHome, 'Granted'))).toEqual([basename(hostRo)]);
+    expect(readdirSync(join(vm1.guestHome, 'Granted'))).not.toContain(basename(hostRo));
+    const grants = (await json('grants', '--vm', 'vm2')) as { id: number }[];
+    expect(grants.map((g) => g.id)).toEqual([roGrant]);
+  }, 60_000);
+
+  test('after a restart of the daemon every grant resumes', async () => {
+    expect(await daemon?.stop()).toBe(0);
+    writeFileSync(join(hostDir, 'while-down.txt'), 'written while the daemon was stopped');
+    daemon = new Daemon(home);
+    await daemon.ready();
+    await eventually(() => expect(read(join(guestDir, 'while-down.txt'))).toBe('written while the daemon was stopped'), 30_000);
+    guestWrite(vm1, guestFile, 'after the restart');
+    await eventually(() => expect(read(hostFile)).toBe('after the restart'));
+    const status = (await json('status')) as { grants: { id: number; status: string }[] };
+    expect(status.grants.map((g) => g.id).sort()).toEqual([dirGrant, fileGrant, roGrant].sort());
+  }, 90_000);
+
+  test('after revoke returns nothing from the guest reaches the host, and the guest copy is gone', async () => {
+    const r = (await json('revoke', String(dirGrant))) as { guestCopy: string };
+    expect(r.guestCopy).toBe('removed');
+    expect(existsSync(guestDir)).toBe(false);
+    const before = readdirSync(hostDir).sort();
+    mkdirSync(guestDir, { recursive: true });
+    guestWrite(vm1, join(guestDir, 'after-revoke.txt'), 'must never reach the host');
+    guestWrite(vm1, join(guestDir, 'readme.txt'), 'must never reach the host either');
+    await sleep(2000);
+    expect(readdirSync(hostDir).sort()).toEqual(before);
+    expect(read(join(hostDir, 'readme.txt'))).toBe('still flowing');
+    const grants = (await json('grants', '--all')) as { id: number; state: string }[];
+    expect(grants.find((g) => g.id === dirGrant)?.state).toBe('revoked');
+    const log = (await json('log')) as { kind: string; detail: string }[];
+    expect(log.some((e) => e.kind === 'revoke' && e.detail.startsWith(`grant ${dirGrant} revoked`))).toBe(true);
+    // The other grants keep flowing.
+    guestWrite(vm1, guestFile, 'the file grant still works');
+    await eventually(() => expect(read(hostFile)).toBe('the file grant still works'));
+    const again = await ferry('revoke', String(dirGrant));
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/no active grant/);
+  }, 60_000);
+
+  test('vm rm revokes the VM grants first', async () => {
+    const result = (await json('vm', 'rm', 'vm2')) as { revoked: { id: number; guestCopy: string }[] };
+    expect(result.revoked).toEqual([{ id: roGrant, guestCopy: 'removed' }]);
+    expect(readdirSync(join(vm2.guestHome, 'Granted'))).toEqual([]);
+    expect(((await json('vm', 'list')) as { name: string }[]).map((v) => v.name)).toEqual(['vm1']);
+  }, 60_000);
+
+  test('only the owner may use the control socket', async () => {
+    const socket = join(home, 'control.sock');
+    const script = `require('net').connect(${JSON.stringify(socket)}).on('data', (d) => { process.stdout.write(d); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); }).write('{"id":1,"method":"status"}\\n')`;
+    const asGuest = () => execFileSync('runuser', ['-u', vm1.user, '--', process.execPath, '-e', script], { encoding: 'utf8' });
+    // The directory (0700) and the socket (0600) keep others out…
+    expect(asGuest()).toMatch(/EACCES/);
+    // …and were they opened up, the daemon checks who is calling.
+    chmodSync(home, 0o755);
+    chmodSync(socket, 0o666);
+    try {
+      expect(asGuest()).toMatch(/"code":"EPERM".*may not use it/);
+    } finally {
+      chmodSync(home, 0o700);
+      chmodSync(socket, 0o600);
+    }
+    const log = (await json('log')) as { kind: string }[];
+    expect(log.some((e) => e.kind === 'control-refused')).toBe(true);
+  }, 30_000);
+
+  test('cleanup', () => {
+    rmSync(join(vm1.guestHome, 'Granted'), { recursive: true, force: true });
+  });
+});
