@@ -1,7 +1,7 @@
 // Helpers shared by the benchmark scripts (plain Node ESM, node:* only).
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export function flush() {
@@ -125,4 +125,65 @@ export function snapshotFerry(repo, dest) {
     uncommittedSourceFiles: dirty,
     distBuiltAt: new Date(newest).toISOString(),
   };
+}
+
+/** firstLine runs a command and returns the first non-empty line it printed (a version string), or undefined. */
+export function firstLine(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error || (r.status !== 0 && !r.stdout && !r.stderr)) return undefined;
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim() !== '')?.trim().replace(/\s+/g, ' ');
+}
+
+/** countFiles returns how many regular files and directories are below dir, and the files' total size. */
+export function countFiles(dir) {
+  let files = 0;
+  let dirs = 0;
+  let bytes = 0;
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isDirectory()) dirs++;
+    else if (e.isFile()) {
+      files++;
+      bytes += statSync(path.join(e.parentPath ?? e.path, e.name)).size;
+    }
+  }
+  return { files, dirs, bytes };
+}
+
+/** stats summarises samples as { n, median, min, max, samples }, or undefined when there are none. */
+export function stats(xs) {
+  if (xs === undefined || xs.length === 0) return undefined;
+  return { n: xs.length, median: median(xs), min: Math.min(...xs), max: Math.max(...xs), samples: xs };
+}
+
+/** quantile returns the q-quantile (0..1) of xs by the nearest-rank method, so p99 is a sample that happened. */
+export function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+
+/** genLarge writes the mkcorpus.py large layout: big<NN>.bin, each a random 64 KiB block repeated to spec.size bytes */
+export function genLarge(dir, spec) {
+  const rnd = prng(42);
+  mkdirSync(dir, { recursive: true });
+  const blk = Buffer.alloc(65536);
+  for (let i = 0; i < spec.files; i++) {
+    for (let o = 0; o < blk.length; o += 4) blk.writeUInt32LE(rnd(), o);
+    const fd = openSync(path.join(dir, `big${String(i).padStart(2, '0')}.bin`), 'w');
+    for (let left = spec.size; left > 0; left -= blk.length) writeSync(fd, blk, 0, Math.min(left, blk.length));
+    closeSync(fd);
+  }
+}
+
+/** osRelease returns the distribution's PRETTY_NAME, or undefined. */
+export function osRelease() {
+  try {
+    return /PRETTY_NAME="?([^"\n]*)/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** localDate formats d as YYYY-MM-DD in local time. */
+export function localDate(d) {
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
 }

@@ -32,7 +32,9 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
   beforeAll(async () => {
     const unavailable = sshdUnavailable();
     if (unavailable !== undefined) throw new Error(unavailable);
-    sshd = await startSshd();
+    // A user of its own: this file empties the guest's agent cache, which
+    // would pull it from under other test files running at the same time.
+    sshd = await startSshd('ferry-guest3');
   });
   afterAll(async () => {
     await sshd.stop();
@@ -82,7 +84,7 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
     const noKey = await ferry(home, ['sync', alpha, url, '--once'], { HOME: tempDir('ferry-nohome-') });
     expect(noKey.status).toBe(1);
-    expect(noKey.stderr).toMatch(/SSH authentication as ferry-guest@127\.0\.0\.1 failed; give --key FILE, or load the key into ssh-agent/);
+    expect(noKey.stderr).toMatch(/SSH authentication as ferry-guest3@127\.0\.0\.1 failed; give --key FILE, or load the key into ssh-agent/);
     const sock = join(tempDir('ferry-agent-'), 'agent.sock');
     const agent = spawnSync('ssh-agent', ['-a', sock], { encoding: 'utf8' });
     expect(agent.status).toBe(0);

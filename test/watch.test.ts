@@ -6,7 +6,7 @@
  * without deleting anything on the other side.
  */
 
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -261,7 +261,7 @@ describe.each(modes)('ferry sync --watch, $name', ({ remote }) => {
       await eventually(() => expect(read(p.beta, 'during.txt')).toBe('written while disconnected'), 20_000);
       expect(w.count('connected')).toBeGreaterThanOrEqual(2);
 
-      execFileSync('pkill', ['-KILL', '-u', 'ferry-guest', '-f', 'agent-']);
+      sshd?.killAgents();
       await eventually(() => expect(w.count('reconnecting')).toBeGreaterThanOrEqual(2), 20_000);
       writeBeta(p, 'after.txt', 'written after the agent died');
       await eventually(() => expect(read(p.alpha, 'after.txt')).toBe('written after the agent died'), 20_000);

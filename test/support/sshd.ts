@@ -35,6 +35,8 @@ export interface Sshd {
   url(path: string): string;
   /** dropConnections kills the per-connection sshd processes, keeping the listener. */
   dropConnections(): void;
+  /** killAgents kills the ferry agents running under this server (SIGKILL), leaving the connections. */
+  killAgents(): void;
   stop(): Promise<void>;
 }
 
@@ -90,8 +92,8 @@ function waitForPort(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-// The sshd processes below `root` (not root itself), from /proc.
-function sshdDescendants(root: number): number[] {
+// The processes below `root` (not root itself) whose command name starts with `comm`, from /proc.
+function descendants(root: number, comm: string): number[] {
   const children = new Map<number, { pid: number; comm: string }[]>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -111,7 +113,7 @@ function sshdDescendants(root: number): number[] {
   const out: number[] = [];
   const walk = (pid: number) => {
     for (const c of children.get(pid) ?? []) {
-      if (c.comm.startsWith('sshd')) out.push(c.pid);
+      if (c.comm.startsWith(comm)) out.push(c.pid);
       walk(c.pid);
     }
   };
@@ -199,7 +201,11 @@ export async function startSshd(user = GUEST_USER): Promise<Sshd> {
       // unprivileged process that holds the socket ("sshd: user@notty").
       // Killing the monitor alone leaves the connection up (its child is
       // reparented and keeps serving), so kill every sshd below the listener.
-      if (child.pid !== undefined) for (const pid of sshdDescendants(child.pid)) killQuietly(pid);
+      if (child.pid !== undefined) for (const pid of descendants(child.pid, 'sshd')) killQuietly(pid);
+    },
+    killAgents() {
+      // Only the agents this server started: other tests' agents run as the same user.
+      if (child.pid !== undefined) for (const pid of descendants(child.pid, 'node')) killQuietly(pid);
     },
     stop() {
       return new Promise((resolve) => {
