@@ -51,7 +51,8 @@ describe('bad input', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/ferry sync <alpha> <beta>/);
     expect(r.stdout).toMatch(/--watch keeps syncing/);
-    expect(r.stdout).toMatch(/Not yet available: the daemon/);
+    expect(r.stdout).toMatch(/ferry grant VM HOSTPATH/);
+    expect(r.stdout).toMatch(/Not yet available: run/);
     expect(r.stdout).toMatch(/ssh:\/\/\[user@\]host\[:port\]\/path/);
     const both = await runFerry(home, ['sync', '/tmp', '/var', '--watch', '--once']);
     expect(both.status).toBe(2);

@@ -181,6 +181,9 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(read(join(hostDir, 'shared.txt'))).toBe('host edit');
     expect(read(join(guestDir, 'shared.txt'))).toBe('guest edit');
     const id = conflicts.find((c) => c.path === 'shared.txt')?.id;
+    const shown = (await json('conflicts', 'show', String(id))) as { beta: { present: boolean; size: number }; diff: string };
+    expect(shown.beta).toMatchObject({ present: true, size: 'guest edit'.length });
+    expect(shown.diff).toMatch(/^-host edit$[\s\S]*^\+guest edit$/m);
     expect((await ferry('resolve', String(id), '--keep', 'guest')).status).toBe(0);
     await eventually(() => expect(read(join(hostDir, 'shared.txt'))).toBe('guest edit'));
     expect(await json('conflicts')).toEqual([]);

@@ -9,6 +9,8 @@ import { describeEntry } from '../core/entry.js';
 import { UsageError } from '../core/errors.js';
 import type { ConflictRecord, Resolution, Store } from '../state/store.js';
 import { EXIT, formatBytes, printJson } from './output.js';
+import { PowerboxStore } from '../state/powerbox-store.js';
+import type { Guest } from '../transport/ssh.js';
 import { looksRemote, parseTarget } from '../transport/target.js';
 
 const DIFF_LIMIT = 1 << 20;
@@ -82,9 +84,37 @@ function readText(file: string): string | undefined {
   }
 }
 
-// What a guest (ssh) side holds at path: its metadata and, for a small file, its text.
+/** GRANT_BETA matches the beta label of a grant's session: vm:<name>#<grant id>:<guest root>. */
+const GRANT_BETA = /^vm:([^#]+)#(\d+):(.*)$/s;
+
+// What a guest (ssh) side holds at path: its metadata and, for a small file,
+// its text. A grant's guest is reached as the daemon reaches it: the VM's
+// key and its pinned host key.
 async function remoteSide(store: Store, root: string, path: string, key: string | undefined): Promise<{ info: SideInfo; text: string | undefined }> {
-  const guest = await (await import('../transport/ssh.js')).connectGuest(parseTarget(root), 'beta', { acceptNewHostKey: false, home: store.home, ...(key !== undefined ? { key } : {}) });
+  const ssh = await import('../transport/ssh.js');
+  const grant = GRANT_BETA.exec(root);
+  let guest: Guest;
+  if (grant !== null) {
+    const vm = new PowerboxStore(store).vm(grant[1] ?? '');
+    if (vm === undefined) throw new UsageError(`the VM of this conflict (${grant[1] ?? ''}) is gone`);
+    const link = await ssh.SshLink.connect(
+      { user: vm.user, host: vm.host, port: vm.port, path: '' },
+      { home: store.home, key: vm.keyFile, acceptNewHostKey: false, pinnedHostKey: Buffer.from(vm.hostKey, 'base64') },
+    );
+    const agent = await link.openAgent('beta', grant[3] ?? '').catch((error: unknown) => {
+      link.close();
+      throw error;
+    });
+    guest = {
+      endpoint: agent.endpoint,
+      close: () => {
+        agent.close();
+        link.close();
+      },
+    };
+  } else {
+    guest = await ssh.connectGuest(parseTarget(root), 'beta', { acceptNewHostKey: false, home: store.home, ...(key !== undefined ? { key } : {}) });
+  }
   try {
     const entry = await guest.endpoint.inspect(path);
     if (entry === undefined) return { info: { root, present: false }, text: undefined };
@@ -113,7 +143,7 @@ export async function showConflictCommand(store: Store, args: string[]): Promise
   const alphaText = alpha.kind === 'file' ? readText(join(session.alpha, conflict.path)) : undefined;
   let beta: SideInfo;
   let betaText: string | undefined;
-  if (looksRemote(session.beta)) {
+  if (looksRemote(session.beta) || GRANT_BETA.test(session.beta)) {
     ({ info: beta, text: betaText } = await remoteSide(store, session.beta, conflict.path, values.key));
   } else {
     beta = sideInfo(session.beta, conflict.path);

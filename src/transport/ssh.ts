@@ -16,7 +16,7 @@ import ssh2, { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
 import { bindingPath, type Platform } from '../fs/watcher-binding.js';
-import type { SshTarget } from './target.js';
+import { type SshTarget, targetLabel } from './target.js';
 import { RemoteEndpoint } from './remote.js';
 
 /** SshOptions are the user's choices for one connection. */
@@ -217,12 +217,12 @@ export class SshLink {
   /** connect opens the connection and checks the host key (the pinned one, or known_hosts). */
   static async connect(target: SshTarget, options: SshOptions): Promise<SshLink> {
     const client = await openClient(target, options);
-    return new SshLink(client, `${target.user}@${hostPattern(target.host, target.port)}`);
+    return new SshLink(client, targetLabel({ ...target, path: '/' }).slice(0, -1));
   }
 
   /** openAgent starts an agent serving `root` over a new channel, installing it first if needed. */
   async openAgent(side: Side, root: string, onViolation?: (reason: string) => void): Promise<Guest> {
-    const label = `${this.label}:${root}`;
+    const label = `${this.label}${root.startsWith('/') ? '' : '/~/'}${root}`;
     this.agentCommand ??= agentCommand(this.client, this.label);
     let command;
     try {
