@@ -252,9 +252,26 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(again.stderr).toMatch(/no active grant/);
   }, 60_000);
 
+  test('a VM that vanishes stops nothing else; a grant revoked meanwhile is dead at once and its copy goes on reconnect', async () => {
+    await vm2.vanish();
+    guestWrite(vm1, guestFile, 'vm1 does not care');
+    await eventually(() => expect(read(hostFile)).toBe('vm1 does not care'));
+    const r = (await json('revoke', String(roGrant))) as { guestCopy: string };
+    expect(r.guestCopy).toMatch(/removal pending: the VM is unreachable/);
+    const guestRo = readdirSync(join(vm2.guestHome, 'Granted'));
+    expect(guestRo).toHaveLength(1);
+    expect(((await json('grants', '--all')) as { id: number; state: string }[]).find((g) => g.id === roGrant)?.state).toBe('cleanup');
+    await vm2.restart();
+    await eventually(() => expect(readdirSync(join(vm2.guestHome, 'Granted'))).toEqual([]), 30_000);
+    expect(((await json('grants', '--all')) as { id: number; state: string }[]).find((g) => g.id === roGrant)?.state).toBe('revoked');
+  }, 90_000);
+
   test('vm rm revokes the VM grants first', async () => {
+    const hostMore = join(tempDir('ferry-more-'), `more-${Date.now()}`);
+    writeTree(hostMore, { 'm.txt': 'm' });
+    const more = (await json('grant', 'vm2', hostMore)) as { id: number };
     const result = (await json('vm', 'rm', 'vm2')) as { revoked: { id: number; guestCopy: string }[] };
-    expect(result.revoked).toEqual([{ id: roGrant, guestCopy: 'removed' }]);
+    expect(result.revoked).toEqual([{ id: more.id, guestCopy: 'removed' }]);
     expect(readdirSync(join(vm2.guestHome, 'Granted'))).toEqual([]);
     expect(((await json('vm', 'list')) as { name: string }[]).map((v) => v.name)).toEqual(['vm1']);
   }, 60_000);

@@ -37,6 +37,10 @@ export interface Sshd {
   dropConnections(): void;
   /** killAgents kills the ferry agents running under this server (SIGKILL), leaving the connections. */
   killAgents(): void;
+  /** vanish stops the server and every connection through it, as a VM that went away. */
+  vanish(): Promise<void>;
+  /** restart starts it again, same port and host key. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -163,15 +167,28 @@ export async function startSshd(user = GUEST_USER): Promise<Sshd> {
     ].join('\n'),
   );
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
-  try {
-    await waitForPort(port, 10_000);
-  } catch (error) {
-    child.kill();
-    throw new Error(`${(error as Error).message}: ${log}`);
-  }
+  const launch = async (): Promise<ChildProcess> => {
+    const started: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    started.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+    try {
+      await waitForPort(port, 10_000);
+    } catch (error) {
+      started.kill();
+      throw new Error(`${(error as Error).message}: ${log}`);
+    }
+    return started;
+  };
+  let child = await launch();
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null) {
+        resolve();
+        return;
+      }
+      child.once('exit', () => resolve());
+      child.kill();
+    });
   const [type, blob] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
   let counter = 0;
   return {
@@ -207,15 +224,13 @@ export async function startSshd(user = GUEST_USER): Promise<Sshd> {
       // Only the agents this server started: other tests' agents run as the same user.
       if (child.pid !== undefined) for (const pid of descendants(child.pid, 'node')) killQuietly(pid);
     },
-    stop() {
-      return new Promise((resolve) => {
-        if (child.exitCode !== null) {
-          resolve();
-          return;
-        }
-        child.once('exit', () => resolve());
-        child.kill();
-      });
+    stop,
+    async vanish() {
+      if (child.pid !== undefined) for (const pid of descendants(child.pid, 'sshd')) killQuietly(pid);
+      await stop();
+    },
+    async restart() {
+      child = await launch();
     },
   };
 }
