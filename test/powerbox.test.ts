@@ -33,6 +33,15 @@ async function eventually(check: () => void, timeoutMs = 15_000): Promise<void> 
   }
 }
 
+/** until polls an asynchronous condition until it holds, failing after timeoutMs. */
+async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
 function read(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
@@ -217,8 +226,49 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(grants.map((g) => g.id)).toEqual([roGrant]);
   }, 60_000);
 
-  test('after a restart of the daemon every grant resumes', async () => {
+  test("an agent that crashes, or one that breaks the protocol, drops only its own VM's link", async () => {
+    const cache = join(vm2.guestHome, '.cache', 'ferry');
+    const agentFile = readdirSync(cache).find((name) => name.startsWith('agent-'));
+    expect(agentFile).toBeDefined();
+    const agentPath = join(cache, agentFile ?? '');
+    const honest = readFileSync(agentPath);
+    const guestRo = join(vm2.guestHome, 'Granted', readdirSync(join(vm2.guestHome, 'Granted'))[0] ?? '');
+    const hostRo = (((await json('grants', '--vm', 'vm2')) as { hostPath: string }[])[0] ?? { hostPath: '' }).hostPath;
+    // The compromised guest answers with something that is not ferry's protocol.
+    writeFileSync(agentPath, "process.stdout.write('NOTFERRY' + 'x'.repeat(64)); setInterval(() => {}, 1000);\n");
+    try {
+      vm2.killAgents();
+      await until(async () => {
+        const log = (await json('log')) as { kind: string; detail: string }[];
+        return log.some((e) => e.kind === 'protocol-violation' && /VM vm2/.test(e.detail));
+      }, 'a protocol violation of vm2 in the log');
+      // vm1 is served all along.
+      guestWrite(vm1, guestFile, 'vm1 keeps flowing');
+      await eventually(() => expect(read(hostFile)).toBe('vm1 keeps flowing'));
+    } finally {
+      writeFileSync(agentPath, honest);
+    }
+    // With its honest agent back (and after an agent crash), vm2's grant recovers by itself.
+    vm2.killAgents();
+    writeFileSync(join(hostRo, 'manual.txt'), 'second edition');
+    await eventually(() => expect(read(join(guestRo, 'manual.txt'))).toBe('second edition'), 60_000);
+  }, 120_000);
+
+  test('after a restart of the daemon every grant resumes and every conflict is kept', async () => {
+    writeFileSync(join(hostDir, 'kept.txt'), 'base');
+    await eventually(() => expect(read(join(guestDir, 'kept.txt'))).toBe('base'));
+    writeFileSync(join(hostDir, 'kept.txt'), 'host side');
+    guestWrite(vm1, join(guestDir, 'kept.txt'), 'guest side');
+    let conflictId = 0;
+    await until(async () => {
+      const open = (await json('conflicts')) as { id: number; path: string }[];
+      conflictId = open.find((c) => c.path === 'kept.txt')?.id ?? 0;
+      return conflictId > 0;
+    }, 'a conflict on kept.txt');
     expect(await daemon?.stop()).toBe(0);
+    const temps = (dir: string) => readdirSync(dir, { recursive: true }).map(String).filter((name) => basename(name).startsWith('.ferry-tmp-'));
+    expect(temps(hostDir)).toEqual([]);
+    expect(temps(guestDir)).toEqual([]);
     writeFileSync(join(hostDir, 'while-down.txt'), 'written while the daemon was stopped');
     daemon = new Daemon(home);
     await daemon.ready();
@@ -227,6 +277,10 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     await eventually(() => expect(read(hostFile)).toBe('after the restart'));
     const status = (await json('status')) as { grants: { id: number; status: string }[] };
     expect(status.grants.map((g) => g.id).sort()).toEqual([dirGrant, fileGrant, roGrant].sort());
+    const open = (await json('conflicts')) as { id: number; path: string }[];
+    expect(open.find((c) => c.id === conflictId)?.path).toBe('kept.txt');
+    expect((await ferry('resolve', String(conflictId), '--keep', 'host')).status).toBe(0);
+    await eventually(() => expect(read(join(guestDir, 'kept.txt'))).toBe('host side'));
   }, 90_000);
 
   test('after revoke returns nothing from the guest reaches the host, and the guest copy is gone', async () => {
