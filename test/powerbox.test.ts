@@ -226,6 +226,40 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(grants.map((g) => g.id)).toEqual([roGrant]);
   }, 60_000);
 
+  test('limits: a file too large or one entry too many from the guest is refused and logged; a chatty agent is cut off', async () => {
+    const hostLim = join(tempDir('ferry-limits-'), `limited-${Date.now()}`);
+    writeTree(hostLim, { 'a.txt': 'a', 'b.txt': 'b' });
+    const granted = (await json('grant', 'vm1', hostLim, '--max-file-size', '1K', '--max-entries', '4')) as { id: number; limits: { maxFileBytes: number; maxEntries: number } };
+    expect(granted.limits).toMatchObject({ maxFileBytes: 1024, maxEntries: 4 });
+    const guestLim = join(vm1.guestHome, 'Granted', basename(hostLim));
+    guestWrite(vm1, join(guestLim, 'big.bin'), 'x'.repeat(2048));
+    guestWrite(vm1, join(guestLim, 'c.txt'), 'c');
+    guestWrite(vm1, join(guestLim, 'd.txt'), 'd');
+    guestWrite(vm1, join(guestLim, 'e.txt'), 'e');
+    await eventually(() => {
+      expect(read(join(hostLim, 'c.txt'))).toBe('c');
+      expect(read(join(hostLim, 'd.txt'))).toBe('d');
+    });
+    await sleep(500);
+    expect(existsSync(join(hostLim, 'big.bin'))).toBe(false);
+    expect(existsSync(join(hostLim, 'e.txt'))).toBe(false);
+    const log = (await json('log')) as { kind: string; path: string; detail: string }[];
+    expect(log.filter((e) => e.kind === 'limit').map((e) => e.path)).toEqual(expect.arrayContaining(['big.bin', 'e.txt']));
+    expect(log.find((e) => e.kind === 'limit' && e.path === 'big.bin')?.detail).toMatch(/2048 bytes, more than the grant's largest file \(1024 bytes\)/);
+    expect((await ferry('revoke', String(granted.id))).status).toBe(0);
+
+    const hostChatty = join(tempDir('ferry-limits-'), `chatty-${Date.now()}`);
+    writeTree(hostChatty, Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}.txt`, `${i}`])));
+    const chatty = await ferry('grant', 'vm1', hostChatty, '--max-message-rate', '5');
+    expect(chatty.status).toBe(1);
+    expect(chatty.stderr).toMatch(/limit hit: more than 5 messages in one second/);
+    const after = (await json('log')) as { kind: string; detail: string }[];
+    expect(after.some((e) => e.kind === 'limit' && /more than 5 messages/.test(e.detail))).toBe(true);
+    const bad = await ferry('grant', 'vm1', hostChatty, '--max-file-size', 'huge');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--max-file-size "huge": give a size such as 500M or 2G/);
+  }, 60_000);
+
   test("an agent that crashes, or one that breaks the protocol, drops only its own VM's link", async () => {
     const cache = join(vm2.guestHome, '.cache', 'ferry');
     const agentFile = readdirSync(cache).find((name) => name.startsWith('agent-'));

@@ -55,6 +55,10 @@ Usage:
       it must not exist yet, or be an empty directory). Returns once the
       first sync is done; prints the grant id. --read-only: changes made in
       the guest are put back and logged, never applied on the host.
+      Limits on what the guest may bring in (a change past one is refused
+      and logged): --max-file-size SIZE (default 16G), --max-total-size
+      SIZE (256G), --max-entries N (2000000); and on its agent:
+      --max-frame-size SIZE (16M), --max-message-rate N per second (50000).
   ferry revoke ID [--keep-guest-copy] [--json]
       From the moment it returns nothing from the guest is applied for that
       grant; the guest copy is removed (when the VM is next reachable if it

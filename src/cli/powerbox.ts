@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
+import { parseSize } from '../core/limits.js';
 import { callDaemon, controlSocketPath } from '../powerbox/control.js';
 import { PowerboxStore } from '../state/powerbox-store.js';
 import type { Store } from '../state/store.js';
@@ -73,22 +74,50 @@ export async function vmCommand(store: Store, args: string[]): Promise<number> {
 export async function grantCommand(store: Store, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { as: { type: 'string' }, 'read-only': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+    options: {
+      as: { type: 'string' },
+      'read-only': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      'max-file-size': { type: 'string' },
+      'max-total-size': { type: 'string' },
+      'max-entries': { type: 'string' },
+      'max-frame-size': { type: 'string' },
+      'max-message-rate': { type: 'string' },
+    },
     allowPositionals: true,
     strict: true,
   });
   const [vm, hostArg, extra] = positionals;
-  if (vm === undefined || hostArg === undefined || extra !== undefined) throw new UsageError('usage: ferry grant VM HOSTPATH [--as GUESTPATH] [--read-only]');
+  if (vm === undefined || hostArg === undefined || extra !== undefined) throw new UsageError('usage: ferry grant VM HOSTPATH [--as GUESTPATH] [--read-only] [--max-file-size SIZE] …');
   let hostPath: string;
   try {
     hostPath = realpathSync(resolve(hostArg));
   } catch (error) {
     throw new UsageError(`${hostArg}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (error as Error).message}`);
   }
+  const limits: Record<string, number> = {};
+  const size = (flag: 'max-file-size' | 'max-total-size' | 'max-frame-size', key: string) => {
+    const text = values[flag];
+    if (text === undefined) return;
+    const n = parseSize(text);
+    if (n === undefined) throw new UsageError(`--${flag} ${JSON.stringify(text)}: give a size such as 500M or 2G`);
+    limits[key] = n;
+  };
+  const count = (flag: 'max-entries' | 'max-message-rate', key: string) => {
+    const text = values[flag];
+    if (text === undefined) return;
+    if (!/^[1-9][0-9]*$/.test(text)) throw new UsageError(`--${flag} ${JSON.stringify(text)}: give a positive whole number`);
+    limits[key] = Number(text);
+  };
+  size('max-file-size', 'maxFileBytes');
+  size('max-total-size', 'maxTotalBytes');
+  size('max-frame-size', 'maxFrameBytes');
+  count('max-entries', 'maxEntries');
+  count('max-message-rate', 'maxMessagesPerSecond');
   const bar = !values.json && process.stderr.isTTY ? new Bar() : undefined;
   let result: Record<string, unknown>;
   try {
-    result = (await call(store, 'grant', { vm, hostPath, readOnly: values['read-only'], ...(values.as !== undefined ? { as: values.as } : {}) }, (update) => bar?.draw(update))) as Record<string, unknown>;
+    result = (await call(store, 'grant', { vm, hostPath, readOnly: values['read-only'], limits, ...(values.as !== undefined ? { as: values.as } : {}) }, (update) => bar?.draw(update))) as Record<string, unknown>;
   } finally {
     bar?.clear();
   }
@@ -123,6 +152,7 @@ export function grantsCommand(store: Store, args: string[]): Promise<number> {
     guestPath: g.guestPath,
     kind: g.kind,
     readOnly: g.readOnly,
+    limits: g.limits,
     state: g.state,
     conflicts: g.session === null ? 0 : store.openConflicts(g.session).length,
     createdAt: new Date(g.createdAt).toISOString(),

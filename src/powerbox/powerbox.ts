@@ -13,6 +13,7 @@ import { lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename, dirname, join, posix } from 'node:path';
 import { ConnectionLost, FerryError, SessionHalt, UsageError } from '../core/errors.js';
+import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { isWithin } from '../core/path.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk } from '../fs/native.js';
@@ -139,6 +140,7 @@ class GrantRunner {
           verifyEveryMs: 3_600_000,
           ...(only !== undefined ? { only } : {}),
           ...(this.grant.readOnly ? { readOnly: true } : {}),
+          limits: this.grant.limits,
           onEvent: (event) => this.onEvent(event),
           connect: () => this.connect(hostRoot, guestRoot),
         });
@@ -161,9 +163,12 @@ class GrantRunner {
   private async connect(hostRoot: string, guestRoot: string): Promise<Link> {
     this.status = 'connecting';
     const link = await this.vm.get();
-    const guest = await link.openAgent('beta', guestRoot, (reason) => {
-      this.store.log('protocol-violation', this.sessionId, null, `VM ${this.grant.vm}, grant ${this.grant.id}: ${reason}`);
-    });
+    const guest = await link.openAgent(
+      'beta',
+      guestRoot,
+      (reason) => this.store.log(reason.startsWith('limit hit') ? 'limit' : 'protocol-violation', this.sessionId, null, `VM ${this.grant.vm}, grant ${this.grant.id}: ${reason}`),
+      this.grant.limits,
+    );
     if (!this.writable) {
       guest.close();
       throw new SessionHalt(`grant ${this.grant.id} is revoked`);
@@ -423,7 +428,7 @@ export class Powerbox {
     if (prepared.code === 3) throw new UsageError(`${guestPath} already exists in VM ${vmName} and is not empty; choose another with --as`);
     if (prepared.code !== 0) throw new FerryError('EVM', `unable to create ${guestPath} in VM ${vmName}: ${prepared.stderr.trim() || `exit ${String(prepared.code)}`}`);
 
-    const grant = this.pb.addGrant({ vm: vmName, hostPath, guestPath, kind, readOnly: params.readOnly === true });
+    const grant = this.pb.addGrant({ vm: vmName, hostPath, guestPath, kind, readOnly: params.readOnly === true, limits: grantLimits(params.limits) });
     this.store.log('grant', null, hostPath, `grant ${grant.id}: ${kind} ${hostPath} into VM ${vmName} as ${guestPath}${grant.readOnly ? ', read-only' : ''}`);
     const runner = this.startRunner(grant);
     try {
@@ -499,6 +504,7 @@ export class Powerbox {
       guestPath: grant.guestPath,
       kind: grant.kind,
       readOnly: grant.readOnly,
+      limits: grant.limits,
       state: grant.state,
       status: runner?.status ?? (grant.state === 'cleanup' ? 'revoked, guest copy still to remove' : grant.state),
       lastSyncAt: runner?.lastSyncAt ?? null,
@@ -519,6 +525,19 @@ export class Powerbox {
       conflicts: this.store.openConflicts().length,
     };
   }
+}
+
+// The limits asked for (each a positive integer, the frame at most the protocol's), over the defaults' absence.
+function grantLimits(value: unknown): Partial<Limits> {
+  const out: Record<string, number> = {};
+  if (typeof value !== 'object' || value === null) return out;
+  for (const [key, n] of Object.entries(value as Record<string, unknown>)) {
+    if (!(key in DEFAULT_LIMITS)) throw new UsageError(`unknown limit ${key}`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`limit ${key} must be a positive integer`);
+    if (key === 'maxFrameBytes' && n > DEFAULT_LIMITS.maxFrameBytes) throw new UsageError(`the frame limit is at most ${DEFAULT_LIMITS.maxFrameBytes} bytes`);
+    out[key] = n;
+  }
+  return out;
 }
 
 function isWithinAbs(path: string, scope: string): boolean {

@@ -69,7 +69,11 @@ export class FrameDecoder {
   private buffered = 0;
   private magicLeft: number;
 
-  constructor(private readonly magic: Uint8Array) {
+  constructor(
+    private readonly magic: Uint8Array,
+    /** The largest frame accepted (a grant may set it below the protocol's MAX_FRAME). */
+    private readonly maxFrame = MAX_FRAME,
+  ) {
     this.magicLeft = magic.length;
   }
 
@@ -94,6 +98,7 @@ export class FrameDecoder {
       if (this.buffered < 4) return frames;
       const length = new DataView(this.peek(4).buffer).getUint32(0);
       if (length === 0 || length > MAX_FRAME) throw new ProtocolError(`frame of ${length} bytes is outside 1..${MAX_FRAME}`);
+      if (length > this.maxFrame) throw new ProtocolError(`limit hit: a frame of ${length} bytes, more than the ${this.maxFrame} allowed`);
       if (this.buffered < 4 + length) return frames;
       this.take(4);
       const body = this.take(length);

@@ -99,6 +99,7 @@ const MIGRATIONS: readonly string[] = [
     guest_path TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('file', 'dir')),
     read_only INTEGER NOT NULL,
+    limits TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('active', 'cleanup', 'revoked')),
     session INTEGER REFERENCES sessions (id),
     created_at INTEGER NOT NULL,

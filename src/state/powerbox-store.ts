@@ -2,6 +2,7 @@
  * The powerbox's records in ferry.db: VMs and grants.
  */
 
+import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import type { Store } from './store.js';
 
 /** VmRecord is a VM the powerbox reaches over SSH. */
@@ -30,6 +31,8 @@ export interface GrantRecord {
   readonly guestPath: string;
   readonly kind: 'file' | 'dir';
   readonly readOnly: boolean;
+  /** What the guest may bring to the host through this grant. */
+  readonly limits: Limits;
   readonly state: GrantState;
   readonly session: number | null;
   readonly createdAt: number;
@@ -55,6 +58,7 @@ interface GrantRow {
   guest_path: string;
   kind: 'file' | 'dir';
   read_only: number;
+  limits: string;
   state: GrantState;
   session: number | null;
   created_at: number;
@@ -73,6 +77,7 @@ function grantFromRow(r: GrantRow): GrantRecord {
     guestPath: r.guest_path,
     kind: r.kind,
     readOnly: r.read_only !== 0,
+    limits: { ...DEFAULT_LIMITS, ...(JSON.parse(r.limits) as Partial<Limits>) },
     state: r.state,
     session: r.session,
     createdAt: r.created_at,
@@ -117,10 +122,10 @@ export class PowerboxStore {
     return row === undefined ? undefined : grantFromRow(row);
   }
 
-  addGrant(g: { vm: string; hostPath: string; guestPath: string; kind: 'file' | 'dir'; readOnly: boolean }): GrantRecord {
+  addGrant(g: { vm: string; hostPath: string; guestPath: string; kind: 'file' | 'dir'; readOnly: boolean; limits: Partial<Limits> }): GrantRecord {
     const info = this.store.db
-      .prepare("INSERT INTO grants (vm, host_path, guest_path, kind, read_only, state, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)")
-      .run(g.vm, g.hostPath, g.guestPath, g.kind, g.readOnly ? 1 : 0, Date.now());
+      .prepare("INSERT INTO grants (vm, host_path, guest_path, kind, read_only, limits, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?)")
+      .run(g.vm, g.hostPath, g.guestPath, g.kind, g.readOnly ? 1 : 0, JSON.stringify(g.limits), Date.now());
     return this.grant(Number(info.lastInsertRowid)) as GrantRecord;
   }
 

@@ -183,6 +183,7 @@ export class Store {
       archiveGet: db.prepare<[number, string, string]>('SELECT name, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND parent = ? AND name = ?').raw(true),
       archiveAny: db.prepare<[number]>('SELECT 1 FROM archive WHERE session = ? LIMIT 1').pluck(true),
       archiveCount: db.prepare<[number]>('SELECT count(*) FROM archive WHERE session = ?').pluck(true),
+      archiveTotals: db.prepare<[number], { bytes: number | null; entries: number }>('SELECT sum(size) AS bytes, count(*) AS entries FROM archive WHERE session = ?'),
       archivePut: db.prepare<[number, string, string, number, number | null, string | null, number | null, number | null]>(
         'INSERT OR REPLACE INTO archive (session, parent, name, kind, size, hash, alpha_stamp, beta_stamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -281,6 +282,12 @@ export class Store {
   archiveGet(session: number, path: string): ArchiveRecord | undefined {
     const raw = this.stmts.archiveGet.get(session, pathKey(parentOf(path)), baseName(path)) as ArchiveRaw | undefined;
     return raw === undefined ? undefined : recordFromRaw(parentOf(path), raw);
+  }
+
+  /** archiveTotals returns the bytes of the files and the number of entries a session's archive holds. */
+  archiveTotals(session: number): { bytes: number; entries: number } {
+    const row = this.stmts.archiveTotals.get(session);
+    return { bytes: row?.bytes ?? 0, entries: row?.entries ?? 0 };
   }
 
   /** archiveEmpty reports whether a session's archive holds nothing. */

@@ -17,7 +17,8 @@
 import type PQueue from 'p-queue';
 import type { Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type Side, type UnsupportedReason, describeEntry, otherSide, sameEntry } from '../core/entry.js';
-import { ChangedError, FerryError, SessionHalt } from '../core/errors.js';
+import { ChangedError, FerryError, PathError, SessionHalt } from '../core/errors.js';
+import type { Limits } from '../core/limits.js';
 import { comparePaths, isWithin, parentOf } from '../core/path.js';
 import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../core/reconcile.js';
 import { conflictCopyPath } from '../core/conflict-name.js';
@@ -94,6 +95,8 @@ export interface SessionOptions {
    * is logged.
    */
   readonly readOnly?: boolean;
+  /** Limits on what beta may bring to alpha (a grant's guest). */
+  readonly limits?: Limits;
 }
 
 const BATCH_FILES = 1024;
@@ -257,6 +260,8 @@ class Pass {
   private retriedBefore: number;
   /** With a scope: the scoped directories and their ancestors, which the walk may enter. */
   private readonly scopeDirs: Set<string> | undefined;
+  /** With limits: what the grant holds on alpha, counted as changes come in. */
+  private inbound: { bytes: number; entries: number } | undefined;
   /** With a scope: the directories walked entry by entry, where conflicts were looked for. */
   private readonly walked = new Set<string>();
 
@@ -603,8 +608,33 @@ class Pass {
     this.emit({ kind: 'failed', path, message });
   }
 
+  // Whether a change coming to alpha from beta stays within the grant's
+  // limits; when not, that path fails and the audit log says why.
+  private withinLimits(op: Op): boolean {
+    const limits = this.options.limits;
+    if (limits === undefined || op.to !== 'alpha' || op.kind === 'remove') return true;
+    this.inbound ??= this.store.archiveTotals(this.sessionId);
+    const size = op.kind === 'copy' ? op.entry.size : 0;
+    // A replaced file gives back its own size; a new entry counts one more.
+    const replaced = op.expect?.kind === 'file' ? op.expect.size : 0;
+    const added = op.expect === undefined ? 1 : 0;
+    let problem: string | undefined;
+    if (size > limits.maxFileBytes) problem = `${op.path} is ${size} bytes, more than the grant's largest file (${limits.maxFileBytes} bytes)`;
+    else if (this.inbound.bytes + size - replaced > limits.maxTotalBytes) problem = `${op.path} would bring the grant past its ${limits.maxTotalBytes} bytes in all`;
+    else if (this.inbound.entries + added > limits.maxEntries) problem = `${op.path} would bring the grant past its ${limits.maxEntries} entries`;
+    if (problem === undefined) {
+      this.inbound.bytes += size - replaced;
+      this.inbound.entries += added;
+      return true;
+    }
+    this.actions.push({ kind: 'log', what: 'limit', path: op.path, detail: `limit hit: ${problem}; not applied on the host` });
+    this.fail(op.path, new PathError(op.path, `limit hit: ${problem}; not applied on the host`));
+    return false;
+  }
+
   private async apply(op: Op): Promise<void> {
     const target = this.endpoint(op.to);
+    if (!this.withinLimits(op)) return;
     switch (op.kind) {
       case 'copy': {
         const source = this.endpoint(otherSide(op.to));

@@ -15,6 +15,7 @@
 import type { Endpoint, WatchHint } from '../core/endpoint.js';
 import { ConnectionLost, FerryError, SessionHalt } from '../core/errors.js';
 import { parentOf } from '../core/path.js';
+import type { Limits } from '../core/limits.js';
 import { DirtySet } from '../fs/watch.js';
 import type { SessionRecord, Store } from '../state/store.js';
 import { lockSession } from './lock.js';
@@ -67,6 +68,8 @@ export interface WatchOptions {
   readonly only?: string;
   /** Beta may not change alpha (a read-only grant). */
   readonly readOnly?: boolean;
+  /** Limits on what beta may bring to alpha (a grant's guest). */
+  readonly limits?: Limits;
 }
 
 /**
@@ -245,6 +248,7 @@ class Watch {
       ...(scope !== undefined ? { scope } : {}),
       ...(this.options.only !== undefined ? { only: this.options.only } : {}),
       ...(this.options.readOnly === true ? { readOnly: true } : {}),
+      ...(this.options.limits !== undefined ? { limits: this.options.limits } : {}),
     });
     const did =
       summary.copied.alpha + summary.copied.beta + summary.removed.alpha + summary.removed.beta + summary.dirsCreated.alpha + summary.dirsCreated.beta + summary.conflicts.length + summary.failures.length + summary.resolved.length;

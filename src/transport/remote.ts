@@ -66,9 +66,17 @@ const REASONS: Record<number, UnsupportedReason> = {
 const STAGE_CHUNK = 1 << 20;
 
 /** RemoteEndpoint is a side served by an agent over a channel. */
+/** ChannelLimits bound what the agent may send over the channel. */
+export interface ChannelLimits {
+  readonly maxFrameBytes: number;
+  readonly maxMessagesPerSecond: number;
+}
+
 export class RemoteEndpoint implements Endpoint {
   readonly trusted = false;
-  private readonly decoder = new FrameDecoder(AGENT_MAGIC);
+  private readonly decoder: FrameDecoder;
+  private windowStart = Date.now();
+  private windowMessages = 0;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private broken: SessionHalt | undefined;
@@ -89,7 +97,9 @@ export class RemoteEndpoint implements Endpoint {
     private readonly channel: Channel,
     private readonly root: string,
     private readonly onViolation: (reason: string) => void = () => undefined,
+    private readonly limits?: ChannelLimits,
   ) {
+    this.decoder = new FrameDecoder(AGENT_MAGIC, limits?.maxFrameBytes);
     channel.on('data', (chunk) => this.receive(chunk));
     // A guest that stops answering (a stalled agent, a slow loris) is cut
     // off: requests are pending and nothing arrived for the whole timeout.
@@ -169,6 +179,7 @@ export class RemoteEndpoint implements Endpoint {
     this.lastHeard = Date.now();
     try {
       for (const frame of this.decoder.push(chunk)) {
+        this.countMessage();
         if (frame.type === 'data') {
           const p = this.pending.get(frame.id);
           if (p?.data === undefined) throw new ProtocolError(`data for request ${frame.id}, which is not a read in progress`);
@@ -209,6 +220,18 @@ export class RemoteEndpoint implements Endpoint {
       const reason = error instanceof Error ? error.message : String(error);
       this.break(reason, true);
     }
+  }
+
+  // Counts a message against the rate limit: more than the limit within one
+  // second ends the channel ("limit hit" in the reason, for the audit log).
+  private countMessage(): void {
+    if (this.limits === undefined) return;
+    const now = Date.now();
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.windowMessages = 0;
+    }
+    if (++this.windowMessages > this.limits.maxMessagesPerSecond) throw new ProtocolError(`limit hit: more than ${this.limits.maxMessagesPerSecond} messages in one second`);
   }
 
   private async send(bytes: Uint8Array): Promise<void> {

@@ -17,7 +17,7 @@ import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
 import { bindingPath, type Platform } from '../fs/watcher-binding.js';
 import { type SshTarget, targetLabel } from './target.js';
-import { RemoteEndpoint } from './remote.js';
+import { type ChannelLimits, RemoteEndpoint } from './remote.js';
 
 /** SshOptions are the user's choices for one connection. */
 export interface SshOptions {
@@ -221,7 +221,7 @@ export class SshLink {
   }
 
   /** openAgent starts an agent serving `root` over a new channel, installing it first if needed. */
-  async openAgent(side: Side, root: string, onViolation?: (reason: string) => void): Promise<Guest> {
+  async openAgent(side: Side, root: string, onViolation?: (reason: string) => void, limits?: ChannelLimits): Promise<Guest> {
     const label = `${this.label}${root.startsWith('/') ? '' : '/~/'}${root}`;
     this.agentCommand ??= agentCommand(this.client, this.label);
     let command;
@@ -238,7 +238,7 @@ export class SshLink {
     channel.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString('utf8')).slice(-2000);
     });
-    const endpoint = new RemoteEndpoint(side, label, channel, root, onViolation);
+    const endpoint = new RemoteEndpoint(side, label, channel, root, onViolation, limits);
     const close = () => {
       try {
         channel.end();
