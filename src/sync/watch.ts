@@ -115,6 +115,8 @@ class Watch {
   private readonly tried = new Set<string>();
   /** When the last hint came, and when the first deletion not yet synced was heard of. */
   private lastHint = 0;
+  /** Conflicts first seen by the pass under way. */
+  private newConflicts = 0;
   private deletionSince: number | undefined;
 
   constructor(private readonly options: WatchOptions) {
@@ -239,6 +241,7 @@ class Watch {
     const kind = scope === undefined ? 'full' : 'changes';
     this.emit({ event: 'scanning', scope: kind, reason, ...(scope !== undefined ? { dirs: scope.length } : {}) });
     const started = Date.now();
+    this.newConflicts = 0;
     const summary = await runPasses({
       store: this.options.store,
       session: this.options.session,
@@ -251,7 +254,7 @@ class Watch {
       ...(this.options.limits !== undefined ? { limits: this.options.limits } : {}),
     });
     const did =
-      summary.copied.alpha + summary.copied.beta + summary.removed.alpha + summary.removed.beta + summary.dirsCreated.alpha + summary.dirsCreated.beta + summary.conflicts.length + summary.failures.length + summary.resolved.length;
+      summary.copied.alpha + summary.copied.beta + summary.removed.alpha + summary.removed.beta + summary.dirsCreated.alpha + summary.dirsCreated.beta + this.newConflicts + summary.failures.length + summary.resolved.length;
     if (kind === 'full' || did > 0) {
       this.emit({
         event: 'synced',
@@ -262,7 +265,7 @@ class Watch {
         removed: summary.removed,
         dirsCreated: summary.dirsCreated,
         bytes: summary.bytes,
-        conflicts: summary.conflicts.length,
+        conflicts: this.newConflicts,
         failures: summary.failures.length,
       });
     }
@@ -272,7 +275,11 @@ class Watch {
   private relay(event: SyncEvent): void {
     switch (event.kind) {
       case 'conflict':
-        this.emit({ event: 'conflict', id: event.id, path: event.path, reason: event.reason });
+        // A conflict is said once; passes that meet it again stay quiet.
+        if (event.isNew) {
+          this.newConflicts++;
+          this.emit({ event: 'conflict', id: event.id, path: event.path, reason: event.reason });
+        }
         break;
       case 'resolved':
         this.emit({ event: 'resolved', id: event.id, path: event.path, keep: event.keep });
