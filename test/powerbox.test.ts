@@ -180,15 +180,16 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     await eventually(() => expect(read(join(guestDir, 'shared.txt'))).toBe('base'));
     writeFileSync(join(hostDir, 'shared.txt'), 'host edit');
     guestWrite(vm1, join(guestDir, 'shared.txt'), 'guest edit');
-    let conflicts: { id: number; path: string }[] = [];
+    let conflicts: { id: number; path: string; grant: number | null; vm: string | null }[] = [];
     await eventually(() => {
-      conflicts = JSON.parse(execFileSync(process.execPath, [FERRY_BIN, 'conflicts', '--json'], { env: { ...process.env, FERRY_HOME: home }, encoding: 'utf8' })) as { id: number; path: string }[];
+      conflicts = JSON.parse(execFileSync(process.execPath, [FERRY_BIN, 'conflicts', '--json'], { env: { ...process.env, FERRY_HOME: home }, encoding: 'utf8' })) as typeof conflicts;
       expect(conflicts.map((c) => c.path)).toContain('shared.txt');
     });
     writeFileSync(join(hostDir, 'readme.txt'), 'still flowing');
     await eventually(() => expect(read(join(guestDir, 'readme.txt'))).toBe('still flowing'));
     expect(read(join(hostDir, 'shared.txt'))).toBe('host edit');
     expect(read(join(guestDir, 'shared.txt'))).toBe('guest edit');
+    expect(conflicts.find((c) => c.path === 'shared.txt')).toMatchObject({ grant: dirGrant, vm: 'vm1' });
     const id = conflicts.find((c) => c.path === 'shared.txt')?.id;
     const shown = (await json('conflicts', 'show', String(id))) as { beta: { present: boolean; size: number }; diff: string };
     expect(shown.beta).toMatchObject({ present: true, size: 'guest edit'.length });

@@ -15,6 +15,9 @@ import { looksRemote, parseTarget } from '../transport/target.js';
 
 const DIFF_LIMIT = 1 << 20;
 
+/** GRANT_BETA matches the beta label of a grant's session: vm:<name>#<grant id>:<guest root>. */
+const GRANT_BETA = /^vm:([^#]+)#(\d+):(.*)$/s;
+
 function parseId(arg: string | undefined, store: Store): ConflictRecord {
   if (arg === undefined) throw new UsageError('give a conflict id (see `ferry conflicts`)');
   if (!/^[1-9][0-9]*$/.test(arg)) throw new UsageError(`${JSON.stringify(arg)} is not a conflict id; ids are the numbers \`ferry conflicts\` lists`);
@@ -28,11 +31,14 @@ export function conflictsCommand(store: Store, json: boolean): Promise<number> {
   const conflicts = store.openConflicts();
   const rows = conflicts.map((c) => {
     const session = store.sessionById(c.session);
+    const grant = GRANT_BETA.exec(session?.beta ?? '');
     return {
       id: c.id,
       session: c.session,
+      grant: grant === null ? null : Number(grant[2]),
+      vm: grant === null ? null : (grant[1] ?? null),
       alphaRoot: session?.alpha ?? '',
-      betaRoot: session?.beta ?? '',
+      betaRoot: grant === null ? (session?.beta ?? '') : `${grant[1] ?? ''}:${grant[3] ?? ''}`,
       path: c.path,
       reason: c.reason,
       alpha: describeEntry(c.alpha),
@@ -47,7 +53,8 @@ export function conflictsCommand(store: Store, json: boolean): Promise<number> {
   else {
     for (const r of rows) {
       const pending = r.state === 'pending' ? ` [keep ${r.resolution} on next sync]` : '';
-      process.stdout.write(`${r.id}\t${r.alphaRoot} ⇄ ${r.betaRoot}\t${r.path}\t${r.reason}${pending}\n`);
+      const where = r.grant === null ? `${r.alphaRoot} ⇄ ${r.betaRoot}` : `grant ${r.grant} (${r.alphaRoot} ⇄ ${r.betaRoot})`;
+      process.stdout.write(`${r.id}\t${where}\t${r.path}\t${r.reason}${pending}\n`);
     }
   }
   return Promise.resolve(EXIT.ok);
@@ -83,9 +90,6 @@ function readText(file: string): string | undefined {
     return undefined;
   }
 }
-
-/** GRANT_BETA matches the beta label of a grant's session: vm:<name>#<grant id>:<guest root>. */
-const GRANT_BETA = /^vm:([^#]+)#(\d+):(.*)$/s;
 
 // What a guest (ssh) side holds at path: its metadata and, for a small file,
 // its text. A grant's guest is reached as the daemon reaches it: the VM's
