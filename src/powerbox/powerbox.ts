@@ -374,6 +374,12 @@ export class Powerbox {
     }
     this.links.get(name)?.drop();
     this.links.delete(name);
+    // A guest copy not removed by now stays in the VM: ferry can no longer reach it.
+    for (const grant of this.pb.grants({ vm: name })) {
+      if (grant.state !== 'cleanup') continue;
+      this.pb.setGrantState(grant.id, 'revoked');
+      this.store.log('guest-copy-left', grant.session, grant.hostPath, `grant ${grant.id}: ${grant.guestPath} stays in VM ${name}, which was removed before it could be deleted`);
+    }
     this.pb.removeVm(name);
     if (vm.keyFile === join(this.store.home, 'keys', name)) {
       rmSync(vm.keyFile, { force: true });
