@@ -142,7 +142,9 @@ export class TreeWatcher {
     // For one name, everything else in the root is ignored, so no directory
     // below it is watched (the watcher is recursive otherwise).
     if (only !== undefined) ignore.push(`^${escapeRegExp(root === '/' ? '' : root)}/(?!${escapeRegExp(only)}$).*$`);
-    this.options = { ignoreGlobs: ignore };
+    // On Linux, inotify directly: the default looks for watchman first (by
+    // running a shell it never reaps).
+    this.options = { ignoreGlobs: ignore, ...(process.platform === 'linux' ? { backend: 'inotify' } : {}) };
   }
 
   /** start subscribes to changes below root (an absolute, canonical directory), or to the one name `only` in it. */
