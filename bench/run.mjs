@@ -44,6 +44,7 @@ import { SCENARIOS, TREES, markdownReport, ratioChartSvg, ratioRows } from './re
 import { GUEST_USER, guestCommands, guestUnisonCleanup, sshUnavailable, startSshd } from './sshd.mjs';
 import { peerPresence, probeFerryWatch, syncTools, watchTools } from './tools.mjs';
 import { MAX_GAP_MS, POLL_MS, WRITE_BYTES, measureWatch, stopAllWatchers } from './watch.mjs';
+import { runWatchSsh } from './watch-ssh.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -56,7 +57,8 @@ const USAGE = `usage: node bench/run.mjs [--quick | --smoke] [--runs N] [--only 
   --smoke         tiny trees, 1 run, 3 watch writes: checks that the suite runs end to end
   --runs N        runs of each sync figure (default 5; 3 with --quick; 1 with --smoke)
   --only PARTS    comma-separated: sync and/or watch, and/or the trees small, large, huge-tree;
-                  the rest is reported as "not run (--only)"
+                  the rest is reported as "not run (--only)". watch-ssh (only when named): the
+                  watchers with beta over loopback ssh on the huge tree, in a report of its own
   --keep          keep the work trees and logs afterwards
 environment:
   BENCH_DIR             where the work trees go (default bench/work)
@@ -119,15 +121,21 @@ const PROFILE = PROFILES[MODE];
 const RUNS = positiveInt(opts.runs, '--runs', PROFILE.runs, USAGE);
 
 const PARTS = ['sync', 'watch'];
+// watch-ssh runs only when --only names it, and writes a report of its own (bench/watch-ssh.mjs)
+const WATCH_SSH = 'watch-ssh';
 const ONLY = (opts.only ?? '').split(',').filter(Boolean);
 for (const o of ONLY) {
-  if (!PARTS.includes(o) && !TREES.includes(o)) {
-    process.stderr.write(`bench: --only takes ${[...PARTS, ...TREES].join(', ')}; got ${JSON.stringify(o)}\n${USAGE}\n`);
+  if (!PARTS.includes(o) && !TREES.includes(o) && o !== WATCH_SSH) {
+    process.stderr.write(`bench: --only takes ${[...PARTS, ...TREES, WATCH_SSH].join(', ')}; got ${JSON.stringify(o)}\n${USAGE}\n`);
     process.exit(2);
   }
 }
-const selectedParts = ONLY.some((o) => PARTS.includes(o)) ? PARTS.filter((p) => ONLY.includes(p)) : PARTS;
-const selectedTrees = ONLY.some((o) => TREES.includes(o)) ? TREES.filter((t) => ONLY.includes(t)) : TREES;
+const RUN_WATCH_SSH = ONLY.includes(WATCH_SSH);
+const MAIN_ONLY = ONLY.filter((o) => o !== WATCH_SSH);
+// the main suite runs unless --only names watch-ssh and nothing else
+const RUN_MAIN = ONLY.length === 0 || MAIN_ONLY.length > 0;
+const selectedParts = MAIN_ONLY.some((o) => PARTS.includes(o)) ? PARTS.filter((p) => MAIN_ONLY.includes(p)) : PARTS;
+const selectedTrees = MAIN_ONLY.some((o) => TREES.includes(o)) ? TREES.filter((t) => MAIN_ONLY.includes(t)) : TREES;
 
 // ---------------------------------------------------------------- cleanup
 
@@ -454,9 +462,40 @@ function unreachableByOthers(p) {
 }
 
 async function main() {
-  const startedAt = new Date();
   if (!existsSync(path.join(REPO, 'dist', 'cli', 'main.js')) || !existsSync(path.join(REPO, 'dist', 'agent.mjs'))) fail('ferry is not built: run `npm install` (or `npm run build`) first');
   if (!have('diff')) fail('diff is needed to verify the results');
+  const failures = [];
+  if (RUN_MAIN) {
+    const f = await mainSuite();
+    if (f) failures.push(f);
+  }
+  if (RUN_WATCH_SSH) {
+    log(`watch-ssh (${MODE}): ${PROFILE.writes} writes, ${PROFILE.idleSeconds} s idle, the huge-tree layout`);
+    const f = await runWatchSsh({
+      mode: MODE,
+      repo: REPO,
+      benchDir: process.env.BENCH_DIR ?? path.join(REPO, 'bench', 'work'),
+      resultsDir: path.resolve(process.env.BENCH_RESULTS_DIR ?? path.join(REPO, 'bench', 'results')),
+      keep: opts.keep,
+      argv: process.argv.slice(2),
+      baseEnv: BASE_ENV,
+      writes: PROFILE.writes,
+      idleSeconds: PROFILE.idleSeconds,
+      treeSpec: PROFILE.trees['huge-tree'],
+      // Unison's initial sync of 100,000 files over ssh takes minutes; a watcher still short of a full beta after this is reported as failed
+      readyTimeoutMs: MODE === 'full' ? 1_800_000 : 600_000,
+      makeCorpus,
+      onExit: (f) => cleanups.push(f),
+    });
+    if (f) failures.push(f);
+  }
+  // a peer that fails is a figure; ferry failing is a bug, and the exit status says so
+  if (failures.length) fail(failures.join('; '));
+}
+
+/** mainSuite runs the sync and watch parts and writes their report; returns a message when ferry itself failed. */
+async function mainSuite() {
+  const startedAt = new Date();
 
   const WORK = path.resolve(process.env.BENCH_DIR ?? path.join(REPO, 'bench', 'work'), 'run');
   freshDir(WORK);
@@ -614,10 +653,9 @@ async function main() {
   process.stdout.write(`\n${md}`);
   log(`wrote ${base}.md, .json and .svg in ${Math.round(wallSeconds)} s`);
 
-  // a peer that fails is a figure; ferry failing is a bug, and the exit status says so
   const ferryCells = [...Object.values(syncCells).flatMap((byScenario) => Object.values(byScenario).flatMap((c) => [c.ferry, c['ferry-ssh']])), watchCells['ferry-watch']];
   const ferryFailed = ferryCells.filter((c) => c?.failures?.length || c?.status?.startsWith('failed'));
-  if (ferryFailed.length) fail(`ferry failed in ${ferryFailed.length} cell(s); see the table`);
+  return ferryFailed.length ? `ferry failed in ${ferryFailed.length} cell(s); see the table` : undefined;
 }
 
 main().then(

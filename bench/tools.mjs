@@ -217,3 +217,78 @@ export function watchTools(ctx) {
     },
   ];
 }
+
+/**
+ * watchSshTools returns the continuous synchronisers of the watch-ssh part,
+ * alpha here and beta in the guest over the bench's loopback sshd, each with
+ * key, label, unavailable, version, guestSide (what runs in the guest) and
+ * command(alpha, beta, dir) → [cmd, args, env]; beta is an absolute guest
+ * path owned by ferry-guest, dir a fresh directory for state and config.
+ *
+ * ctx: { ferryBin, ferryVersion, ferryWatchUnavailable, present, sshd (or undefined), sshUnavailable, guestHas }
+ */
+export function watchSshTools(ctx) {
+  const { present, sshd } = ctx;
+  const overSsh = (cmd, pkg = cmd) => {
+    if (ctx.sshUnavailable) return ctx.sshUnavailable;
+    if (!present(cmd)) return missing(cmd, pkg);
+    if (cmd !== 'lsyncd' && !ctx.guestHas.has(cmd)) return `missing (${cmd} is not in ${GUEST_USER}'s PATH over ssh)`;
+    return undefined;
+  };
+  // the OpenSSH options and cipher of the ssh sync rows (ferry's ssh2 negotiates aes128-gcm@openssh.com too)
+  const sshArgs = sshd ? [...sshd.sshOptions, '-c', 'aes128-gcm@openssh.com'] : [];
+  const lsyncdMissing = overSsh('lsyncd') ?? (!present('rsync') || !ctx.guestHas.has('rsync') ? `missing (rsync, which lsyncd runs here and in the guest: apt-get install rsync)` : undefined);
+  return [
+    {
+      key: 'ferry-watch-ssh',
+      label: 'ferry sync --watch (ssh)',
+      unavailable: ctx.sshUnavailable ?? ctx.ferryWatchUnavailable ?? overSsh('node', 'nodejs'),
+      version: ctx.ferryVersion,
+      guestSide: "sshd's session and ferry's agent (node)",
+      command: (alpha, beta, dir) => {
+        const home = freshDir(path.join(dir, 'home'));
+        writeFileSync(path.join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+        return [ctx.ferryBin, ['sync', alpha, `ssh://${GUEST_USER}@127.0.0.1:${sshd.port}${beta}`, '--watch', '--json', '--key', sshd.clientKey], { FERRY_HOME: home }];
+      },
+    },
+    {
+      key: 'lsyncd-ssh',
+      label: 'lsyncd (rsync over ssh)',
+      unavailable: lsyncdMissing,
+      version: present('lsyncd') ? (firstLine('lsyncd', ['--version']) ?? 'unknown') : 'missing',
+      guestSide: "sshd's session and an rsync server, per rsync lsyncd runs",
+      command: (alpha, beta, dir) => {
+        // One-way: on each batch of inotify events lsyncd runs rsync -a for the changed paths at once (delay 0),
+        // over a new ssh connection each time; at start one full rsync (with --delete).
+        const lua = JSON.stringify; // a JSON string literal is a valid Lua string literal for these paths
+        const config = path.join(dir, 'lsyncd.lua');
+        writeFileSync(
+          config,
+          [
+            `settings { nodaemon = true, insist = false, logfile = ${lua(path.join(dir, 'lsyncd.log'))}, statusFile = ${lua(path.join(dir, 'lsyncd.status'))} }`,
+            `sync { default.rsync, source = ${lua(`${alpha}/`)}, target = ${lua(`${GUEST_USER}@127.0.0.1:${beta}/`)}, delay = 0,`,
+            `  rsync = { archive = true, rsh = ${lua(['ssh', '-p', String(sshd.port), ...sshArgs].join(' '))} } }`,
+            '',
+          ].join('\n'),
+        );
+        return ['lsyncd', [config], {}];
+      },
+    },
+    {
+      key: 'unison-watch-ssh',
+      label: 'unison -repeat 1 (ssh)',
+      unavailable: overSsh('unison'),
+      version: present('unison') ? (firstLine('unison', ['-version']) ?? 'unknown') : 'missing',
+      guestSide: "sshd's session and unison -server",
+      command: (alpha, beta, dir) => {
+        const home = freshDir(path.join(dir, 'home'));
+        mkdirSync(path.join(home, '.unison'));
+        return [
+          'unison',
+          [alpha, `ssh://${GUEST_USER}@127.0.0.1:${sshd.port}/${beta}`, '-batch', '-perms', '0', '-ui', 'text', '-repeat', '1', '-sshargs', sshArgs.join(' ')],
+          { HOME: home, UNISON: path.join(home, '.unison') },
+        ];
+      },
+    },
+  ];
+}

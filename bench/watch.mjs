@@ -41,7 +41,7 @@ function procStat(pid) {
 }
 
 /** processTree returns root and its live descendants, each { pid, ticks }. */
-function processTree(root) {
+export function processTree(root) {
   const byParent = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -63,12 +63,12 @@ function processTree(root) {
  * parent's cutime/cstime, so summing all four fields over the live tree counts
  * every process once, including short-lived ones (lsyncd's rsyncs).
  */
-function treeCpuSeconds(root) {
+export function treeCpuSeconds(root) {
   return processTree(root).reduce((sum, p) => sum + p.ticks, 0) / CLK_TCK;
 }
 
 /** treePeakRssKB is the largest VmHWM (peak resident set) among root and its live descendants. */
-function treePeakRssKB(root) {
+export function treePeakRssKB(root) {
   let peak = 0;
   for (const { pid } of processTree(root)) {
     try {
@@ -89,7 +89,7 @@ function sameTrees(alpha, beta) {
   }
 }
 
-function fileIs(file, content) {
+export function fileIs(file, content) {
   try {
     return readFileSync(file).equals(content);
   } catch {
