@@ -33,6 +33,11 @@ function files(root: string): Map<string, string> {
 
 /** The user-visible regular files below root, by name only (cheap enough to poll). */
 function visibleNames(root: string): string[] {
+  return regularNames(root).filter(userVisible);
+}
+
+/** Every regular file below root, ferry's temporaries included, by name only. */
+function regularNames(root: string): string[] {
   const out: string[] = [];
   const walk = (rel: string) => {
     let entries;
@@ -44,7 +49,7 @@ function visibleNames(root: string): string[] {
     for (const entry of entries) {
       const path = rel === '' ? entry.name : `${rel}/${entry.name}`;
       if (entry.isDirectory()) walk(path);
-      else if (entry.isFile() && userVisible(path)) out.push(path);
+      else if (entry.isFile()) out.push(path);
     }
   };
   walk('');
@@ -99,11 +104,12 @@ describe('losing the SSH connection mid-sync', () => {
     const running = pair.sync();
     let finished = false;
     void running.finally(() => (finished = true));
-    // Drop the connection once the copy is visibly under way in beta.
+    // Drop the connection once the copy is under way in beta: files are
+    // staged under temporary names, and renamed into place a batch at a time.
     const deadline = Date.now() + 60_000;
     let seen = 0;
     while (!finished && Date.now() < deadline) {
-      seen = visibleNames(pair.beta).length;
+      seen = regularNames(pair.beta).length;
       if (seen > 0) break;
       await sleep(2);
     }
