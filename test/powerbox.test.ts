@@ -12,35 +12,10 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FERRY_BIN, runFerry, tempDir, writeTree } from './support/cli.js';
 import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
+import { eventually, sleep, until } from './support/wait.js';
 
 const skip = sshdUnavailable();
 if (skip !== undefined) console.warn(`powerbox tests skipped: ${skip}`);
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function eventually(check: () => void, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(50);
-    }
-  }
-}
-
-/** until polls an asynchronous condition until it holds, failing after timeoutMs. */
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 function read(path: string): string | undefined {
   try {

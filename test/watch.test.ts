@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FERRY_BIN, type Pair, makePair, readTree, runFerry } from './support/cli.js';
 import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
+import { eventually, sleep } from './support/wait.js';
 
 interface Event {
   readonly event: string;
@@ -75,24 +76,6 @@ class Watching {
       return await this.exited;
     } finally {
       clearTimeout(timer);
-    }
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** eventually retries `check` until it stops throwing, for up to timeoutMs. */
-async function eventually(check: () => void, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(25);
     }
   }
 }
