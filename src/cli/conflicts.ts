@@ -10,7 +10,6 @@ import { UsageError } from '../core/errors.js';
 import type { ConflictRecord, Resolution, Store } from '../state/store.js';
 import { EXIT, formatBytes, printJson } from './output.js';
 import { PowerboxStore } from '../state/powerbox-store.js';
-import type { Guest } from '../transport/ssh.js';
 import { looksRemote, parseTarget } from '../transport/target.js';
 
 const DIFF_LIMIT = 1 << 20;
@@ -95,29 +94,20 @@ function readText(file: string): string | undefined {
 // its text. A grant's guest is reached as the daemon reaches it: the VM's
 // key and its pinned host key.
 async function remoteSide(store: Store, root: string, path: string, key: string | undefined): Promise<{ info: SideInfo; text: string | undefined }> {
-  const ssh = await import('../transport/ssh.js');
+  const { connectGuest } = await import('../transport/ssh.js');
   const grant = GRANT_BETA.exec(root);
-  let guest: Guest;
+  let guest;
   if (grant !== null) {
     const vm = new PowerboxStore(store).vm(grant[1] ?? '');
     if (vm === undefined) throw new UsageError(`the VM of this conflict (${grant[1] ?? ''}) is gone`);
-    const link = await ssh.SshLink.connect(
-      { user: vm.user, host: vm.host, port: vm.port, path: '' },
-      { home: store.home, key: vm.keyFile, acceptNewHostKey: false, pinnedHostKey: Buffer.from(vm.hostKey, 'base64') },
-    );
-    const agent = await link.openAgent('beta', grant[3] ?? '').catch((error: unknown) => {
-      link.close();
-      throw error;
+    guest = await connectGuest({ user: vm.user, host: vm.host, port: vm.port, path: grant[3] ?? '' }, 'beta', {
+      home: store.home,
+      key: vm.keyFile,
+      acceptNewHostKey: false,
+      pinnedHostKey: Buffer.from(vm.hostKey, 'base64'),
     });
-    guest = {
-      endpoint: agent.endpoint,
-      close: () => {
-        agent.close();
-        link.close();
-      },
-    };
   } else {
-    guest = await ssh.connectGuest(parseTarget(root), 'beta', { acceptNewHostKey: false, home: store.home, ...(key !== undefined ? { key } : {}) });
+    guest = await connectGuest(parseTarget(root), 'beta', { acceptNewHostKey: false, home: store.home, ...(key !== undefined ? { key } : {}) });
   }
   try {
     const entry = await guest.endpoint.inspect(path);

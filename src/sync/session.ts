@@ -29,7 +29,8 @@ import { lockSession } from './lock.js';
 export type SyncEvent =
   | { readonly kind: 'scanning' }
   | { readonly kind: 'progress'; readonly scanned: number; readonly copied: number; readonly bytes: number }
-  | { readonly kind: 'conflict'; readonly id: number; readonly path: string; readonly reason: string; readonly isNew: boolean }
+  /** A conflict seen for the first time (the summary lists those met again too). */
+  | { readonly kind: 'conflict'; readonly id: number; readonly path: string; readonly reason: string }
   | { readonly kind: 'unsupported'; readonly path: string; readonly side: Side; readonly reason: UnsupportedReason }
   | { readonly kind: 'failed'; readonly path: string; readonly message: string }
   | { readonly kind: 'resolved'; readonly id: number; readonly path: string; readonly keep: string };
@@ -831,7 +832,7 @@ class Pass {
     });
     for (const c of conflicts) {
       this.summary.conflicts.push({ id: c.id, path: c.path, reason: c.reason });
-      this.emit({ kind: 'conflict', id: c.id, path: c.path, reason: c.reason, isNew: c.isNew });
+      if (c.isNew) this.emit({ kind: 'conflict', id: c.id, path: c.path, reason: c.reason });
     }
   }
 

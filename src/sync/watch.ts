@@ -275,11 +275,8 @@ class Watch {
   private relay(event: SyncEvent): void {
     switch (event.kind) {
       case 'conflict':
-        // A conflict is said once; passes that meet it again stay quiet.
-        if (event.isNew) {
-          this.newConflicts++;
-          this.emit({ event: 'conflict', id: event.id, path: event.path, reason: event.reason });
-        }
+        this.newConflicts++;
+        this.emit({ event: 'conflict', id: event.id, path: event.path, reason: event.reason });
         break;
       case 'resolved':
         this.emit({ event: 'resolved', id: event.id, path: event.path, keep: event.keep });
