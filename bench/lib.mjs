@@ -2,6 +2,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 export function flush() {
@@ -186,4 +187,17 @@ export function osRelease() {
 /** localDate formats d as YYYY-MM-DD in local time. */
 export function localDate(d) {
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+/** machineInfo describes this machine for a report: host, cores, CPU model, memory, OS, kernel, node. */
+export function machineInfo() {
+  return {
+    host: os.hostname(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: osRelease() ?? `${os.type()} ${os.release()}`,
+    kernel: os.release(),
+    node: process.version,
+  };
 }

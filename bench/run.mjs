@@ -31,7 +31,7 @@ import {
   have,
   localDate,
   log,
-  osRelease,
+  machineInfo,
   positiveInt,
   prng,
   quantile,
@@ -540,16 +540,7 @@ async function mainSuite() {
   if (!selectedParts.includes('watch')) for (const t of watch) t.unavailable = 'not run (--only)';
   for (const t of [...sync, ...watch]) if (t.unavailable) log(`${t.label}: ${t.unavailable}`);
 
-  const machine = {
-    host: os.hostname(),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model,
-    memGiB: Math.round(os.totalmem() / 2 ** 30),
-    os: osRelease() ?? `${os.type()} ${os.release()}`,
-    kernel: os.release(),
-    node: process.version,
-    loadAtStart: os.loadavg(),
-  };
+  const machine = { ...machineInfo(), loadAtStart: os.loadavg() };
   const versions = {
     ferry: ferryVersion,
     rsync: sync.find((t) => t.key === 'rsync').version,

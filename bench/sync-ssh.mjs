@@ -14,7 +14,7 @@
 // under $BENCH_DIR or bench/work/ (gitignored); results go to
 // bench/results/ssh-<date>[-quick].{md,json}. See bench/README.md.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
@@ -22,24 +22,22 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
-  readdirSync,
   statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { diffTrees, fail, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, positiveInt, prng, rmrf, snapshotFerry, tail } from './lib.mjs';
+import { countFiles, diffTrees, fail, firstLine, flush, fmtS, fmtStat, freshDir, genLarge, genTree, have, log, median, positiveInt, rmrf, snapshotFerry, stats, tail } from './lib.mjs';
+import { GUEST_USER, chownToGuest, guestCommands, guestUnisonCleanup, startSshd } from './sshd.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
 // ferry under test: a snapshot of bin/ and dist/ taken at the start (see snapshotFerry)
 let FERRY_BIN = path.join(REPO, 'bin', 'ferry.js');
 const MKCORPUS = path.resolve(REPO, '..', 'shared', 'bench', 'mkcorpus.py');
-const GUEST_USER = 'ferry-guest';
 
 // ---------------------------------------------------------------- options
 
@@ -95,23 +93,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-function firstLine(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0 && r.status !== null && !r.stdout && !r.stderr) return undefined;
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim() !== '')?.trim().replace(/\s+/g, ' ');
-}
-
-function run(cmd, args, what = `${cmd} ${args.join(' ')}`) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0) fail(`${what} exited ${r.status ?? r.signal}: ${(r.stderr || r.stdout || r.error?.message || '').trim()}`);
-  return r.stdout;
-}
-
-function chownGuest(p) {
-  run('chown', ['-R', `${GUEST_USER}:${GUEST_USER}`, p]);
-}
-
-/** flush dirty pages so no command pays for the previous command's writeback (untimed) */
 /** freeKiB returns the space available on the filesystem holding p */
 function freeKiB(p) {
   const r = spawnSync('df', ['-Pk', p], { encoding: 'utf8' });
@@ -163,44 +144,9 @@ function syncAfter() {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** diffTrees returns undefined when a and b hold the same files and contents (diff -r), else a short description */
-function countFiles(dir) {
-  let files = 0;
-  let dirs = 0;
-  let bytes = 0;
-  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isDirectory()) dirs++;
-    else if (e.isFile()) {
-      files++;
-      bytes += statSync(path.join(e.parentPath ?? e.path, e.name)).size;
-    }
-  }
-  return { files, dirs, bytes };
-}
-
-function stats(xs) {
-  if (xs === undefined || xs.length === 0) return undefined;
-  return { n: xs.length, median: median(xs), min: Math.min(...xs), max: Math.max(...xs), samples: xs };
-}
-
 const fmtRate = (bps) => (bps >= 1e9 ? `${(bps / 1e9).toFixed(2)} GB/s` : `${(bps / 1e6).toFixed(0)} MB/s`);
 
 // ---------------------------------------------------------------- corpus
-
-/** mulberry32: a small seeded PRNG so the JS fallback trees are deterministic */
-/** genTree writes `files` files of min..max bytes of random data spread over `dirs` directories (the mkcorpus.py layout) */
-/** genLarge writes the mkcorpus.py large layout: big<NN>.bin, each a random 64 KiB block repeated to the size */
-function genLarge(dir, spec) {
-  const rnd = prng(42);
-  mkdirSync(dir, { recursive: true });
-  const blk = Buffer.alloc(65536);
-  for (let i = 0; i < spec.files; i++) {
-    for (let o = 0; o < blk.length; o += 4) blk.writeUInt32LE(rnd(), o);
-    const fd = openSync(path.join(dir, `big${String(i).padStart(2, '0')}.bin`), 'w');
-    for (let left = spec.size; left > 0; left -= blk.length) writeSync(fd, blk, 0, Math.min(left, blk.length));
-    closeSync(fd);
-  }
-}
 
 function makeCorpus(dir, kind, spec) {
   rmrf(dir);
@@ -223,107 +169,6 @@ function makeCorpus(dir, kind, spec) {
   log(`corpus ${kind}: ${c.files} files in ${c.dirs} dirs, ${(c.bytes / 1048576).toFixed(1)} MiB, by ${how} in ${secs.toFixed(1)} s`);
   if (c.files !== spec.files) fail(`corpus ${kind} has ${c.files} files, expected ${spec.files}`);
   return { kind, dir, how, ...c };
-}
-
-// ---------------------------------------------------------------- sshd
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-function waitForPort(port, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve();
-      });
-      socket.once('error', () => {
-        socket.destroy();
-        if (Date.now() > deadline) reject(new Error(`sshd did not listen on port ${port}`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
-
-/** ensureGuestUser makes sure ferry-guest exists and can log in with a key (as test/support/sshd.ts does); returns its home */
-function ensureGuestUser() {
-  if (spawnSync('id', [GUEST_USER], { stdio: 'ignore' }).status !== 0) run('useradd', ['-m', '-s', '/bin/sh', GUEST_USER]);
-  // A locked account cannot log in even with a key (UsePAM no): unlock it without a password.
-  run('usermod', ['-p', '*', GUEST_USER]);
-  const home = run('sh', ['-c', `getent passwd ${GUEST_USER} | cut -d: -f6`]).trim();
-  mkdirSync(home, { recursive: true });
-  run('chown', [`${GUEST_USER}:${GUEST_USER}`, home]);
-  return home;
-}
-
-/**
- * startSshd starts /usr/sbin/sshd -D on a free loopback port with a fresh
- * host key, key-only authentication and only ferry-guest allowed, like
- * test/support/sshd.ts. Its stderr goes to a file (the bench blocks in
- * spawnSync, so a pipe could fill). It is stopped when the bench exits.
- */
-async function startSshd(dir) {
-  freshDir(dir);
-  chmodSync(dir, 0o755);
-  const hostKey = path.join(dir, 'host_ed25519');
-  const clientKey = path.join(dir, 'client_ed25519');
-  run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ferry-bench-host', '-f', hostKey]);
-  run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ferry-bench-client', '-f', clientKey]);
-  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(`${clientKey}.pub`));
-  const port = await freePort();
-  const config = path.join(dir, 'sshd_config');
-  writeFileSync(
-    config,
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
-      `PidFile ${path.join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PubkeyAuthentication yes',
-      'UsePAM no',
-      'StrictModes no',
-      `AllowUsers ${GUEST_USER}`,
-      'PermitRootLogin no',
-      'MaxStartups 100',
-      'MaxSessions 100',
-      'LogLevel ERROR',
-      '',
-    ].join('\n'),
-  );
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const logFile = path.join(dir, 'sshd.log');
-  const errFd = openSync(logFile, 'w');
-  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', errFd] });
-  closeSync(errFd);
-  cleanups.push(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  });
-  try {
-    await waitForPort(port, 10_000);
-  } catch (error) {
-    fail(`${error.message}: ${tail(logFile)}`);
-  }
-  const [type, blob] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
-  const knownHostsLine = `[127.0.0.1]:${port} ${type} ${blob}`;
-  const knownHosts = path.join(dir, 'known_hosts');
-  writeFileSync(knownHosts, `${knownHostsLine}\n`);
-  return { port, pid: child.pid, clientKey, knownHostsLine, knownHosts, logFile };
 }
 
 // ---------------------------------------------------------------- ferry snapshot
@@ -381,49 +226,43 @@ async function main() {
   HAVE_TIME = peers.time;
 
   // ---------------------------------------------- the "guest": sshd + ferry-guest
-  const guestHome = ensureGuestUser();
-  const sshd = await startSshd(path.join(WORK, 'sshd'));
+  const sshd = await startSshd(path.join(WORK, 'sshd')).catch((error) => fail(error.message));
+  cleanups.push(sshd.stop);
+  const guestHome = sshd.guestHome;
   log(`sshd (pid ${sshd.pid}) listening on 127.0.0.1:${sshd.port}; guest user ${GUEST_USER} (home ${guestHome})`);
   const GUEST = path.join(WORK, 'guest');
   mkdirSync(GUEST, { recursive: true });
   chmodSync(GUEST, 0o755);
-  chownGuest(GUEST);
+  chownToGuest(GUEST);
   const guestDir = (name) => {
     const p = path.join(GUEST, name);
     rmrf(p);
     mkdirSync(p);
-    chownGuest(p);
+    chownToGuest(p);
     return p;
   };
 
   const sshOpts = ['-i', sshd.clientKey, '-o', `UserKnownHostsFile=${sshd.knownHosts}`, '-o', 'StrictHostKeyChecking=yes'];
   {
-    const r = spawnSync('ssh', ['-p', String(sshd.port), ...sshOpts, '-o', 'BatchMode=yes', `${GUEST_USER}@127.0.0.1`, 'command -v node; command -v unison; command -v rsync; true'], {
-      encoding: 'utf8',
-      env: BASE_ENV,
-    });
-    if (r.status !== 0) fail(`ssh ${GUEST_USER}@127.0.0.1 -p ${sshd.port} does not work (exit ${r.status}): ${r.stderr.trim()}\nsshd log: ${tail(sshd.logFile)}`);
-    const found = r.stdout.split('\n').filter(Boolean);
-    log(`login as ${GUEST_USER} works; in the guest's PATH: ${found.join(', ') || 'nothing'}`);
-    if (!found.some((l) => l.endsWith('/node'))) fail(`node is not in ${GUEST_USER}'s PATH over ssh; ferry's guest agent needs it`);
-    if (peers.unison && !found.some((l) => l.endsWith('/unison'))) {
+    let found;
+    try {
+      found = guestCommands(sshd, ['node', 'unison', 'rsync'], BASE_ENV);
+    } catch (error) {
+      fail(error.message);
+    }
+    log(`login as ${GUEST_USER} works; in the guest's PATH: ${[...found].join(', ') || 'nothing'}`);
+    if (!found.has('node')) fail(`node is not in ${GUEST_USER}'s PATH over ssh; ferry's guest agent needs it`);
+    if (peers.unison && !found.has('unison')) {
       log(`unison is not runnable in the guest; unison will be reported as missing`);
       peers.unison = false;
     }
-    if (peers.rsync && !found.some((l) => l.endsWith('/rsync'))) {
+    if (peers.rsync && !found.has('rsync')) {
       log(`rsync is not runnable in the guest; rsync will be reported as missing`);
       peers.rsync = false;
     }
   }
   // unison in the guest keeps its archives in ~ferry-guest/.unison: remove the ones this run makes
-  const guestUnison = path.join(guestHome, '.unison');
-  const unisonDirExisted = existsSync(guestUnison);
-  const unisonBefore = new Set(unisonDirExisted ? readdirSync(guestUnison) : []);
-  cleanups.push(() => {
-    if (!existsSync(guestUnison)) return;
-    for (const f of readdirSync(guestUnison)) if (!unisonBefore.has(f) && /^(ar|fp|lk|sc|tm)[0-9a-f]/.test(f)) spawnSync('rm', ['-rf', path.join(guestUnison, f)], { stdio: 'ignore' });
-    if (!unisonDirExisted && readdirSync(guestUnison).length === 0) spawnSync('rmdir', [guestUnison], { stdio: 'ignore' });
-  });
+  cleanups.push(guestUnisonCleanup(guestHome));
 
   const sshUrl = (dst) => `ssh://${GUEST_USER}@127.0.0.1:${sshd.port}${dst}`;
   // ferry: as its users run it, the executable (its #! line sets V8 flags), with a fresh FERRY_HOME holding known_hosts

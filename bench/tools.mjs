@@ -189,20 +189,8 @@ export function watchTools(ctx) {
       label: 'lsyncd',
       unavailable: lsyncdMissing,
       version: present('lsyncd') ? (firstLine('lsyncd', ['--version']) ?? 'unknown') : 'missing',
-      command: (alpha, beta, dir) => {
-        // One-way: on each inotify event lsyncd runs rsync -a for the changed paths at once (delay 0).
-        const lua = JSON.stringify; // a JSON string literal is a valid Lua string literal for these paths
-        const config = path.join(dir, 'lsyncd.lua');
-        writeFileSync(
-          config,
-          [
-            `settings { nodaemon = true, insist = false, logfile = ${lua(path.join(dir, 'lsyncd.log'))}, statusFile = ${lua(path.join(dir, 'lsyncd.status'))} }`,
-            `sync { default.rsync, source = ${lua(`${alpha}/`)}, target = ${lua(`${beta}/`)}, delay = 0, rsync = { archive = true } }`,
-            '',
-          ].join('\n'),
-        );
-        return ['lsyncd', [config], {}];
-      },
+      // One-way: on each inotify event lsyncd runs rsync -a for the changed paths at once (delay 0).
+      command: (alpha, beta, dir) => lsyncdCommand(dir, alpha, `${beta}/`),
     },
     {
       key: 'unison-watch',
@@ -257,22 +245,9 @@ export function watchSshTools(ctx) {
       unavailable: lsyncdMissing,
       version: present('lsyncd') ? (firstLine('lsyncd', ['--version']) ?? 'unknown') : 'missing',
       guestSide: "sshd's session and an rsync server, per rsync lsyncd runs",
-      command: (alpha, beta, dir) => {
-        // One-way: on each batch of inotify events lsyncd runs rsync -a for the changed paths at once (delay 0),
-        // over a new ssh connection each time; at start one full rsync (with --delete).
-        const lua = JSON.stringify; // a JSON string literal is a valid Lua string literal for these paths
-        const config = path.join(dir, 'lsyncd.lua');
-        writeFileSync(
-          config,
-          [
-            `settings { nodaemon = true, insist = false, logfile = ${lua(path.join(dir, 'lsyncd.log'))}, statusFile = ${lua(path.join(dir, 'lsyncd.status'))} }`,
-            `sync { default.rsync, source = ${lua(`${alpha}/`)}, target = ${lua(`${GUEST_USER}@127.0.0.1:${beta}/`)}, delay = 0,`,
-            `  rsync = { archive = true, rsh = ${lua(['ssh', '-p', String(sshd.port), ...sshArgs].join(' '))} } }`,
-            '',
-          ].join('\n'),
-        );
-        return ['lsyncd', [config], {}];
-      },
+      // One-way: on each batch of inotify events lsyncd runs rsync -a for the changed paths at once (delay 0),
+      // over a new ssh connection each time; at start one full rsync (with --delete).
+      command: (alpha, beta, dir) => lsyncdCommand(dir, alpha, `${GUEST_USER}@127.0.0.1:${beta}/`, ['ssh', '-p', String(sshd.port), ...sshArgs].join(' ')),
     },
     {
       key: 'unison-watch-ssh',
@@ -291,4 +266,24 @@ export function watchSshTools(ctx) {
       },
     },
   ];
+}
+
+/**
+ * lsyncdCommand writes an lsyncd config in dir that mirrors alpha to target
+ * with rsync -a on every change (delay 0), over `rsh` when given, and returns
+ * the command that runs it in the foreground.
+ */
+function lsyncdCommand(dir, alpha, target, rsh) {
+  const lua = JSON.stringify; // a JSON string literal is a valid Lua string literal for these paths
+  const config = path.join(dir, 'lsyncd.lua');
+  const rsync = rsh === undefined ? '{ archive = true }' : `{ archive = true, rsh = ${lua(rsh)} }`;
+  writeFileSync(
+    config,
+    [
+      `settings { nodaemon = true, insist = false, logfile = ${lua(path.join(dir, 'lsyncd.log'))}, statusFile = ${lua(path.join(dir, 'lsyncd.status'))} }`,
+      `sync { default.rsync, source = ${lua(`${alpha}/`)}, target = ${lua(target)}, delay = 0, rsync = ${rsync} }`,
+      '',
+    ].join('\n'),
+  );
+  return ['lsyncd', [config], {}];
 }

@@ -11,7 +11,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { diffTrees, firstLine, flush, freshDir, localDate, log, osRelease, prng, quantile, rmrf, snapshotFerry, tail } from './lib.mjs';
+import { diffTrees, firstLine, flush, freshDir, localDate, log, machineInfo, prng, quantile, rmrf, snapshotFerry, tail } from './lib.mjs';
 import { GUEST_USER, chownToGuest, guestCommands, guestUnisonCleanup, sshUnavailable, startSshd } from './sshd.mjs';
 import { peerPresence, probeFerryWatch, watchSshTools } from './tools.mjs';
 import { MAX_GAP_MS, POLL_MS, WRITE_BYTES, fileIs, processTree, treeCpuSeconds, treePeakRssKB } from './watch.mjs';
@@ -518,15 +518,7 @@ export async function runWatchSsh(ctx) {
   for (const t of tools) if (!cells[t.key]) cells[t.key] = { label: t.label, status: t.unavailable, samples: [] };
 
   const finishedAt = new Date();
-  const machine = {
-    host: os.hostname(),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model,
-    memGiB: Math.round(os.totalmem() / 2 ** 30),
-    os: osRelease() ?? `${os.type()} ${os.release()}`,
-    kernel: os.release(),
-    node: process.version,
-  };
+  const machine = machineInfo();
   const versions = {
     ferry: ferryVersion,
     lsyncd: tools.find((t) => t.key === 'lsyncd-ssh').version,
