@@ -4,12 +4,23 @@
  */
 
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Channel } from '../../src/transport/remote.js';
 
 /** AGENT_BUNDLE is the built agent. */
 export const AGENT_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'agent.mjs');
+
+/**
+ * installedAgentName is the file name under a guest's ~/.cache/ferry that
+ * this build's agent is installed as (by content hash, as ssh.ts does);
+ * agents of other builds may lie beside it.
+ */
+export function installedAgentName(): string {
+  return `agent-${createHash('sha256').update(readFileSync(AGENT_BUNDLE)).digest('hex').slice(0, 16)}.mjs`;
+}
 
 /** childChannel wraps a child's stdin/stdout as a Channel. */
 export function childChannel(child: ChildProcessWithoutNullStreams): Channel {
