@@ -30,8 +30,8 @@ function sampleDir(): string {
 describe('portable disk', () => {
   test('lists exactly as the native shims: names, order, records, digest', async () => {
     const dir = sampleDir();
-    const native = await nativeDisk().scanDir(dir);
-    const portable = await portableDisk.scanDir(dir);
+    const native = await nativeDisk().open(dir).scanDir('');
+    const portable = await portableDisk.open(dir).scanDir('');
     expect(portable.names).toEqual(native.names);
     expect(portable.names.length).toBe(10);
     expect(portable.records.length).toBe(native.names.length * RECORD_SIZE);
@@ -42,17 +42,24 @@ describe('portable disk', () => {
 
   test('an unchanged listing returns only subdirectories, and any change shows', async () => {
     const dir = sampleDir();
-    const first = await portableDisk.scanDir(dir);
-    const again = await portableDisk.scanDir(dir, first.digest);
-    const nativeAgain = await nativeDisk().scanDir(dir, first.digest);
+    const portableTree = portableDisk.open(dir);
+    const nativeTree = nativeDisk().open(dir);
+    const first = await portableTree.scanDir('');
+    const again = await portableTree.scanDir('', first.digest);
+    const nativeAgain = await nativeTree.scanDir('', first.digest);
     expect(again.complete).toBe(false);
     expect(again.names).toEqual(['a.b', 'sub']);
     expect(nativeAgain.names).toEqual(again.names);
     writeFileSync(join(dir, 'b.txt'), 'changed');
-    const changed = await portableDisk.scanDir(dir, first.digest);
+    const changed = await portableTree.scanDir('', first.digest);
     expect(changed.complete).toBe(true);
     expect(changed.digest).not.toBe(first.digest);
-    expect(changed.digest).toBe((await nativeDisk().scanDir(dir)).digest);
+    expect(changed.digest).toBe((await nativeTree.scanDir('')).digest);
+    expect(portableTree.stat('b.txt')).toEqual(nativeTree.stat('b.txt'));
+    expect(portableTree.stat('link')?.kind).toBe('symlink');
+    expect(nativeTree.stat('link')?.kind).toBe('symlink');
+    expect(nativeTree.stat('pipe')?.kind).toBe('special');
+    nativeTree.close();
     const records = changed.records;
     for (let i = 0; i < changed.names.length; i++) expect(Number.isInteger(records.readDoubleLE(i * RECORD_SIZE + DIGEST_OFFSET))).toBe(true);
   });
@@ -60,20 +67,23 @@ describe('portable disk', () => {
   test('renameNoReplace never replaces, for files and directories', async () => {
     const dir = tempDir('ferry-disk-');
     writeTree(dir, { from: 'new', to: 'old', 'dfrom/x': 'x', 'dto/': null });
-    await expect(portableDisk.renameNoReplace(join(dir, 'from'), join(dir, 'to'))).rejects.toMatchObject({ code: 'EEXIST' });
-    await expect(portableDisk.renameNoReplace(join(dir, 'dfrom'), join(dir, 'dto'))).rejects.toMatchObject({ code: 'EEXIST' });
+    const tree = portableDisk.open(dir);
+    await expect(tree.renameNoReplace('from', 'to')).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(tree.renameNoReplace('dfrom', 'dto')).rejects.toMatchObject({ code: 'EEXIST' });
     expect(readFileSync(join(dir, 'to'), 'utf8')).toBe('old');
-    await portableDisk.renameNoReplace(join(dir, 'from'), join(dir, 'fresh'));
-    await portableDisk.renameNoReplace(join(dir, 'dfrom'), join(dir, 'dfresh'));
+    await tree.renameNoReplace('from', 'fresh');
+    await tree.renameNoReplace('dfrom', 'dfresh');
     expect(readTree(dir)).toEqual({ dfresh: null, 'dfresh/x': 'x', dto: null, fresh: 'new', to: 'old' });
   });
 
   test('native renameNoReplace refuses to replace and returns the stamp digest of the moved file', async () => {
     const dir = tempDir('ferry-disk-');
     writeTree(dir, { from: 'new', to: 'old' });
-    await expect(nativeDisk().renameNoReplace(join(dir, 'from'), join(dir, 'to'))).rejects.toMatchObject({ code: 'EEXIST' });
+    const tree = nativeDisk().open(dir);
+    await expect(tree.renameNoReplace('from', 'to')).rejects.toMatchObject({ code: 'EEXIST' });
     expect(readFileSync(join(dir, 'to'), 'utf8')).toBe('old');
-    const digest = await nativeDisk().renameNoReplace(join(dir, 'from'), join(dir, 'fresh'));
+    const digest = await tree.renameNoReplace('from', 'fresh');
+    tree.close();
     expect(digest).toBe(stampDigest(stampOf(lstatSync(join(dir, 'fresh'), { bigint: true }))));
   });
 
@@ -121,20 +131,21 @@ describe('native copy', () => {
   test('copySmall copies, hashes, and refuses a source that changed since its scan', async () => {
     const dir = tempDir('ferry-copy-');
     writeTree(dir, { 'src.txt': 'hello world' });
-    const disk = nativeDisk();
-    if (disk.copySmall === undefined) throw new Error('the native disk has no copySmall');
-    const copy = (src: string, temp: string, size: number, stamp: Uint8Array | null) => (disk.copySmall as NonNullable<typeof disk.copySmall>)(src, temp, size, stamp);
+    const tree = nativeDisk().open(dir);
+    if (tree.copySmall === undefined) throw new Error('the native tree has no copySmall');
+    const copySmall = tree.copySmall.bind(tree);
+    const copy = (src: string, temp: string, size: number, stamp: Uint8Array | null) => copySmall(tree, src, temp, size, stamp) ?? Promise.reject(new Error('no copy'));
     const { stampOf } = await import('../src/fs/stamp.js');
     const { lstatSync } = await import('node:fs');
     const stamp = stampOf(lstatSync(join(dir, 'src.txt'), { bigint: true }));
-    const hash = await copy(join(dir, 'src.txt'), join(dir, 'out.tmp'), 11, stamp);
+    const hash = await copy('src.txt', 'out.tmp', 11, stamp);
     expect(readFileSync(join(dir, 'out.tmp'), 'utf8')).toBe('hello world');
     const { hashBytes } = await import('../src/fs/hash.js');
     expect(hash).toBe(hashBytes(Buffer.from('hello world')));
     writeFileSync(join(dir, 'src.txt'), 'hello WORLD');
-    await expect(copy(join(dir, 'src.txt'), join(dir, 'out2.tmp'), 11, stamp)).rejects.toMatchObject({ code: 'ECHANGED' });
-    await expect(copy(join(dir, 'src.txt'), join(dir, 'out.tmp'), 11, null)).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(copy('src.txt', 'out2.tmp', 11, stamp)).rejects.toMatchObject({ code: 'ECHANGED' });
+    await expect(copy('src.txt', 'out.tmp', 11, null)).rejects.toMatchObject({ code: 'EEXIST' });
     symlinkSync(join(dir, 'src.txt'), join(dir, 'link'));
-    await expect(copy(join(dir, 'link'), join(dir, 'out3.tmp'), 11, null)).rejects.toMatchObject({ code: 'ECHANGED' });
+    await expect(copy('link', 'out3.tmp', 11, null)).rejects.toMatchObject({ code: 'ECHANGED' });
   });
 });

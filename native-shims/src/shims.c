@@ -1,20 +1,33 @@
 // ferry's native shims: the few file-system calls Node cannot make itself.
 //
-//   scanDir(path, expect?)   -> Promise<{ names, records, digest, complete }>
+// Every call on a tree works beneath a pinned root: a directory fd opened
+// once by openRoot, and paths relative to it resolved by openat2(2) with
+// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS. No link,
+// no "..", no absolute path, no magic /proc link can take a call outside the
+// root, whatever is renamed or swapped in the tree meanwhile (DESIGN rule 6).
+// Calls that name an entry (mkdir, unlink, rename, stat) resolve its parent
+// that way and act on the last component with the *at(2) call, which never
+// follows it.
+//
+//   openRoot(path)           -> fd: the pinned root (O_DIRECTORY, the last
+//       component not followed); throws ENOSYS where the kernel has no openat2.
+//   openAt(root, rel, flags, mode) -> fd, opened beneath root.
+//   statAt(root, rel)        -> Buffer (one record, below) | null if absent.
+//   mkdirAt(root, rel, mode), unlinkAt(root, rel, isDir)
+//   renameAt(root, from, to, noReplace) -> number: renameat2, with
+//       RENAME_NOREPLACE when asked (EEXIST if `to` exists); returns the stamp
+//       digest of `to` after the move (-1 if it could not be read).
+//   scanDir(root, rel, expect?) -> Promise<{ names, records, digest, complete }>
 //       One directory listed and lstat'ed in a worker thread (getdents +
-//       fstatat(AT_SYMLINK_NOFOLLOW)); never follows a link. `digest`
-//       summarises the listing (each name, kind, and for non-directories the
-//       stamp digest). When it equals `expect`, only the subdirectories are
-//       returned (complete: false): nothing else changed since that digest
-//       was recorded.
-//   syncfs(path)             -> Promise<void>
-//       syncfs(2) on the file system holding path: ferry's batched
-//       durability barrier.
-//   renameNoReplace(from, to)-> number (throws with .code on failure)
-//       renameat2(RENAME_NOREPLACE): move a staged file to a name that must
-//       not exist yet, atomically; returns the stamp digest of `to` after
-//       the move (-1 if it could not be read).
-//   copySmall(src, temp, size, stamp) -> Promise<hash>
+//       fstatat(AT_SYMLINK_NOFOLLOW)). `digest` summarises the listing (each
+//       name, kind, and for non-directories the stamp digest). When it equals
+//       `expect`, only the subdirectories are returned (complete: false):
+//       nothing else changed since that digest was recorded.
+//   syncfs(root)             -> Promise<void>: syncfs(2) on the file system
+//       holding root: ferry's batched durability barrier.
+//   fsyncAt(root, rels)      -> Promise<void>: fsync(2) of each file or
+//       directory named (one gone since is skipped), for a small batch.
+//   copySmall(srcRoot, src, dstRoot, temp, size, stamp) -> Promise<hash>
 //       Copies a small file to a new staged temporary in a worker thread,
 //       checking the source's stamp first; returns its xxHash64.
 //   xxh64(buffer)            -> string (16 hex digits), the same hash.
@@ -36,6 +49,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +150,8 @@ static napi_value make_error(napi_env env, int err, const char *syscall, const c
     case EISDIR: name = "EISDIR"; break;
     case ENOTEMPTY: name = "ENOTEMPTY"; break;
     case EBUSY: name = "EBUSY"; break;
+    case EAGAIN: name = "EAGAIN"; break;
+    case EBADF: name = "EBADF"; break;
     default: break;
   }
   snprintf(text, sizeof text, "%s: %s, %s '%s'", name, strerror(err), syscall, path);
@@ -172,11 +188,281 @@ static char *get_path(napi_env env, napi_value value) {
   return buf;
 }
 
+// ---- beneath a pinned root -------------------------------------------------
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#define FERRY_RESOLVE_NO_MAGICLINKS 0x02
+#define FERRY_RESOLVE_NO_SYMLINKS 0x04
+#define FERRY_RESOLVE_BENEATH 0x08
+
+// struct open_how of <linux/openat2.h>, spelled out so that the build does
+// not depend on the kernel headers installed.
+struct ferry_open_how {
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+
+// beneath opens rel ("" is the root itself) relative to root, never leaving
+// it and never following a link; -1 with errno on failure (EXDEV for a path
+// that would leave the root, ELOOP for a link on the way).
+static int beneath(int root, const char *rel, int flags, mode_t mode) {
+  struct ferry_open_how how = {
+      .flags = (uint64_t)(flags | O_CLOEXEC),
+      .mode = (flags & O_CREAT) ? mode : 0,
+      .resolve = FERRY_RESOLVE_BENEATH | FERRY_RESOLVE_NO_SYMLINKS | FERRY_RESOLVE_NO_MAGICLINKS,
+  };
+  const char *path = rel[0] ? rel : ".";
+  for (int tries = 0;; tries++) {
+    long fd = syscall(SYS_openat2, root, path, &how, sizeof how);
+    if (fd >= 0) return (int)fd;
+    // EAGAIN: a rename raced with the lookup; the kernel asks for a retry.
+    if ((errno != EINTR && errno != EAGAIN) || tries >= 16) return -1;
+  }
+}
+
+// dir_len is the length of rel's directory part, with its slash (0 for a
+// name at the top).
+static size_t dir_len(const char *rel) {
+  const char *slash = strrchr(rel, '/');
+  return slash ? (size_t)(slash - rel) + 1 : 0;
+}
+
+// valid_last: a last component the *at(2) calls may act on.
+static int valid_last(const char *base) {
+  return base[0] && strcmp(base, ".") != 0 && strcmp(base, "..") != 0;
+}
+
+// parent_of opens the directory holding rel beneath root and points *base at
+// rel's last component; the caller closes the fd unless it is root.
+static int parent_of(int root, const char *rel, const char **base) {
+  size_t len = dir_len(rel);
+  if (!valid_last(rel + len)) {
+    errno = EINVAL;
+    return -1;
+  }
+  *base = rel + len;
+  if (len == 0) return root;
+  char *dir = strndup(rel, len - 1);
+  if (!dir) {
+    errno = ENOMEM;
+    return -1;
+  }
+  int fd = beneath(root, dir, O_PATH | O_DIRECTORY, 0);
+  free(dir);
+  return fd;
+}
+
+static void release(int fd, int root) {
+  if (fd >= 0 && fd != root) close(fd);
+}
+
+static uint32_t kind_of(mode_t mode) {
+  if (S_ISREG(mode)) return KIND_FILE;
+  if (S_ISDIR(mode)) return KIND_DIR;
+  if (S_ISLNK(mode)) return KIND_SYMLINK;
+  return KIND_SPECIAL;
+}
+
+static void stamp_words(const struct stat *st, uint64_t words[5]) {
+  words[0] = (uint64_t)st->st_dev;
+  words[1] = (uint64_t)st->st_ino;
+  words[2] = (uint64_t)st->st_size;
+  words[3] = (uint64_t)st->st_mtim.tv_sec * 1000000000ull + (uint64_t)st->st_mtim.tv_nsec;
+  words[4] = (uint64_t)st->st_ctim.tv_sec * 1000000000ull + (uint64_t)st->st_ctim.tv_nsec;
+}
+
+// fill_record writes one RECORD_SIZE record for st.
+static void fill_record(unsigned char *r, const struct stat *st, uint32_t kind) {
+  put_u32(r, kind);
+  put_u32(r + 4, (uint32_t)st->st_mode);
+  double size = (double)st->st_size;
+  memcpy(r + 8, &size, 8);
+  uint64_t words[5];
+  stamp_words(st, words);
+  for (int w = 0; w < 5; w++) put_u64(r + 16 + 8 * w, words[w]);
+  double digest = stamp_digest(words);
+  memcpy(r + 56, &digest, 8);
+}
+
+static int get_fd(napi_env env, napi_value value, int32_t *fd) {
+  if (napi_get_value_int32(env, value, fd) != napi_ok || *fd < 0) {
+    napi_throw_type_error(env, NULL, "expected a file descriptor");
+    return 0;
+  }
+  return 1;
+}
+
+// args reads argc arguments, throwing when fewer were given.
+static int args(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, const char *usage) {
+  size_t got = argc;
+  if (napi_get_cb_info(env, info, &got, argv, NULL, NULL) != napi_ok || got < argc) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value open_root(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  if (!args(env, info, 1, argv, "openRoot(path)")) return NULL;
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    napi_throw(env, make_error(env, errno, "open", path));
+    free(path);
+    return NULL;
+  }
+  // Every later call depends on openat2: a kernel without it (before 5.6)
+  // is refused here, at the start, not at the first write.
+  int probe = beneath(fd, "", O_PATH | O_DIRECTORY, 0);
+  if (probe < 0) {
+    int err = errno;
+    close(fd);
+    napi_throw(env, make_error(env, err, "openat2", path));
+    free(path);
+    return NULL;
+  }
+  close(probe);
+  free(path);
+  CHECK(napi_create_int32(env, fd, &result));
+  return result;
+}
+
+static napi_value open_at(napi_env env, napi_callback_info info) {
+  napi_value argv[4], result;
+  int32_t root, flags, mode;
+  if (!args(env, info, 4, argv, "openAt(root, rel, flags, mode)") || !get_fd(env, argv[0], &root)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[2], &flags));
+  CHECK(napi_get_value_int32(env, argv[3], &mode));
+  char *rel = get_path(env, argv[1]);
+  if (!rel) return NULL;
+  int fd = beneath(root, rel, flags, (mode_t)mode);
+  if (fd < 0) napi_throw(env, make_error(env, errno, "openat2", rel));
+  else napi_create_int32(env, fd, &result);
+  free(rel);
+  return fd < 0 ? NULL : result;
+}
+
+static napi_value stat_at(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result = NULL;
+  int32_t root;
+  if (!args(env, info, 2, argv, "statAt(root, rel)") || !get_fd(env, argv[0], &root)) return NULL;
+  char *rel = get_path(env, argv[1]);
+  if (!rel) return NULL;
+  struct stat st;
+  int err = 0;
+  // O_PATH | O_NOFOLLOW opens a link itself rather than refusing it.
+  int fd = beneath(root, rel, O_PATH | O_NOFOLLOW, 0);
+  if (fd < 0) err = errno;
+  else {
+    if (fstat(fd, &st) != 0) err = errno;
+    close(fd);
+  }
+  if (err == ENOENT) napi_get_null(env, &result);
+  else if (err) napi_throw(env, make_error(env, err, "stat", rel));
+  else {
+    void *data;
+    CHECK(napi_create_buffer(env, RECORD_SIZE, &data, &result));
+    memset(data, 0, RECORD_SIZE);
+    fill_record(data, &st, kind_of(st.st_mode));
+  }
+  free(rel);
+  return result;
+}
+
+static napi_value mkdir_at(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t root, mode;
+  if (!args(env, info, 3, argv, "mkdirAt(root, rel, mode)") || !get_fd(env, argv[0], &root)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[2], &mode));
+  char *rel = get_path(env, argv[1]);
+  if (!rel) return NULL;
+  const char *base;
+  int dir = parent_of(root, rel, &base);
+  int rc = dir < 0 ? -1 : mkdirat(dir, base, (mode_t)mode);
+  if (rc != 0) napi_throw(env, make_error(env, errno, "mkdirat", rel));
+  release(dir, root);
+  free(rel);
+  return NULL;
+}
+
+static napi_value unlink_at(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t root;
+  bool is_dir = false;
+  if (!args(env, info, 3, argv, "unlinkAt(root, rel, isDir)") || !get_fd(env, argv[0], &root)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[2], &is_dir));
+  char *rel = get_path(env, argv[1]);
+  if (!rel) return NULL;
+  const char *base;
+  int dir = parent_of(root, rel, &base);
+  int rc = dir < 0 ? -1 : unlinkat(dir, base, is_dir ? AT_REMOVEDIR : 0);
+  if (rc != 0) napi_throw(env, make_error(env, errno, is_dir ? "rmdir" : "unlink", rel));
+  release(dir, root);
+  free(rel);
+  return NULL;
+}
+
+static napi_value rename_at(napi_env env, napi_callback_info info) {
+  napi_value argv[4], result = NULL;
+  int32_t root;
+  bool no_replace = false;
+  if (!args(env, info, 4, argv, "renameAt(root, from, to, noReplace)") || !get_fd(env, argv[0], &root)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[3], &no_replace));
+  char *from = get_path(env, argv[1]);
+  if (!from) return NULL;
+  char *to = get_path(env, argv[2]);
+  if (!to) {
+    free(from);
+    return NULL;
+  }
+  const char *from_base, *to_base;
+  int from_dir = parent_of(root, from, &from_base);
+  // A staged file is renamed within its directory: one lookup serves both.
+  int to_dir;
+  if (from_dir >= 0 && dir_len(from) == dir_len(to) && strncmp(from, to, dir_len(to)) == 0) {
+    to_base = to + dir_len(to);
+    to_dir = from_dir;
+    if (!valid_last(to_base)) {
+      to_dir = -1;
+      errno = EINVAL;
+    }
+  } else {
+    to_dir = from_dir < 0 ? -1 : parent_of(root, to, &to_base);
+  }
+  int err = 0;
+  if (to_dir < 0) err = errno;
+  else if (syscall(SYS_renameat2, from_dir, from_base, to_dir, to_base, no_replace ? RENAME_NOREPLACE : 0) != 0) err = errno;
+  if (err) napi_throw(env, make_error(env, err, "renameat2", to));
+  else {
+    // The stamp digest of what now has the name, so that the caller need not
+    // stat it again; -1 if it cannot be read (the caller then stats it).
+    struct stat st;
+    double digest = -1;
+    if (fstatat(to_dir, to_base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      uint64_t words[5];
+      stamp_words(&st, words);
+      digest = stamp_digest(words);
+    }
+    napi_create_double(env, digest, &result);
+  }
+  if (to_dir != from_dir) release(to_dir, root);
+  release(from_dir, root);
+  free(from);
+  free(to);
+  return result;
+}
+
 // ---- scanDir -------------------------------------------------------------
 
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
+  int root;
   char *path;
   int err;
   size_t count;
@@ -248,7 +534,7 @@ static void scan_sort(scan_job *job) {
 static void scan_execute(napi_env env, void *data) {
   (void)env;
   scan_job *job = data;
-  int dfd = open(job->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int dfd = beneath(job->root, job->path, O_RDONLY | O_DIRECTORY, 0);
   if (dfd < 0) { job->err = errno; return; }
   DIR *dir = fdopendir(dfd);
   if (!dir) { job->err = errno; close(dfd); return; }
@@ -264,27 +550,10 @@ static void scan_execute(napi_env env, void *data) {
       if (errno == ENOENT) { errno = 0; continue; }  // vanished since getdents
       kind = KIND_UNREADABLE;
       memset(&st, 0, sizeof st);
-    } else if (S_ISREG(st.st_mode)) kind = KIND_FILE;
-    else if (S_ISDIR(st.st_mode)) kind = KIND_DIR;
-    else if (S_ISLNK(st.st_mode)) kind = KIND_SYMLINK;
-    else kind = KIND_SPECIAL;
+    } else kind = kind_of(st.st_mode);
     if (!valid_utf8((const unsigned char *)name, len)) kind = KIND_BAD_NAME;
     if (scan_push(job, name, len) != 0) { job->err = ENOMEM; break; }
-    unsigned char *r = job->records + (job->count - 1) * RECORD_SIZE;
-    put_u32(r, kind);
-    put_u32(r + 4, (uint32_t)st.st_mode);
-    double size = (double)st.st_size;
-    memcpy(r + 8, &size, 8);
-    uint64_t words[5] = {
-        (uint64_t)st.st_dev,
-        (uint64_t)st.st_ino,
-        (uint64_t)st.st_size,
-        (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec,
-        (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec,
-    };
-    for (int w = 0; w < 5; w++) put_u64(r + 16 + 8 * w, words[w]);
-    double digest = stamp_digest(words);
-    memcpy(r + 56, &digest, 8);
+    fill_record(job->records + (job->count - 1) * RECORD_SIZE, &st, kind);
     errno = 0;
   }
   if (!job->err && errno != 0) job->err = errno;
@@ -370,14 +639,16 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value scan_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], promise, name;
+  size_t argc = 3;
+  napi_value argv[3], promise, name;
+  int32_t root;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "scanDir(path) needs a path");
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "scanDir(root, rel, expect?)");
     return NULL;
   }
-  char *path = get_path(env, argv[0]);
+  if (!get_fd(env, argv[0], &root)) return NULL;
+  char *path = get_path(env, argv[1]);
   if (!path) return NULL;
   scan_job *job = calloc(1, sizeof *job);
   if (!job) {
@@ -385,12 +656,13 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
+  job->root = root;
   job->path = path;
-  if (argc >= 2) {
+  if (argc >= 3) {
     napi_valuetype type;
-    CHECK(napi_typeof(env, argv[1], &type));
+    CHECK(napi_typeof(env, argv[2], &type));
     if (type == napi_number) {
-      CHECK(napi_get_value_double(env, argv[1], &job->expect));
+      CHECK(napi_get_value_double(env, argv[2], &job->expect));
       job->has_expect = 1;
     }
   }
@@ -401,102 +673,120 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-// ---- syncfs --------------------------------------------------------------
+// ---- syncfs and fsyncAt ------------------------------------------------------
+// One async job for both: syncfs(2) of root's file system when no paths are
+// given, else fsync(2) of each path beneath root (a path gone since is
+// skipped: its directory, also named, holds the rename or removal).
 
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
-  char *path;
+  int root;
+  char **paths;
+  size_t count;
   int err;
-} syncfs_job;
+  char *failed;  // the path whose fsync failed
+} sync_job;
 
-static void syncfs_execute(napi_env env, void *data) {
+static void sync_execute(napi_env env, void *data) {
   (void)env;
-  syncfs_job *job = data;
-  int fd = open(job->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) { job->err = errno; return; }
-  if (syncfs(fd) != 0) job->err = errno;
-  close(fd);
+  sync_job *job = data;
+  if (job->count == 0) {
+    if (syncfs(job->root) != 0) job->err = errno;
+    return;
+  }
+  for (size_t i = 0; i < job->count && !job->err; i++) {
+    int fd = beneath(job->root, job->paths[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+    if (fd < 0) {
+      if (errno != ENOENT) { job->err = errno; job->failed = job->paths[i]; }
+      continue;
+    }
+    if (fsync(fd) != 0) { job->err = errno; job->failed = job->paths[i]; }
+    close(fd);
+  }
 }
 
-static void syncfs_complete(napi_env env, napi_status status, void *data) {
-  syncfs_job *job = data;
+static void sync_complete(napi_env env, napi_status status, void *data) {
+  sync_job *job = data;
   if (status == napi_ok && !job->err) {
     napi_value undefined;
     napi_get_undefined(env, &undefined);
     napi_resolve_deferred(env, job->deferred, undefined);
   } else {
-    napi_reject_deferred(env, job->deferred, make_error(env, job->err ? job->err : EIO, "syncfs", job->path));
+    napi_reject_deferred(env, job->deferred, make_error(env, job->err ? job->err : EIO, job->failed ? "fsync" : "syncfs", job->failed ? job->failed : ""));
   }
   napi_delete_async_work(env, job->work);
-  free(job->path);
+  for (size_t i = 0; i < job->count; i++) free(job->paths[i]);
+  free(job->paths);
   free(job);
 }
 
-static napi_value sync_fs(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], promise, name;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "syncfs(path) needs a path");
-    return NULL;
-  }
-  char *path = get_path(env, argv[0]);
-  if (!path) return NULL;
-  syncfs_job *job = calloc(1, sizeof *job);
-  if (!job) {
-    free(path);
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  job->path = path;
+static napi_value queue_sync(napi_env env, sync_job *job) {
+  napi_value promise, name;
   CHECK(napi_create_promise(env, &job->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "ferry:syncfs", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, job, &job->work));
+  CHECK(napi_create_string_utf8(env, "ferry:sync", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, sync_execute, sync_complete, job, &job->work));
   CHECK(napi_queue_async_work(env, job->work));
   return promise;
 }
 
-// ---- renameNoReplace -----------------------------------------------------
-
-static napi_value rename_no_replace(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "renameNoReplace(from, to) needs two paths");
+static napi_value sync_fs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t root;
+  if (!args(env, info, 1, argv, "syncfs(root)") || !get_fd(env, argv[0], &root)) return NULL;
+  sync_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
-  char *from = get_path(env, argv[0]);
-  if (!from) return NULL;
-  char *to = get_path(env, argv[1]);
-  if (!to) {
-    free(from);
-    return NULL;
-  }
-  long rc = syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
-  napi_value result = NULL;
-  if (rc != 0) {
-    int err = errno;
-    napi_throw(env, make_error(env, err, "renameat2", to));
-  } else {
-    // The stamp digest of what now has the name, so that the caller need not
-    // stat it again; -1 if it cannot be read (the caller then stats it).
-    struct stat st;
-    double digest = -1;
-    if (fstatat(AT_FDCWD, to, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      uint64_t words[5] = {(uint64_t)st.st_dev, (uint64_t)st.st_ino, (uint64_t)st.st_size,
-                           (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec,
-                           (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec};
-      digest = stamp_digest(words);
-    }
-    napi_create_double(env, digest, &result);
-  }
-  free(from);
-  free(to);
-  return result;
+  job->root = root;
+  return queue_sync(env, job);
 }
 
+static napi_value fsync_at(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t root;
+  uint32_t count = 0;
+  if (!args(env, info, 2, argv, "fsyncAt(root, rels)") || !get_fd(env, argv[0], &root)) return NULL;
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fsyncAt: rels must be an array of paths");
+    return NULL;
+  }
+  sync_job *job = calloc(1, sizeof *job);
+  char **paths = calloc(count ? count : 1, sizeof *paths);
+  if (!job || !paths) {
+    free(job);
+    free(paths);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  job->root = root;
+  job->paths = paths;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    char *path = napi_get_element(env, argv[1], i, &item) == napi_ok ? get_path(env, item) : NULL;
+    if (!path) {
+      for (size_t k = 0; k < job->count; k++) free(paths[k]);
+      free(paths);
+      free(job);
+      return NULL;
+    }
+    paths[job->count++] = path;
+  }
+  // No paths at all: nothing was written, nothing to make durable.
+  if (count == 0) {
+    free(paths);
+    free(job);
+    napi_value promise;
+    napi_deferred deferred;
+    napi_value undefined;
+    CHECK(napi_create_promise(env, &deferred, &promise));
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, deferred, undefined);
+    return promise;
+  }
+  return queue_sync(env, job);
+}
 
 // ---- xxHash64 (seed 0), one shot -------------------------------------------
 // The same function as xxhash-wasm's h64, for files copied in C.
@@ -554,7 +844,8 @@ static napi_value xxh64_js(napi_env env, napi_callback_info info) {
 }
 
 // ---- copySmall -------------------------------------------------------------
-// copySmall(src, temp, size, stamp|null) -> Promise<hash>: reads a small
+// copySmall(srcRoot, src, dstRoot, temp, size, stamp|null) -> Promise<hash>:
+// reads a small
 // regular file (not following links) after checking it still has the
 // scanned stamp and size, writes it to a new file `temp` (O_EXCL, mode 0666
 // less the umask) and returns its xxHash64, all in a worker thread. Fails
@@ -563,6 +854,8 @@ static napi_value xxh64_js(napi_env env, napi_callback_info info) {
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
+  int src_root;
+  int dst_root;
   char *src;
   char *temp;
   size_t size;
@@ -577,7 +870,7 @@ typedef struct {
 static void copy_execute(napi_env env, void *data) {
   (void)env;
   copy_job *job = data;
-  int in = open(job->src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  int in = beneath(job->src_root, job->src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
   if (in < 0) {
     job->err = errno;
     if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) { job->changed = 1; job->what = "deleted or replaced by a link"; }
@@ -608,7 +901,7 @@ static void copy_execute(napi_env env, void *data) {
   }
   close(in);
   if (job->err || job->changed) { free(buf); return; }
-  int out = open(job->temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  int out = beneath(job->dst_root, job->temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
   if (out < 0) {
     job->err = errno;
     if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) { job->changed = 1; job->what = "its directory changed"; }
@@ -625,7 +918,12 @@ static void copy_execute(napi_env env, void *data) {
   // (syncfs) then finds less to write and the disk works while we copy.
   if (!job->err) sync_file_range(out, 0, 0, SYNC_FILE_RANGE_WRITE);
   if (close(out) != 0 && !job->err) job->err = errno;
-  if (job->err) unlink(job->temp);
+  if (job->err) {
+    const char *base;
+    int dir = parent_of(job->dst_root, job->temp, &base);
+    if (dir >= 0) unlinkat(dir, base, 0);
+    release(dir, job->dst_root);
+  }
   else job->hash = xxh64(buf, job->size);
   free(buf);
 }
@@ -657,33 +955,32 @@ static void copy_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value copy_small(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], promise, name;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "copySmall(src, temp, size, stamp) needs four arguments");
-    return NULL;
-  }
-  char *src = get_path(env, argv[0]);
+  napi_value argv[6], promise, name;
+  int32_t src_root, dst_root;
+  if (!args(env, info, 6, argv, "copySmall(srcRoot, src, dstRoot, temp, size, stamp)")) return NULL;
+  if (!get_fd(env, argv[0], &src_root) || !get_fd(env, argv[2], &dst_root)) return NULL;
+  char *src = get_path(env, argv[1]);
   if (!src) return NULL;
-  char *temp = get_path(env, argv[1]);
+  char *temp = get_path(env, argv[3]);
   if (!temp) { free(src); return NULL; }
   double size = 0;
-  if (napi_get_value_double(env, argv[2], &size) != napi_ok || size < 0 || size > (double)(1 << 30)) {
+  if (napi_get_value_double(env, argv[4], &size) != napi_ok || size < 0 || size > (double)(1 << 30)) {
     free(src); free(temp);
     napi_throw_range_error(env, NULL, "copySmall: size out of range");
     return NULL;
   }
   copy_job *job = calloc(1, sizeof *job);
   if (!job) { free(src); free(temp); napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  job->src_root = src_root;
+  job->dst_root = dst_root;
   job->src = src;
   job->temp = temp;
   job->size = (size_t)size;
   void *stamp = NULL;
   size_t stamp_len = 0;
   napi_valuetype type;
-  CHECK(napi_typeof(env, argv[3], &type));
-  if (type == napi_object && napi_get_buffer_info(env, argv[3], &stamp, &stamp_len) == napi_ok && stamp_len == 40) {
+  CHECK(napi_typeof(env, argv[5], &type));
+  if (type == napi_object && napi_get_buffer_info(env, argv[5], &stamp, &stamp_len) == napi_ok && stamp_len == 40) {
     memcpy(job->stamp, stamp, 40);
     job->has_stamp = 1;
   }
@@ -719,9 +1016,15 @@ static napi_value peer_uid(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
+      {"openRoot", NULL, open_root, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openAt", NULL, open_at, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"statAt", NULL, stat_at, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mkdirAt", NULL, mkdir_at, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unlinkAt", NULL, unlink_at, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameAt", NULL, rename_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, sync_fs, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"renameNoReplace", NULL, rename_no_replace, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fsyncAt", NULL, fsync_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copySmall", NULL, copy_small, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xxh64", NULL, xxh64_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_enumerable, NULL},

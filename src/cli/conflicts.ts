@@ -2,11 +2,13 @@
  * `ferry conflicts`, `ferry conflicts show <id>` and `ferry resolve <id>`.
  */
 
-import { lstatSync, readFileSync } from 'node:fs';
+import { closeSync, constants, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeEntry } from '../core/entry.js';
 import { UsageError } from '../core/errors.js';
+import type { Tree } from '../fs/disk.js';
+import { nativeDisk } from '../fs/native.js';
 import type { ConflictRecord, Resolution, Store } from '../state/store.js';
 import { EXIT, formatBytes, printJson } from './output.js';
 import { PowerboxStore } from '../state/powerbox-store.js';
@@ -68,25 +70,37 @@ interface SideInfo {
   readonly mode?: string;
 }
 
-function sideInfo(root: string, path: string): SideInfo {
+// What a local side holds at path: its metadata and, for a small file, its
+// text, read through a tree pinned at the root like every host-side read.
+function localSide(root: string, path: string): { info: SideInfo; text: string | undefined } {
+  let tree;
   try {
-    const st = lstatSync(join(root, path));
-    const kind = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symbolic link' : 'special file';
-    return { root, present: true, kind, size: st.size, modified: st.mtime.toISOString(), mode: (st.mode & 0o7777).toString(8).padStart(4, '0') };
+    tree = nativeDisk().open(root);
   } catch {
-    return { root, present: false };
+    return { info: { root, present: false }, text: undefined };
+  }
+  try {
+    const st = tree.stat(path);
+    if (st === undefined) return { info: { root, present: false }, text: undefined };
+    const kind = { file: 'file', dir: 'directory', symlink: 'symbolic link', special: 'special file' }[st.kind];
+    const modified = new Date(Number(st.stamp.readBigUInt64LE(24) / 1_000_000n)).toISOString();
+    const info = { root, present: true, kind, size: st.size, modified, mode: (st.mode & 0o7777).toString(8).padStart(4, '0') };
+    return { info, text: st.kind === 'file' && st.size <= DIFF_LIMIT ? readText(tree, path, st.size) : undefined };
+  } catch {
+    return { info: { root, present: false }, text: undefined };
+  } finally {
+    tree.close();
   }
 }
 
-function readText(file: string): string | undefined {
+function readText(tree: Tree, path: string, size: number): string | undefined {
+  const fd = tree.open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const st = lstatSync(file);
-    if (!st.isFile() || st.size > DIFF_LIMIT) return undefined;
-    const data = readFileSync(file);
-    if (data.includes(0)) return undefined;
-    return data.toString('utf8');
-  } catch {
-    return undefined;
+    const data = Buffer.alloc(size);
+    const n = readSync(fd, data, 0, size, 0);
+    return data.subarray(0, n).includes(0) ? undefined : data.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -133,15 +147,13 @@ export async function showConflictCommand(store: Store, args: string[]): Promise
   const conflict = parseId(positionals[0], store);
   const session = store.sessionById(conflict.session);
   if (session === undefined) throw new UsageError(`conflict ${conflict.id} belongs to a session that no longer exists`);
-  const alpha = sideInfo(session.alpha, conflict.path);
-  const alphaText = alpha.kind === 'file' ? readText(join(session.alpha, conflict.path)) : undefined;
+  const { info: alpha, text: alphaText } = localSide(session.alpha, conflict.path);
   let beta: SideInfo;
   let betaText: string | undefined;
   if (looksRemote(session.beta) || GRANT_BETA.test(session.beta)) {
     ({ info: beta, text: betaText } = await remoteSide(store, session.beta, conflict.path, values.key));
   } else {
-    beta = sideInfo(session.beta, conflict.path);
-    betaText = beta.kind === 'file' ? readText(join(session.beta, conflict.path)) : undefined;
+    ({ info: beta, text: betaText } = localSide(session.beta, conflict.path));
   }
   const diff =
     alphaText !== undefined && betaText !== undefined

@@ -7,7 +7,7 @@ import { type UnsupportedReason, describeUnsupported } from '../core/entry.js';
 import { SessionHalt, UsageError } from '../core/errors.js';
 import { looksRemote, parseTarget, targetLabel } from '../transport/target.js';
 import { LocalEndpoint } from '../fs/local.js';
-import { nativeDisk } from '../fs/native.js';
+import { nativeDisk, requireOpenat2 } from '../fs/native.js';
 import { hostWatcher } from '../fs/watcher-binding.js';
 import type { Store } from '../state/store.js';
 import { type Summary, type SyncEvent, syncSession } from '../sync/session.js';
@@ -35,6 +35,7 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   const verifyEveryMs = parseDuration(values['verify-every'] ?? '1h', '--verify-every');
   if (positionals.length !== 2) throw new UsageError('usage: ferry sync <alpha> <beta> [--once | --watch] [--json]');
   const [alphaArg, betaArg] = positionals as [string, string];
+  requireOpenat2();
   if (looksRemote(alphaArg)) throw new UsageError(`${alphaArg}: alpha is the host side and must be a local directory; put the guest (ssh) side second`);
   const known = (path: string) => store.hasSessionWithRoot(path);
   const alphaRoot = checkRoot(alphaArg, 'alpha', known);

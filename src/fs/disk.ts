@@ -1,10 +1,13 @@
 /**
- * Disk: the few file-system calls an endpoint needs beyond node:fs, with two
- * implementations — the native shims on the host (src/fs/native.ts) and a
- * portable one in plain Node for the guest agent (src/fs/portable-disk.ts).
- * Both list directories into the same records, sorted the same way, with the
- * same digests.
+ * Disk and Tree: every file-system call an endpoint makes, relative to a
+ * pinned root, with two implementations — the native shims on the host
+ * (src/fs/native.ts: openat2 beneath a root fd, DESIGN rule 6) and a portable
+ * one in plain Node for the guest agent (src/fs/portable-disk.ts). Both list
+ * directories into the same records, sorted the same way, with the same
+ * digests.
  */
+
+import { lstatSync } from 'node:fs';
 
 /** RawListing is one directory: names and their fixed-size records. */
 export interface RawListing {
@@ -16,23 +19,76 @@ export interface RawListing {
   readonly complete: boolean;
 }
 
-/** Disk is how an endpoint lists, renames and makes durable. */
-export interface Disk {
+/** FileStat is what lstat says of one path, in a record's terms. */
+export interface FileStat {
+  readonly kind: 'file' | 'dir' | 'symlink' | 'special';
+  /** st_mode: type and permission bits. */
+  readonly mode: number;
+  readonly size: number;
+  /** (dev, ino, size, mtime_ns, ctime_ns), STAMP_SIZE bytes. */
+  readonly stamp: Buffer;
+  /** The 52-bit digest of the stamp. */
+  readonly digest: number;
+}
+
+/**
+ * Tree is a directory tree pinned at its root: every call takes a path
+ * relative to the root ('' is the root itself), never follows a link, and
+ * never reaches outside the root. Errors carry errno codes (ENOENT, EEXIST,
+ * ELOOP for a link met on the way, EXDEV for a path that would leave it).
+ */
+export interface Tree {
+  /** The root's absolute path, for messages and the watcher. */
+  readonly root: string;
   /** scanDir lists and lstats one directory, sorted by name bytes; only its subdirectories when its digest equals `expect`. */
-  scanDir(path: string, expect?: number): Promise<RawListing>;
+  scanDir(dir: string, expect?: number): Promise<RawListing>;
+  /** stat is lstat of path; undefined when nothing is there. */
+  stat(path: string): FileStat | undefined;
+  /** open returns a file descriptor for path (O_NOFOLLOW always), to be closed by the caller. */
+  open(path: string, flags: number, mode?: number): number;
+  mkdir(path: string, mode: number): void;
+  rmdir(path: string): void;
+  unlink(path: string): void;
+  /** rename moves `from` to `to`, replacing a file there. */
+  rename(from: string, to: string): void;
   /**
    * renameNoReplace moves `from` to `to`, failing with EEXIST if `to` exists;
    * returns the stamp digest of `to` after the move where that comes cheap.
    */
   renameNoReplace(from: string, to: string): Promise<number | undefined>;
-  /** sync makes durable everything written below root, or at least the files and directories named in `touched`. */
-  sync(root: string, touched: readonly string[]): Promise<void>;
+  /** sync makes durable everything written below the root, or at least the files and directories named in `touched`. */
+  sync(touched: readonly string[]): Promise<void>;
   /**
-   * copySmall copies a small regular file to a new file `temp` in a worker
-   * thread, if the source still has `stamp` and `size`, and returns its
-   * xxHash64; fails with code ECHANGED otherwise. Only where it is native.
+   * copySmall copies a small regular file of `source` to a new file `temp`
+   * here in a worker thread, if the source still has `stamp` and `size`, and
+   * returns its xxHash64; fails with code ECHANGED otherwise. Only where it
+   * is native: undefined when `source` is not a native tree.
    */
-  copySmall?(src: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string>;
+  copySmall?(source: Tree, path: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string> | undefined;
+  /** rootState tells whether the root's path still names the pinned directory. */
+  rootState(): RootState;
+  close(): void;
+}
+
+/** RootState: what a tree's root path names now, against the directory pinned. */
+export type RootState = 'same' | 'gone' | 'replaced' | 'not-a-directory';
+
+/** rootStateOf compares what `root` names now with the directory (dev, ino) pinned. */
+export function rootStateOf(root: string, dev: bigint, ino: bigint): RootState {
+  let st;
+  try {
+    st = lstatSync(root, { bigint: true });
+  } catch {
+    return 'gone';
+  }
+  if (!st.isDirectory()) return 'not-a-directory';
+  return st.dev === dev && st.ino === ino ? 'same' : 'replaced';
+}
+
+/** Disk opens trees: the native shims on the host (src/fs/native.ts), plain Node in the guest (src/fs/portable-disk.ts). */
+export interface Disk {
+  /** open pins the directory at root (an absolute path; its last component is not followed). */
+  open(root: string): Tree;
 }
 
 /** Record layout: u32 kind, u32 st_mode, f64 size, stamp (5 × u64: dev, ino, size, mtime_ns, ctime_ns), f64 stamp digest. */
@@ -45,3 +101,15 @@ export const DIGEST_OFFSET = 56;
 
 /** Kinds in records, as native-shims/src/shims.c defines them. */
 export const RECORD_KIND = { file: 0, dir: 1, symlink: 2, special: 3, unreadable: 4, badName: 5 } as const;
+
+/** statFromRecord reads a FileStat from one record. */
+export function statFromRecord(record: Buffer): FileStat {
+  const kind = record.readUInt32LE(0);
+  return {
+    kind: kind === RECORD_KIND.file ? 'file' : kind === RECORD_KIND.dir ? 'dir' : kind === RECORD_KIND.symlink ? 'symlink' : 'special',
+    mode: record.readUInt32LE(4),
+    size: record.readDoubleLE(8),
+    stamp: record.subarray(STAMP_OFFSET, STAMP_OFFSET + STAMP_SIZE),
+    digest: record.readDoubleLE(DIGEST_OFFSET),
+  };
+}

@@ -1,31 +1,36 @@
 /**
  * The local endpoint: one side of a session on this machine's disk.
  *
- * Writes follow DESIGN rules 1-4: content is staged under a temporary name in
- * the destination's directory, made durable by the batch barrier (syncfs),
- * and renamed into place only after a compare-and-swap on the destination.
- * No mode bits are copied, no link is followed or made.
+ * Every call goes through a Tree pinned at the root: on the host, the native
+ * shims' openat2 beneath the root's fd (DESIGN rule 6), so no path, link or
+ * swapped directory takes a read or a write outside it. Writes follow DESIGN
+ * rules 1-4: content is staged under a temporary name in the destination's
+ * directory, made durable by the batch barrier, and renamed into place only
+ * after a compare-and-swap on the destination. No mode bits are copied, no
+ * link is followed or made.
  */
 
-import { closeSync, constants as C, fstatSync, openSync, readFileSync, readSync, writeSync, type BigIntStats } from 'node:fs';
-import * as fsp from 'node:fs/promises';
-import { join } from 'node:path';
+import { closeSync, constants as C, fchmodSync, fstatSync, read, readFileSync, readSync, write, writeSync, type BigIntStats } from 'node:fs';
+import { promisify } from 'node:util';
 import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
 import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
-import { ChangedError, PathError, SessionHalt } from '../core/errors.js';
+import { ChangedError, FerryError, PathError, SessionHalt } from '../core/errors.js';
 import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
-import { parentOf } from '../core/path.js';
+import { joinPath, parentOf } from '../core/path.js';
 import { StreamHasher, hashBytes, initHash } from './hash.js';
-import type { Disk } from './disk.js';
-import { sameStamp, stampDigest, stampOf } from './stamp.js';
+import type { Disk, FileStat, Tree } from './disk.js';
+import { sameStamp, stampOf } from './stamp.js';
 import { TEMP_PREFIX, Walker } from './walk.js';
 import { TreeWatcher, type WatcherBinding } from './watch.js';
 
 const CHUNK = 1 << 20;
 /** Files up to this size are read and staged with synchronous calls. */
 const SMALL_FILE = 1 << 20;
-const OPEN_READ = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
-const OPEN_STAGE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+// Trees never follow a link; O_NONBLOCK keeps a fifo swapped in from blocking the open.
+const OPEN_READ = C.O_RDONLY | C.O_NONBLOCK;
+const OPEN_STAGE = C.O_WRONLY | C.O_CREAT | C.O_EXCL;
+const readAt = promisify(read);
+const writeAt = promisify(write);
 
 interface LocalStaged extends Staged {
   readonly temp: string;
@@ -56,15 +61,36 @@ function tempOwner(name: string): number | undefined {
   return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
 }
 
+/**
+ * moved turns the errno of a path that no longer leads where it did (gone,
+ * a directory on the way replaced by a file or a link) into a ChangedError;
+ * EXDEV, a path that would leave the root, is refused outright.
+ */
+function moved(path: string, error: unknown, gone: string): Error | undefined {
+  switch (errnoCode(error)) {
+    case 'ENOENT':
+      return new ChangedError(path, gone);
+    case 'ENOTDIR':
+      return new ChangedError(path, 'a directory on its way was replaced by a file');
+    case 'ELOOP':
+      return new ChangedError(path, 'it or a directory on its way was replaced by a link');
+    case 'EXDEV':
+      return new PathError(path, `${path} leads outside the root; refused`, { cause: error });
+    default:
+      return undefined;
+  }
+}
+
 /** LocalEndpoint is a directory tree on this machine. */
 export class LocalEndpoint implements Endpoint {
   readonly label: string;
   readonly trusted = true;
   private readonly walker: Walker;
   private readonly staleTemps: string[] = [];
-  /** Files and directories written since the last barrier (for a Disk without syncfs). */
+  /** Files and directories (relative paths) written since the last barrier. */
   private touched = new Set<string>();
   private tempCounter = 0;
+  private pinned: Tree | undefined;
 
   constructor(
     readonly side: Side,
@@ -75,24 +101,42 @@ export class LocalEndpoint implements Endpoint {
     private readonly watcher?: () => WatcherBinding,
   ) {
     this.label = root;
-    this.walker = new Walker(disk, root, (dir, name) => {
-      const owner = tempOwner(name);
-      if (owner === undefined || owner === process.pid || !isAlive(owner)) this.staleTemps.push(join(root, dir, name));
-    });
+    this.walker = new Walker(
+      (dir, expect) => this.tree.scanDir(dir, expect),
+      (dir, name) => {
+        const owner = tempOwner(name);
+        if (owner === undefined || owner === process.pid || !isAlive(owner)) this.staleTemps.push(joinPath(dir, name));
+      },
+    );
   }
 
-  private abs(path: string): string {
-    return path === '' ? this.root : join(this.root, path);
+  /** The tree pinned at the root, opened on first use. */
+  private get tree(): Tree {
+    this.pinned ??= this.pin();
+    return this.pinned;
   }
 
-  async prepare(): Promise<void> {
-    let st;
+  private pin(): Tree {
     try {
-      st = await fsp.lstat(this.root);
+      return this.disk.open(this.root);
     } catch (error) {
-      throw new SessionHalt(`the ${this.side} root ${this.root} is gone (${errnoCode(error) ?? String(error)}); nothing was changed on either side`, { cause: error });
+      if (error instanceof FerryError) throw error;
+      const code = errnoCode(error);
+      if (code === 'ENOENT') throw new SessionHalt(`the ${this.side} root ${this.root} is gone (ENOENT); nothing was changed on either side`, { cause: error });
+      if (code === 'ENOTDIR' || code === 'ELOOP') throw new SessionHalt(`the ${this.side} root ${this.root} is no longer a directory; nothing was changed on either side`, { cause: error });
+      throw new SessionHalt(`unable to open the ${this.side} root ${this.root}: ${(error as Error).message}`, { cause: error });
     }
-    if (!st.isDirectory()) throw new SessionHalt(`the ${this.side} root ${this.root} is no longer a directory; nothing was changed on either side`);
+  }
+
+  prepare(): Promise<void> {
+    if (this.pinned === undefined) {
+      this.pin().close();
+      return Promise.resolve();
+    }
+    const state = this.pinned.rootState();
+    if (state === 'same') return Promise.resolve();
+    const what = { gone: 'is gone', replaced: 'was replaced by another directory', 'not-a-directory': 'is no longer a directory' }[state];
+    return Promise.reject(new SessionHalt(`the ${this.side} root ${this.root} ${what}; nothing was changed on either side`));
   }
 
   async list(path: string, expect?: number): Promise<Listing> {
@@ -102,57 +146,61 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async inspect(path: string): Promise<Entry | undefined> {
-    const st = await this.lstatAt(path);
+    const st = this.statAt(path);
     if (st === undefined) return undefined;
-    if (st.isDirectory()) return DIR;
-    if (!st.isFile()) return { kind: 'unsupported', reason: st.isSymbolicLink() ? 'symlink' : 'special' };
-    const stamp = stampOf(st);
-    const item: ScanItem = { path, kind: 'file', size: Number(st.size), mode: Number(st.mode), stamp, digest: stampDigest(stamp) };
-    return { kind: 'file', size: item.size, hash: await this.hash(item), stamp, digest: item.digest };
+    if (st.kind === 'dir') return DIR;
+    if (st.kind !== 'file') return { kind: 'unsupported', reason: st.kind === 'symlink' ? 'symlink' : 'special' };
+    const item: ScanItem = { path, kind: 'file', size: st.size, mode: st.mode, stamp: st.stamp, digest: st.digest };
+    return { kind: 'file', size: item.size, hash: await this.hash(item), stamp: st.stamp, digest: st.digest };
   }
 
   /** sweep removes temporaries left by a ferry that died mid-sync. */
-  async sweep(): Promise<void> {
-    const temps = this.staleTemps.splice(0);
-    await Promise.all(temps.map((temp) => fsp.unlink(temp).catch(() => undefined)));
+  sweep(): Promise<void> {
+    for (const temp of this.staleTemps.splice(0)) this.unlinkQuietly(temp);
+    return Promise.resolve();
+  }
+
+  private unlinkQuietly(path: string): void {
+    try {
+      this.tree.unlink(path);
+    } catch {
+      // gone already, or its directory is: nothing to remove
+    }
+  }
+
+  /** openRead opens a file of the tree for reading, mapping a vanished or swapped path to ChangedError. */
+  private openRead(path: string): number {
+    try {
+      return this.tree.open(path, OPEN_READ);
+    } catch (error) {
+      throw moved(path, error, 'deleted') ?? new PathError(path, `unable to read ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   async hash(item: ScanItem): Promise<Hash> {
     await initHash();
-    const abs = this.abs(item.path);
-    let handle;
+    const fd = this.openRead(item.path);
     try {
-      handle = await fsp.open(abs, OPEN_READ);
-    } catch (error) {
-      throw this.readError(item.path, error);
-    }
-    try {
-      const before = await handle.stat({ bigint: true });
+      const before = fstatSync(fd, { bigint: true });
       if (!before.isFile() || !sameStamp(stampOf(before), item.stamp)) throw new ChangedError(item.path, 'modified while scanning');
       let hash: Hash;
       if (item.size <= CHUNK) {
         const buf = Buffer.allocUnsafe(item.size);
-        const { bytesRead } = await handle.read(buf, 0, item.size, 0);
+        const { bytesRead } = await readAt(fd, buf, 0, item.size, 0);
         if (bytesRead !== item.size) throw new ChangedError(item.path, 'size changed while hashing');
         hash = hashBytes(buf);
       } else {
         const hasher = new StreamHasher();
-        for await (const chunk of readChunks(handle, item.size)) hasher.update(chunk);
+        for await (const chunk of readChunks(fd, item.size)) hasher.update(chunk);
         if (hasher.size !== item.size) throw new ChangedError(item.path, 'size changed while hashing');
         hash = hasher.digest();
       }
-      const after = await handle.stat({ bigint: true });
+      const after = fstatSync(fd, { bigint: true });
       if (!sameStamp(stampOf(after), item.stamp)) throw new ChangedError(item.path, 'modified while hashing');
       return hash;
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
-  }
-
-  private readError(path: string, error: unknown): Error {
-    const code = errnoCode(error);
-    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return new ChangedError(path, code === 'ENOENT' ? 'deleted' : 'replaced by a link');
-    return new PathError(path, `unable to read ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
   }
 
   /**
@@ -162,41 +210,11 @@ export class LocalEndpoint implements Endpoint {
    * the thread pool cost more than the reads.
    */
   async *read(path: string, entry: FileEntry): AsyncIterable<Uint8Array> {
-    if (entry.size <= SMALL_FILE) {
-      yield this.readSmall(path, entry);
-      return;
-    }
-    let handle;
-    try {
-      handle = await fsp.open(this.abs(path), OPEN_READ);
-    } catch (error) {
-      throw this.readError(path, error);
-    }
-    try {
-      this.checkSource(path, entry, await handle.stat({ bigint: true }));
-      yield* readChunks(handle, entry.size);
-    } finally {
-      await handle.close();
-    }
-  }
-
-  private readSmall(path: string, entry: FileEntry): Buffer {
-    let fd;
-    try {
-      fd = openSync(this.abs(path), OPEN_READ);
-    } catch (error) {
-      throw this.readError(path, error);
-    }
+    const fd = this.openRead(path);
     try {
       this.checkSource(path, entry, fstatSync(fd, { bigint: true }));
-      const buf = Buffer.allocUnsafe(entry.size);
-      let filled = 0;
-      while (filled < entry.size) {
-        const n = readSync(fd, buf, filled, entry.size - filled, filled);
-        if (n === 0) throw new ChangedError(path, 'shrank while being read');
-        filled += n;
-      }
-      return buf;
+      if (entry.size <= SMALL_FILE) yield readWhole(fd, path, entry.size);
+      else yield* readChunks(fd, entry.size);
     } finally {
       closeSync(fd);
     }
@@ -212,64 +230,52 @@ export class LocalEndpoint implements Endpoint {
     await initHash();
     const temp = this.tempPath(path);
     const hasher = new StreamHasher();
+    const take = (chunk: Uint8Array) => {
+      if (hasher.size + chunk.length > expectedSize) throw new ChangedError(path, 'the source grew during the transfer');
+      hasher.update(chunk);
+    };
+    // A small file is gathered first, then written with synchronous calls.
+    const gathered: Uint8Array[] = [];
     if (expectedSize <= SMALL_FILE) {
-      // Gather a small file, then write it with synchronous calls.
-      const chunks: Uint8Array[] = [];
       for await (const chunk of content) {
-        if (hasher.size + chunk.length > expectedSize) throw new ChangedError(path, 'the source grew during the transfer');
-        hasher.update(chunk);
-        chunks.push(chunk);
+        take(chunk);
+        gathered.push(chunk);
       }
-      let fd;
-      try {
-        fd = openSync(temp, OPEN_STAGE, NEW_FILE_MODE);
-      } catch (error) {
-        throw this.stageError(path, error);
-      }
-      try {
-        for (const chunk of chunks) {
+    }
+    let fd;
+    try {
+      fd = this.tree.open(temp, OPEN_STAGE, NEW_FILE_MODE);
+    } catch (error) {
+      throw this.stageError(path, error);
+    }
+    try {
+      if (expectedSize <= SMALL_FILE) {
+        for (const chunk of gathered) {
           let written = 0;
           while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written);
         }
-      } catch (error) {
-        closeSync(fd);
-        await fsp.unlink(temp).catch(() => undefined);
-        throw this.stageError(path, error);
-      }
-      closeSync(fd);
-      this.touched.add(temp);
-      return { path, temp, size: hasher.size, hash: hasher.digest() };
-    }
-    let handle;
-    try {
-      handle = await fsp.open(temp, OPEN_STAGE, NEW_FILE_MODE);
-    } catch (error) {
-      throw this.stageError(path, error);
-    }
-    try {
-      for await (const chunk of content) {
-        if (hasher.size + chunk.length > expectedSize) throw new ChangedError(path, 'the source grew during the transfer');
-        hasher.update(chunk);
-        let written = 0;
-        while (written < chunk.length) {
-          const { bytesWritten } = await handle.write(chunk, written, chunk.length - written);
-          written += bytesWritten;
+      } else {
+        for await (const chunk of content) {
+          take(chunk);
+          let written = 0;
+          while (written < chunk.length) written += (await writeAt(fd, chunk, written, chunk.length - written)).bytesWritten;
         }
       }
-      await handle.close();
     } catch (error) {
-      await handle.close().catch(() => undefined);
-      await fsp.unlink(temp).catch(() => undefined);
+      closeSync(fd);
+      this.unlinkQuietly(temp);
       throw this.stageError(path, error);
     }
+    closeSync(fd);
     this.touched.add(temp);
     return { path, temp, size: hasher.size, hash: hasher.digest() };
   }
 
   copyFrom(source: Endpoint, path: string, entry: FileEntry): Promise<LocalStaged> | undefined {
-    if (this.disk.copySmall === undefined || !(source instanceof LocalEndpoint) || entry.size > SMALL_FILE) return undefined;
+    if (!(source instanceof LocalEndpoint) || entry.size > SMALL_FILE) return undefined;
     const temp = this.tempPath(path);
-    return this.disk.copySmall(source.abs(path), temp, entry.size, entry.stamp ?? null).then(
+    const copy = this.tree.copySmall?.(source.tree, path, temp, entry.size, entry.stamp ?? null);
+    return copy?.then(
       (hash) => {
         this.touched.add(temp);
         return { path, temp, size: entry.size, hash };
@@ -282,29 +288,25 @@ export class LocalEndpoint implements Endpoint {
   }
 
   private tempPath(path: string): string {
-    return join(this.abs(parentOf(path)), `${TEMP_PREFIX}${process.pid}-${(this.tempCounter++).toString(36)}`);
+    return joinPath(parentOf(path), `${TEMP_PREFIX}${process.pid}-${(this.tempCounter++).toString(36)}`);
   }
 
   private stageError(path: string, error: unknown): Error {
     if (error instanceof ChangedError || error instanceof PathError) return error;
-    const code = errnoCode(error);
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return new ChangedError(path, 'its directory changed');
-    return new PathError(path, `unable to stage ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+    return moved(path, error, 'its directory is gone') ?? new PathError(path, `unable to stage ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
   }
 
-  async discard(staged: Staged): Promise<void> {
-    await fsp.unlink((staged as LocalStaged).temp).catch(() => undefined);
+  discard(staged: Staged): Promise<void> {
+    this.unlinkQuietly((staged as LocalStaged).temp);
+    return Promise.resolve();
   }
 
-  /** lstatAt returns lstat of path, or undefined when it does not exist. */
-  private async lstatAt(path: string): Promise<BigIntStats | undefined> {
+  /** statAt returns lstat of path, or undefined when it does not exist. */
+  private statAt(path: string): FileStat | undefined {
     try {
-      return await fsp.lstat(this.abs(path), { bigint: true });
+      return this.tree.stat(path);
     } catch (error) {
-      const code = errnoCode(error);
-      if (code === 'ENOENT') return undefined;
-      if (code === 'ENOTDIR') throw new ChangedError(path, 'a parent directory was replaced');
-      throw new PathError(path, `unable to inspect ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw moved(path, error, 'deleted') ?? new PathError(path, `unable to inspect ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
   }
 
@@ -312,34 +314,31 @@ export class LocalEndpoint implements Endpoint {
    * expectFile checks that path still is the file the plan saw
    * (compare-and-swap): its whole stamp, or failing that its stamp digest.
    */
-  private async expectFile(path: string, expect: FileEntry): Promise<BigIntStats> {
-    const st = await this.lstatAt(path);
+  private expectFile(path: string, expect: FileEntry): FileStat {
+    const st = this.statAt(path);
     if (st === undefined) throw new ChangedError(path, 'deleted');
-    if (!st.isFile()) throw new ChangedError(path, 'no longer a regular file');
-    const stamp = stampOf(st);
-    const same = expect.stamp !== undefined ? sameStamp(stamp, expect.stamp) : expect.digest !== undefined && stampDigest(stamp) === expect.digest;
+    if (st.kind !== 'file') throw new ChangedError(path, 'no longer a regular file');
+    const same = expect.stamp !== undefined ? sameStamp(st.stamp, expect.stamp) : expect.digest !== undefined && st.digest === expect.digest;
     if (!same) throw new ChangedError(path, 'modified');
     return st;
   }
 
   async commit(staged: Staged, expect: Entry | undefined, options: CommitOptions): Promise<CommitResult> {
     const { temp, path } = staged as LocalStaged;
-    const dest = this.abs(path);
     let strippedExec = false;
     let digest: number | undefined;
     try {
       if (expect === undefined) {
-        digest = await this.disk.renameNoReplace(temp, dest);
+        digest = await this.tree.renameNoReplace(temp, path);
       } else if (expect.kind === 'file') {
-        const st = await this.expectFile(path, expect);
-        const mode = replacedFileMode(Number(st.mode), options.stripExec);
+        const st = this.expectFile(path, expect);
+        const mode = replacedFileMode(st.mode, options.stripExec);
         strippedExec = mode.strippedExec;
-        await fsp.chmod(temp, mode.mode);
+        this.chmod(temp, mode.mode);
         // RACE: a writer that modifies the destination between the check
-        // above and this rename loses that write. The window is one lstat,
-        // one chmod and one rename long; renameat2(RENAME_EXCHANGE) in the
-        // confinement shim will close it.
-        await fsp.rename(temp, dest);
+        // above and this rename loses that write. The window is one stat,
+        // one chmod and one rename long.
+        this.tree.rename(temp, path);
       } else {
         throw new ChangedError(path, `expected ${expect.kind} is not a file`);
       }
@@ -347,96 +346,103 @@ export class LocalEndpoint implements Endpoint {
       await this.discard(staged);
       const code = errnoCode(error);
       if (code === 'EEXIST') throw new ChangedError(path, 'created meanwhile');
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChangedError(path, 'its directory changed');
       if (error instanceof ChangedError || error instanceof PathError) throw error;
-      throw new PathError(path, `unable to put ${path} in place on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw moved(path, error, 'its directory is gone') ?? new PathError(path, `unable to put ${path} in place on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
     this.touch(parentOf(path));
     if (digest !== undefined) return { digest, strippedExec };
-    const after = await this.lstatAt(path);
+    const after = this.statAt(path);
     if (after === undefined) throw new ChangedError(path, 'deleted right after it was written');
-    return { digest: stampDigest(stampOf(after)), strippedExec };
+    return { digest: after.digest, strippedExec };
   }
 
-  async mkdir(path: string, expect: Entry | undefined): Promise<void> {
+  // Sets the permission bits of a staged temporary (ferry's own file).
+  private chmod(temp: string, mode: number): void {
+    const fd = this.tree.open(temp, OPEN_READ);
+    try {
+      fchmodSync(fd, mode);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  mkdir(path: string, expect: Entry | undefined): Promise<void> {
     if (expect?.kind === 'file') {
-      await this.expectFile(path, expect);
-      await this.unlink(path);
+      this.expectFile(path, expect);
+      this.unlink(path);
     } else if (expect !== undefined) {
       throw new ChangedError(path, `expected ${expect.kind} cannot be replaced by a directory`);
     }
     try {
-      await fsp.mkdir(this.abs(path), NEW_DIR_MODE);
+      this.tree.mkdir(path, NEW_DIR_MODE);
       this.touch(parentOf(path));
     } catch (error) {
-      const code = errnoCode(error);
-      if (code === 'EEXIST') {
-        const st = await this.lstatAt(path);
-        if (st?.isDirectory() === true) return; // created meanwhile: the same outcome
+      if (errnoCode(error) === 'EEXIST') {
+        if (this.statAt(path)?.kind === 'dir') return Promise.resolve(); // created meanwhile: the same outcome
         throw new ChangedError(path, 'created meanwhile');
       }
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChangedError(path, 'its parent directory changed');
-      throw new PathError(path, `unable to create directory ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw moved(path, error, 'its parent directory is gone') ?? new PathError(path, `unable to create directory ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
+    return Promise.resolve();
   }
 
-  async removeFile(path: string, expect: FileEntry): Promise<void> {
-    await this.expectFile(path, expect);
-    await this.unlink(path);
+  removeFile(path: string, expect: FileEntry): Promise<void> {
+    this.expectFile(path, expect);
+    this.unlink(path);
+    return Promise.resolve();
   }
 
-  async removeDir(path: string): Promise<void> {
+  removeDir(path: string): Promise<void> {
     try {
-      await fsp.rmdir(this.abs(path));
+      this.tree.rmdir(path);
       this.touch(parentOf(path));
     } catch (error) {
       const code = errnoCode(error);
-      if (code === 'ENOENT') return;
+      if (code === 'ENOENT') return Promise.resolve();
       if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ChangedError(path, 'something was created in it meanwhile');
       if (code === 'ENOTDIR') throw new ChangedError(path, 'no longer a directory');
-      throw new PathError(path, `unable to remove directory ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw moved(path, error, 'gone') ?? new PathError(path, `unable to remove directory ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
+    return Promise.resolve();
   }
 
-  private async unlink(path: string): Promise<void> {
+  private unlink(path: string): void {
     try {
-      await fsp.unlink(this.abs(path));
+      this.tree.unlink(path);
       this.touch(parentOf(path));
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') return;
-      throw new PathError(path, `unable to delete ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw moved(path, error, 'gone') ?? new PathError(path, `unable to delete ${path} on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
   }
 
   async move(path: string, to: string, expect: Entry): Promise<void> {
     // A move loses nothing, so a file is checked by kind only when the plan has no stamp for it.
-    if (expect.kind === 'file' && expect.stamp !== undefined) await this.expectFile(path, expect);
-    else if (expect.kind === 'file') {
-      const st = await this.lstatAt(path);
-      if (st?.isFile() !== true) throw new ChangedError(path, 'no longer a regular file');
-    } else {
-      const st = await this.lstatAt(path);
-      if (st?.isDirectory() !== true) throw new ChangedError(path, 'no longer a directory');
+    if (expect.kind === 'file' && expect.stamp !== undefined) this.expectFile(path, expect);
+    else {
+      const kind = this.statAt(path)?.kind;
+      if (expect.kind === 'file' && kind !== 'file') throw new ChangedError(path, 'no longer a regular file');
+      if (expect.kind !== 'file' && kind !== 'dir') throw new ChangedError(path, 'no longer a directory');
     }
     try {
-      await this.disk.renameNoReplace(this.abs(path), this.abs(to));
+      await this.tree.renameNoReplace(path, to);
       this.touch(parentOf(path));
       this.touch(parentOf(to));
     } catch (error) {
       if (errnoCode(error) === 'EEXIST') throw new ChangedError(to, 'the name is taken');
-      throw new PathError(path, `unable to rename ${path} to ${to} on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw moved(path, error, 'gone') ?? new PathError(path, `unable to rename ${path} to ${to} on ${this.side}: ${(error as Error).message}`, { cause: error });
     }
   }
 
   async barrier(): Promise<void> {
     const touched = [...this.touched];
     this.touched = new Set();
-    await this.disk.sync(this.root, touched);
+    await this.tree.sync(touched);
   }
 
-  // Notes a file or directory (relative path) that the next barrier must make durable.
+  // Notes a file or directory that the next barrier must make durable.
   private touch(path: string): void {
-    this.touched.add(this.abs(path));
+    this.touched.add(path);
   }
 
   async watch(onHint: (hint: WatchHint) => void, only?: string): Promise<() => Promise<void>> {
@@ -446,24 +452,46 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async close(): Promise<void> {
+    if (this.pinned === undefined) return;
     await this.sweep();
+    this.pinned.close();
+    this.pinned = undefined;
   }
 
   /** exists reports whether a path exists on this side (for conflict names). */
-  async exists(path: string): Promise<boolean> {
-    return (await this.lstatAt(path)) !== undefined;
+  exists(path: string): Promise<boolean> {
+    if (path === '') {
+      try {
+        return Promise.resolve(this.tree.rootState() === 'same');
+      } catch (error) {
+        if (error instanceof SessionHalt) return Promise.resolve(false); // no root to pin
+        throw error;
+      }
+    }
+    return Promise.resolve(this.statAt(path) !== undefined);
   }
 }
 
-async function* readChunks(handle: fsp.FileHandle, size: number): AsyncGenerator<Buffer> {
+/** readWhole reads a small file of known size, failing if it turns out shorter. */
+function readWhole(fd: number, path: string, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let filled = 0;
+  while (filled < size) {
+    const n = readSync(fd, buf, filled, size - filled, filled);
+    if (n === 0) throw new ChangedError(path, 'shrank while being read');
+    filled += n;
+  }
+  return buf;
+}
+
+async function* readChunks(fd: number, size: number): AsyncGenerator<Buffer> {
   let position = 0;
   while (position < size) {
     const length = Math.min(CHUNK, size - position);
     const buf = Buffer.allocUnsafe(length);
-    const { bytesRead } = await handle.read(buf, 0, length, position);
+    const { bytesRead } = await readAt(fd, buf, 0, length, position);
     if (bytesRead === 0) break;
     position += bytesRead;
     yield bytesRead === length ? buf : buf.subarray(0, bytesRead);
   }
 }
-

@@ -1,23 +1,36 @@
 /**
  * The native Disk: ferry's N-API shims (native-shims/, built by node-gyp at
- * install): directory scans in worker threads, syncfs(2) as the batched
- * durability barrier, renameat2(RENAME_NOREPLACE).
+ * install). A tree is a directory fd pinned once; every path below it is
+ * resolved by openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_MAGICLINKS, so no call reaches outside the root, whatever is
+ * swapped in meanwhile (DESIGN rule 6). Directory scans and small copies run
+ * in worker threads; syncfs(2) is the batched durability barrier.
  */
 
+import { closeSync, fstatSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { FerryError } from '../core/errors.js';
-import { RECORD_SIZE, type Disk, type RawListing } from './disk.js';
+import { RECORD_SIZE, type Disk, type FileStat, type RawListing, type RootState, type Tree, rootStateOf, statFromRecord } from './disk.js';
 
 interface Shims {
-  scanDir(path: string, expect?: number): Promise<RawListing>;
-  syncfs(path: string): Promise<void>;
-  renameNoReplace(from: string, to: string): number;
-  copySmall(src: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string>;
+  openRoot(path: string): number;
+  openAt(root: number, rel: string, flags: number, mode: number): number;
+  statAt(root: number, rel: string): Buffer | null;
+  mkdirAt(root: number, rel: string, mode: number): void;
+  unlinkAt(root: number, rel: string, isDir: boolean): void;
+  renameAt(root: number, from: string, to: string, noReplace: boolean): number;
+  scanDir(root: number, rel: string, expect?: number): Promise<RawListing>;
+  syncfs(root: number): Promise<void>;
+  fsyncAt(root: number, rels: readonly string[]): Promise<void>;
+  copySmall(srcRoot: number, src: string, dstRoot: number, temp: string, size: number, stamp: Uint8Array | null): Promise<string>;
   peerUid(fd: number): number;
   readonly RECORD_SIZE: number;
 }
+
+/** Up to this many touched paths a barrier fsyncs each; beyond, one syncfs of the whole file system is cheaper. */
+const FSYNC_EACH_MAX = 8;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const addonPath = join(here, '..', '..', 'native-shims', 'build', 'Release', 'ferry_shims.node');
@@ -37,7 +50,7 @@ function shimsAddon(): Shims {
       { cause: error },
     );
   }
-  if (shims.RECORD_SIZE !== RECORD_SIZE || typeof shims.peerUid !== 'function') throw new FerryError('ENATIVE', "ferry's native shims are out of date; run `npm rebuild`");
+  if (shims.RECORD_SIZE !== RECORD_SIZE || typeof shims.openRoot !== 'function') throw new FerryError('ENATIVE', "ferry's native shims are out of date; run `npm rebuild`");
   addon = shims;
   return shims;
 }
@@ -47,22 +60,116 @@ export function peerUid(fd: number): number {
   return shimsAddon().peerUid(fd);
 }
 
+function errnoCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
+const NO_OPENAT2 =
+  "this kernel has no openat2(2), which ferry needs to keep every host read and write beneath the directory it syncs (DESIGN rule 6); run ferry on Linux 5.6 or later";
+
+/** openRoot pins root, refusing a kernel without openat2 with a clear error. */
+function openRoot(shims: Shims, root: string): number {
+  try {
+    return shims.openRoot(root);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOSYS') throw new FerryError('EKERNEL', NO_OPENAT2, { cause: error });
+    throw error;
+  }
+}
+
+class NativeTree implements Tree {
+  private fd: number;
+  private readonly dev: bigint;
+  private readonly ino: bigint;
+
+  constructor(
+    private readonly shims: Shims,
+    readonly root: string,
+  ) {
+    this.fd = openRoot(shims, root);
+    const st = fstatSync(this.fd, { bigint: true });
+    this.dev = st.dev;
+    this.ino = st.ino;
+  }
+
+  /** The root fd, for a copy between two native trees. */
+  get handle(): number {
+    if (this.fd < 0) throw new Error(`the tree at ${this.root} is closed`);
+    return this.fd;
+  }
+
+  scanDir(dir: string, expect?: number): Promise<RawListing> {
+    return this.shims.scanDir(this.handle, dir, expect);
+  }
+
+  stat(path: string): FileStat | undefined {
+    const record = this.shims.statAt(this.handle, path);
+    return record === null ? undefined : statFromRecord(record);
+  }
+
+  open(path: string, flags: number, mode = 0): number {
+    return this.shims.openAt(this.handle, path, flags, mode);
+  }
+
+  mkdir(path: string, mode: number): void {
+    this.shims.mkdirAt(this.handle, path, mode);
+  }
+
+  rmdir(path: string): void {
+    this.shims.unlinkAt(this.handle, path, true);
+  }
+
+  unlink(path: string): void {
+    this.shims.unlinkAt(this.handle, path, false);
+  }
+
+  rename(from: string, to: string): void {
+    this.shims.renameAt(this.handle, from, to, false);
+  }
+
+  renameNoReplace(from: string, to: string): Promise<number | undefined> {
+    try {
+      const digest = this.shims.renameAt(this.handle, from, to, true);
+      return Promise.resolve(digest >= 0 ? digest : undefined);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  sync(touched: readonly string[]): Promise<void> {
+    if (touched.length > 0 && touched.length <= FSYNC_EACH_MAX) return this.shims.fsyncAt(this.handle, touched);
+    return this.shims.syncfs(this.handle);
+  }
+
+  copySmall(source: Tree, path: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string> | undefined {
+    if (!(source instanceof NativeTree)) return undefined;
+    const bytes = stamp === null ? null : Buffer.from(stamp.buffer, stamp.byteOffset, stamp.byteLength);
+    return this.shims.copySmall(source.handle, path, this.handle, temp, size, bytes);
+  }
+
+  rootState(): RootState {
+    return rootStateOf(this.root, this.dev, this.ino);
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
 /** nativeDisk loads the shims (once) and returns the Disk they implement. */
 export function nativeDisk(): Disk {
   if (loaded !== undefined) return loaded;
   const shims = shimsAddon();
-  loaded = {
-    scanDir: (path, expect) => shims.scanDir(path, expect),
-    renameNoReplace: (from, to) => {
-      try {
-        const digest = shims.renameNoReplace(from, to);
-        return Promise.resolve(digest >= 0 ? digest : undefined);
-      } catch (error) {
-        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-      }
-    },
-    sync: (root) => shims.syncfs(root),
-    copySmall: (src, temp, size, stamp) => shims.copySmall(src, temp, size, stamp === null ? null : Buffer.from(stamp.buffer, stamp.byteOffset, stamp.byteLength)),
-  };
+  loaded = { open: (root) => new NativeTree(shims, root) };
   return loaded;
+}
+
+/**
+ * requireOpenat2 fails with a clear error, at start, where the kernel has no
+ * openat2: every host-side call of ferry depends on it.
+ */
+export function requireOpenat2(): void {
+  nativeDisk().open('/').close();
 }

@@ -3,13 +3,18 @@
  * compiler and no ferry build): readdir + lstat, link + unlink for a rename
  * that must not replace, fsync of each touched file and directory for
  * durability. Its records, order and digests equal the native scanner's.
+ *
+ * Paths are joined to the root: the last component is never followed
+ * (O_NOFOLLOW, lstat), but a directory on the way that the guest swapped for
+ * a link is. That only matters inside the guest, which owns its files
+ * anyway; the host's side is the native tree, confined by openat2.
  */
 
 import { execFile } from 'node:child_process';
-import { constants as C, lstatSync, readdirSync } from 'node:fs';
+import { type BigIntStats, constants as C, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, type Disk, type RawListing } from './disk.js';
+import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, type Disk, type FileStat, type RawListing, type RootState, type Tree, rootStateOf, statFromRecord } from './disk.js';
 import { stampDigest } from './stamp.js';
 import { SEED, type U64, chain, fnv1a64, splitNumber, top52 } from './mix64.js';
 
@@ -22,6 +27,24 @@ function validUtf8(name: Buffer): boolean {
   } catch {
     return false;
   }
+}
+
+function kindOf(st: BigIntStats): number {
+  if (st.isFile()) return RECORD_KIND.file;
+  if (st.isDirectory()) return RECORD_KIND.dir;
+  if (st.isSymbolicLink()) return RECORD_KIND.symlink;
+  return RECORD_KIND.special;
+}
+
+// writeRecord fills one record as the native scanner does.
+function writeRecord(r: Buffer, kind: number, st: BigIntStats | undefined): void {
+  r.writeUInt32LE(kind, 0);
+  if (st === undefined) return;
+  r.writeUInt32LE(Number(st.mode), 4);
+  r.writeDoubleLE(Number(st.size), 8);
+  const words = [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs];
+  words.forEach((w, k) => r.writeBigUInt64LE(BigInt.asUintN(64, w), STAMP_OFFSET + 8 * k));
+  r.writeDoubleLE(stampDigest(r.subarray(STAMP_OFFSET, STAMP_OFFSET + 40)), DIGEST_OFFSET);
 }
 
 async function scanDir(path: string, expect?: number): Promise<RawListing> {
@@ -46,21 +69,9 @@ async function scanDir(path: string, expect?: number): Promise<RawListing> {
     const st = stats[i];
     if (st === null) return; // vanished since it was listed
     const r = records.subarray(count * RECORD_SIZE, (count + 1) * RECORD_SIZE);
-    let kind: number;
-    if (st === undefined) kind = RECORD_KIND.unreadable;
-    else if (st.isFile()) kind = RECORD_KIND.file;
-    else if (st.isDirectory()) kind = RECORD_KIND.dir;
-    else if (st.isSymbolicLink()) kind = RECORD_KIND.symlink;
-    else kind = RECORD_KIND.special;
+    let kind = st === undefined ? RECORD_KIND.unreadable : kindOf(st);
     if (!validUtf8(name)) kind = RECORD_KIND.badName;
-    r.writeUInt32LE(kind, 0);
-    if (st !== undefined && st !== null) {
-      r.writeUInt32LE(Number(st.mode), 4);
-      r.writeDoubleLE(Number(st.size), 8);
-      const words = [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs];
-      words.forEach((w, k) => r.writeBigUInt64LE(BigInt.asUintN(64, w), STAMP_OFFSET + 8 * k));
-      r.writeDoubleLE(stampDigest(r.subarray(STAMP_OFFSET, STAMP_OFFSET + 40)), DIGEST_OFFSET);
-    }
+    writeRecord(r, kind, st);
     names.push(name.toString('utf8'));
     kept.push(name);
     count++;
@@ -140,11 +151,77 @@ function syncFileSystem(root: string): Promise<boolean> {
   });
 }
 
-async function sync(root: string, touched: readonly string[]): Promise<void> {
-  if (touched.length > 8 && (await syncFileSystem(root))) return;
-  const paths = touched.length > 0 ? touched : [root];
-  await Promise.all(paths.map((path) => fsyncPath(path.startsWith('/') ? path : join(root, path))));
+/** PortableTree is a tree reached by joining paths to its root. */
+class PortableTree implements Tree {
+  private readonly dev: bigint;
+  private readonly ino: bigint;
+
+  constructor(readonly root: string) {
+    const st = lstatSync(root, { bigint: true });
+    if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: ${root} is not a directory`), { code: 'ENOTDIR' });
+    this.dev = st.dev;
+    this.ino = st.ino;
+  }
+
+  private abs(path: string): string {
+    return path === '' ? this.root : join(this.root, path);
+  }
+
+  scanDir(dir: string, expect?: number): Promise<RawListing> {
+    return scanDir(this.abs(dir), expect);
+  }
+
+  stat(path: string): FileStat | undefined {
+    let st;
+    try {
+      st = lstatSync(this.abs(path), { bigint: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    const record = Buffer.alloc(RECORD_SIZE);
+    writeRecord(record, kindOf(st), st);
+    return statFromRecord(record);
+  }
+
+  open(path: string, flags: number, mode?: number): number {
+    return openSync(this.abs(path), flags | C.O_NOFOLLOW, mode);
+  }
+
+  mkdir(path: string, mode: number): void {
+    mkdirSync(this.abs(path), mode);
+  }
+
+  rmdir(path: string): void {
+    rmdirSync(this.abs(path));
+  }
+
+  unlink(path: string): void {
+    unlinkSync(this.abs(path));
+  }
+
+  rename(from: string, to: string): void {
+    renameSync(this.abs(from), this.abs(to));
+  }
+
+  renameNoReplace(from: string, to: string): Promise<number | undefined> {
+    return renameNoReplace(this.abs(from), this.abs(to));
+  }
+
+  async sync(touched: readonly string[]): Promise<void> {
+    if (touched.length > 8 && (await syncFileSystem(this.root))) return;
+    const paths = touched.length > 0 ? touched : [''];
+    await Promise.all(paths.map((path) => fsyncPath(this.abs(path))));
+  }
+
+  rootState(): RootState {
+    return rootStateOf(this.root, this.dev, this.ino);
+  }
+
+  close(): void {
+    // Nothing is held open.
+  }
 }
 
 /** portableDisk is the Disk in plain Node. */
-export const portableDisk: Disk = { scanDir, renameNoReplace, sync };
+export const portableDisk: Disk = { open: (root) => new PortableTree(root) };

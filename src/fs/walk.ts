@@ -1,23 +1,21 @@
 /**
- * The local scanner: lists one directory at a time through a Disk (the
+ * The local scanner: lists one directory at a time through a Tree (the
  * native scanner on the host, plain Node in the guest), never following a
  * link, sorted in ferry's path order.
  */
 
-import { join } from 'node:path';
 import type { Listing, ScanItem } from '../core/endpoint.js';
 import type { UnsupportedReason } from '../core/entry.js';
 import { compareNames, componentProblem, joinPath } from '../core/path.js';
-import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, STAMP_SIZE, type Disk, type RawListing } from './disk.js';
+import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, STAMP_SIZE, type RawListing } from './disk.js';
 
 /** TEMP_PREFIX starts the name of every file ferry stages; such files are never synced. */
 export const TEMP_PREFIX = '.ferry-tmp-';
 
-/** Walker lists directories below `root`, calling `onTemp` for each staged temporary it meets. */
+/** Walker lists directories through `scan` (a tree's scanDir), calling `onTemp` for each staged temporary it meets. */
 export class Walker {
   constructor(
-    private readonly disk: Disk,
-    private readonly root: string,
+    private readonly scan: (dir: string, expect?: number) => Promise<RawListing>,
     private readonly onTemp: (dir: string, name: string) => void,
   ) {}
 
@@ -27,7 +25,7 @@ export class Walker {
    * returned (complete: false).
    */
   async list(dir: string, expect?: number): Promise<Listing> {
-    const raw = await this.disk.scanDir(dir === '' ? this.root : join(this.root, dir), expect);
+    const raw = await this.scan(dir, expect);
     return { items: this.decode(dir, raw), digest: raw.digest, complete: raw.complete };
   }
   private decode(dir: string, raw: RawListing): ScanItem[] {

@@ -5,6 +5,7 @@
  * and exits 0.
  */
 
+import { requireOpenat2 } from '../fs/native.js';
 import { Store } from '../state/store.js';
 import { PowerboxStore } from '../state/powerbox-store.js';
 import { ControlServer, controlSocketPath } from './control.js';
@@ -12,6 +13,7 @@ import { Powerbox } from './powerbox.js';
 
 /** runDaemon serves until a signal stops it; returns the exit status. */
 export async function runDaemon(home: string): Promise<number> {
+  requireOpenat2();
   const store = Store.open(home);
   const say = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const powerbox = new Powerbox(store, new PowerboxStore(store), say);
