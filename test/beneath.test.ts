@@ -8,10 +8,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants as C, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { SessionHalt } from '../src/core/errors.js';
-import type { Tree } from '../src/fs/disk.js';
+import type { Disk, Tree } from '../src/fs/disk.js';
 import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
 import { FERRY_BIN, readTree, tempDir, writeTree } from './support/cli.js';
@@ -49,6 +50,7 @@ describe('a native tree', () => {
       expect(errno(() => tree.unlink(escape)), escape).toBe('EXDEV');
       expect(errno(() => tree.mkdir(`${escape}.d`, 0o755)), escape).toBe('EXDEV');
       expect(errno(() => tree.rename('a.txt', `${escape}.moved`)), escape).toBe('EXDEV');
+      expect(errno(() => tree.exchange?.('a.txt', escape)), escape).toBe('EXDEV');
       await expect(tree.renameNoReplace('a.txt', `${escape}.moved`), escape).rejects.toMatchObject({ code: 'EXDEV' });
       await expect(tree.scanDir(dirname(escape)), escape).rejects.toMatchObject({ code: 'EXDEV' });
     }
@@ -68,6 +70,7 @@ describe('a native tree', () => {
       expect(errno(() => tree.open(`${dirname(through)}/planted`, CREATE, 0o644)), through).toBe('ELOOP');
       expect(errno(() => tree.mkdir(`${dirname(through)}/d`, 0o755)), through).toBe('ELOOP');
       expect(errno(() => tree.rename('a.txt', `${dirname(through)}/moved`)), through).toBe('ELOOP');
+      expect(errno(() => tree.exchange?.('a.txt', through)), through).toBe('ELOOP');
       expect(errno(() => tree.unlink(through)), through).toBe('ELOOP');
       await expect(tree.scanDir(dirname(through))).rejects.toMatchObject({ code: 'ELOOP' });
     }
@@ -149,6 +152,54 @@ describe('a native tree', () => {
     await expect(endpoint.prepare()).rejects.toThrow(/the alpha root .* was replaced by another directory; nothing was changed/);
     // What the endpoint still holds is the directory it pinned, wherever it went.
     expect((await endpoint.list('')).items.map((i) => i.path)).toEqual(['a.txt', 'sub']);
+    await endpoint.close();
+  });
+});
+
+describe('replacing a file', () => {
+  const bytes = (text: string): AsyncIterable<Uint8Array> => Readable.from([Buffer.from(text)]);
+
+  /** A native disk whose first exchange is preceded by `meanwhile` (another writer's timing, made certain). */
+  function racingDisk(meanwhile: () => void): Disk {
+    let raced = false;
+    return {
+      open: (root) => {
+        const tree = nativeDisk().open(root);
+        const exchange = tree.exchange?.bind(tree);
+        if (exchange === undefined) throw new Error('the native tree has no exchange');
+        tree.exchange = (a, b) => {
+          if (!raced) {
+            raced = true;
+            meanwhile();
+          }
+          exchange(a, b);
+        };
+        return tree;
+      },
+    };
+  }
+
+  test('swaps the new content in, in one step, and leaves no temporary', async () => {
+    const root = tempDir('ferry-replace-');
+    writeTree(root, { 'doc.txt': 'first' });
+    const endpoint = new LocalEndpoint('alpha', root, nativeDisk());
+    await endpoint.prepare();
+    const seen = await endpoint.inspect('doc.txt');
+    const staged = await endpoint.stage('doc.txt', bytes('second'), 6);
+    await endpoint.commit(staged, seen, { stripExec: false });
+    expect(readTree(root)).toEqual({ 'doc.txt': 'second' });
+    await endpoint.close();
+  });
+
+  test('a write that lands between the check and the swap is swapped back, not lost', async () => {
+    const root = tempDir('ferry-replace-');
+    writeTree(root, { 'doc.txt': 'first' });
+    const endpoint = new LocalEndpoint('alpha', root, racingDisk(() => writeFileSync(join(root, 'doc.txt'), 'edited meanwhile')));
+    await endpoint.prepare();
+    const seen = await endpoint.inspect('doc.txt');
+    const staged = await endpoint.stage('doc.txt', bytes('second'), 6);
+    await expect(endpoint.commit(staged, seen, { stripExec: false })).rejects.toThrow(/modified while it was being replaced/);
+    expect(readTree(root)).toEqual({ 'doc.txt': 'edited meanwhile' });
     await endpoint.close();
   });
 });

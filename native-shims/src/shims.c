@@ -14,8 +14,9 @@
 //   openAt(root, rel, flags, mode) -> fd, opened beneath root.
 //   statAt(root, rel)        -> Buffer (one record, below) | null if absent.
 //   mkdirAt(root, rel, mode), unlinkAt(root, rel, isDir)
-//   renameAt(root, from, to, noReplace) -> number: renameat2, with
-//       RENAME_NOREPLACE when asked (EEXIST if `to` exists); returns the stamp
+//   renameAt(root, from, to, mode) -> number: renameat2; mode 0 replaces,
+//       1 is RENAME_NOREPLACE (EEXIST if `to` exists), 2 RENAME_EXCHANGE
+//       (both names must exist; they swap atomically); returns the stamp
 //       digest of `to` after the move (-1 if it could not be read).
 //   scanDir(root, rel, expect?) -> Promise<{ names, records, digest, complete }>
 //       One directory listed and lstat'ed in a worker thread (getdents +
@@ -60,6 +61,9 @@
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
 #endif
 
 #define RECORD_SIZE 64
@@ -410,9 +414,13 @@ static napi_value unlink_at(napi_env env, napi_callback_info info) {
 static napi_value rename_at(napi_env env, napi_callback_info info) {
   napi_value argv[4], result = NULL;
   int32_t root;
-  bool no_replace = false;
-  if (!args(env, info, 4, argv, "renameAt(root, from, to, noReplace)") || !get_fd(env, argv[0], &root)) return NULL;
-  CHECK(napi_get_value_bool(env, argv[3], &no_replace));
+  int32_t mode = 0;
+  if (!args(env, info, 4, argv, "renameAt(root, from, to, mode)") || !get_fd(env, argv[0], &root)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[3], &mode));
+  if (mode < 0 || mode > 2) {
+    napi_throw_range_error(env, NULL, "renameAt: mode is 0 (replace), 1 (no replace) or 2 (exchange)");
+    return NULL;
+  }
   char *from = get_path(env, argv[1]);
   if (!from) return NULL;
   char *to = get_path(env, argv[2]);
@@ -436,7 +444,7 @@ static napi_value rename_at(napi_env env, napi_callback_info info) {
   }
   int err = 0;
   if (to_dir < 0) err = errno;
-  else if (syscall(SYS_renameat2, from_dir, from_base, to_dir, to_base, no_replace ? RENAME_NOREPLACE : 0) != 0) err = errno;
+  else if (syscall(SYS_renameat2, from_dir, from_base, to_dir, to_base, mode == 1 ? RENAME_NOREPLACE : mode == 2 ? RENAME_EXCHANGE : 0) != 0) err = errno;
   if (err) napi_throw(env, make_error(env, err, "renameat2", to));
   else {
     // The stamp digest of what now has the name, so that the caller need not

@@ -51,6 +51,8 @@ export interface Tree {
   unlink(path: string): void;
   /** rename moves `from` to `to`, replacing a file there. */
   rename(from: string, to: string): void;
+  /** exchange swaps two existing names atomically (RENAME_EXCHANGE); only where it is native. */
+  exchange?(a: string, b: string): void;
   /**
    * renameNoReplace moves `from` to `to`, failing with EEXIST if `to` exists;
    * returns the stamp digest of `to` after the move where that comes cheap.

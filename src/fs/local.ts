@@ -335,10 +335,7 @@ export class LocalEndpoint implements Endpoint {
         const mode = replacedFileMode(st.mode, options.stripExec);
         strippedExec = mode.strippedExec;
         this.chmod(temp, mode.mode);
-        // RACE: a writer that modifies the destination between the check
-        // above and this rename loses that write. The window is one stat,
-        // one chmod and one rename long.
-        this.tree.rename(temp, path);
+        this.replace(temp, path, st);
       } else {
         throw new ChangedError(path, `expected ${expect.kind} is not a file`);
       }
@@ -354,6 +351,30 @@ export class LocalEndpoint implements Endpoint {
     const after = this.statAt(path);
     if (after === undefined) throw new ChangedError(path, 'deleted right after it was written');
     return { digest: after.digest, strippedExec };
+  }
+
+  /**
+   * replace puts a staged file in place of the file `seen` at path. Where the
+   * tree can, the two are swapped in one step (RENAME_EXCHANGE) and what was
+   * swapped out is checked again: a write that landed on the destination
+   * after it was checked is swapped back, not lost.
+   */
+  private replace(temp: string, path: string, seen: FileStat): void {
+    if (this.tree.exchange === undefined) {
+      // RACE: a writer that modifies the destination between the check and
+      // this rename loses that write (the guest's portable tree only).
+      this.tree.rename(temp, path);
+      return;
+    }
+    this.tree.exchange(temp, path);
+    const old = this.tree.stat(temp);
+    // A rename changes ctime, so (dev, ino, size, mtime) are compared.
+    if (old?.kind === 'file' && old.stamp.subarray(0, 32).equals(seen.stamp.subarray(0, 32))) {
+      this.unlinkQuietly(temp);
+      return;
+    }
+    this.tree.exchange(temp, path);
+    throw new ChangedError(path, 'modified while it was being replaced');
   }
 
   // Sets the permission bits of a staged temporary (ferry's own file).

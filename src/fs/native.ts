@@ -20,7 +20,7 @@ interface Shims {
   statAt(root: number, rel: string): Buffer | null;
   mkdirAt(root: number, rel: string, mode: number): void;
   unlinkAt(root: number, rel: string, isDir: boolean): void;
-  renameAt(root: number, from: string, to: string, noReplace: boolean): number;
+  renameAt(root: number, from: string, to: string, mode: (typeof RENAME)[keyof typeof RENAME]): number;
   scanDir(root: number, rel: string, expect?: number): Promise<RawListing>;
   syncfs(root: number): Promise<void>;
   fsyncAt(root: number, rels: readonly string[]): Promise<void>;
@@ -28,6 +28,9 @@ interface Shims {
   peerUid(fd: number): number;
   readonly RECORD_SIZE: number;
 }
+
+/** renameAt's modes: replace, RENAME_NOREPLACE, RENAME_EXCHANGE. */
+const RENAME = { replace: 0, noReplace: 1, exchange: 2 } as const;
 
 /** Up to this many touched paths a barrier fsyncs each; beyond, one syncfs of the whole file system is cheaper. */
 const FSYNC_EACH_MAX = 8;
@@ -124,12 +127,16 @@ class NativeTree implements Tree {
   }
 
   rename(from: string, to: string): void {
-    this.shims.renameAt(this.handle, from, to, false);
+    this.shims.renameAt(this.handle, from, to, RENAME.replace);
+  }
+
+  exchange(a: string, b: string): void {
+    this.shims.renameAt(this.handle, a, b, RENAME.exchange);
   }
 
   renameNoReplace(from: string, to: string): Promise<number | undefined> {
     try {
-      const digest = this.shims.renameAt(this.handle, from, to, true);
+      const digest = this.shims.renameAt(this.handle, from, to, RENAME.noReplace);
       return Promise.resolve(digest >= 0 ? digest : undefined);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
