@@ -28,6 +28,13 @@ export async function runDaemon(home: string): Promise<number> {
     store.close();
     throw error;
   }
+  // One VM's failure must not stop the others: a promise rejected with
+  // nobody to hear it is a bug of ferry's, said and logged, not a crash.
+  process.on('unhandledRejection', (reason) => {
+    const text = reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
+    say(`internal error (the daemon goes on): ${text}`);
+    store.log('internal-error', null, null, text.split('\n')[0] ?? text);
+  });
   powerbox.start();
   say(`ferry daemon ${process.pid} serving ${path}`);
   await new Promise<void>((resolve) => {

@@ -206,6 +206,9 @@ class GrantRunner {
         break;
       case 'reconnecting':
         this.status = `reconnecting: ${event.message}`;
+        // `grant` is waiting: a first sync cut off (a lost VM, a guest that
+        // stalls) fails it now rather than after retries nobody sees.
+        this.failFirst(new FerryError('EVM', `the first sync of grant ${this.grant.id} was cut off: ${event.message}`));
         break;
       default:
         break;

@@ -239,13 +239,24 @@ export class RemoteEndpoint implements Endpoint {
     if (!this.channel.write(bytes)) await new Promise<void>((resolve) => this.channel.once('drain', resolve));
   }
 
+  /**
+   * expectReply registers request `id`. A request whose send fails is
+   * abandoned by its caller: its rejection (when the channel breaks) is
+   * handled here, so that it cannot take the process down.
+   */
+  private expectReply(id: number, accepts: readonly ReplyKind[], data?: ReadStream): Promise<Reply> {
+    const reply = new Promise<Reply>((resolve, reject) => {
+      this.pending.set(id, { accepts, resolve, reject, ...(data !== undefined ? { data } : {}) });
+    });
+    reply.catch(() => undefined);
+    return reply;
+  }
+
   private async call<K extends ReplyKind>(request: Omit<Request, 'id'>, accepts: readonly K[], data?: ReadStream): Promise<Extract<Reply, { t: K }>> {
     if (this.broken !== undefined) throw this.broken;
     if (this.pending.size === 0) this.lastHeard = Date.now();
     const id = this.nextId++;
-    const reply = new Promise<Reply>((resolve, reject) => {
-      this.pending.set(id, { accepts, resolve, reject, ...(data !== undefined ? { data } : {}) });
-    });
+    const reply = this.expectReply(id, accepts, data);
     await this.send(encodeJson({ ...request, id }));
     const answer = await reply;
     if (answer.t === 'error') {
@@ -305,7 +316,7 @@ export class RemoteEndpoint implements Endpoint {
     if (this.broken !== undefined) throw this.broken;
     if (this.pending.size === 0) this.lastHeard = Date.now();
     const id = this.nextId++;
-    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { accepts: ['staged'], resolve, reject }));
+    const reply = this.expectReply(id, ['staged']);
     await this.send(encodeJson({ t: 'stage', id, path, size: expectedSize }));
     let sent = 0;
     try {
