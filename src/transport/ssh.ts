@@ -250,6 +250,8 @@ export class SshLink {
       await endpoint.start();
     } catch (error) {
       close();
+      // The next attempt probes the guest again: its copy of the agent may be gone.
+      this.agentCommand = undefined;
       throw new FerryError('EAGENT', `the ferry agent in ${label} did not start: ${(error as Error).message}${stderr === '' ? '' : ` (it said: ${stderr.trim()})`}`);
     }
     return { endpoint, close };
