@@ -31,13 +31,17 @@ export interface Channel {
 }
 
 /**
- * How long the agent may leave requests unanswered without sending anything
- * before the host gives up on it (FERRY_AGENT_TIMEOUT, in seconds).
+ * How long the agent may leave requests unanswered without making progress
+ * (a whole frame, or PROGRESS_BYTES of one) before the host gives up on it
+ * (FERRY_AGENT_TIMEOUT, in seconds).
  */
 function agentTimeoutMs(): number {
   const seconds = Number(process.env.FERRY_AGENT_TIMEOUT ?? '');
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 120_000;
 }
+
+/** Bytes of a frame still arriving that count as progress: a byte now and then does not (a slow loris). */
+const PROGRESS_BYTES = 64 * 1024;
 
 type ReplyKind = Reply['t'];
 
@@ -84,6 +88,10 @@ export class RemoteEndpoint implements Endpoint {
   private helloDone = false;
   private readonly stagedIds = new WeakMap<Staged, number>();
   private lastHeard = Date.now();
+  /** Sends waiting for the channel to drain. */
+  private readonly drainWaiters = new Set<() => void>();
+  /** Bytes received since lastHeard was last moved. */
+  private unheardBytes = 0;
   private readonly watchdog: ReturnType<typeof setInterval>;
   private onEnded: (halt: SessionHalt) => void = () => undefined;
   /** Settles with the reason when the channel ends, whoever ended it. */
@@ -155,14 +163,22 @@ export class RemoteEndpoint implements Endpoint {
     clearInterval(this.watchdog);
     const message = violation ? `the guest agent at ${this.label} broke the protocol: ${reason}; its connection was closed and nothing more from it was applied` : reason;
     const halt = lost ? new ConnectionLost(message) : new SessionHalt(message);
-    this.broken = halt;
     this.onEnded(halt);
     if (violation) this.onViolation(reason);
+    this.shut(halt);
+    return halt;
+  }
+
+  // Ends everything in flight with `halt` and closes the channel.
+  private shut(halt: SessionHalt): void {
+    this.broken = halt;
+    clearInterval(this.watchdog);
     for (const p of this.pending.values()) {
       p.data?.finish(halt);
       p.reject(halt);
     }
     this.pending.clear();
+    for (const done of [...this.drainWaiters]) done();
     const h = this.hello;
     this.hello = undefined;
     h?.(halt);
@@ -171,14 +187,27 @@ export class RemoteEndpoint implements Endpoint {
     } catch {
       // already closed
     }
-    return halt;
+  }
+
+  /**
+   * abort closes the channel from this side (a revoke, the end of a grant):
+   * whatever is in flight fails at once instead of waiting on a guest that
+   * may never answer or drain.
+   */
+  abort(): void {
+    if (this.broken === undefined) this.shut(new SessionHalt(`the connection to ${this.label} was closed by this host`));
   }
 
   private receive(chunk: Buffer): void {
     if (this.broken !== undefined) return;
-    this.lastHeard = Date.now();
     try {
-      for (const frame of this.decoder.push(chunk)) {
+      const frames = this.decoder.push(chunk);
+      this.unheardBytes += chunk.length;
+      if (frames.length > 0 || this.unheardBytes >= PROGRESS_BYTES) {
+        this.lastHeard = Date.now();
+        this.unheardBytes = 0;
+      }
+      for (const frame of frames) {
         this.countMessage();
         if (frame.type === 'data') {
           const p = this.pending.get(frame.id);
@@ -236,7 +265,18 @@ export class RemoteEndpoint implements Endpoint {
 
   private async send(bytes: Uint8Array): Promise<void> {
     if (this.broken !== undefined) throw this.broken;
-    if (!this.channel.write(bytes)) await new Promise<void>((resolve) => this.channel.once('drain', resolve));
+    if (this.channel.write(bytes)) return;
+    // A channel that breaks or is closed never drains: the break releases the wait.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.drainWaiters.delete(done);
+        resolve();
+      };
+      this.drainWaiters.add(done);
+      this.channel.once('drain', done);
+    });
+    const broken = this.broken as SessionHalt | undefined;
+    if (broken !== undefined) throw broken;
   }
 
   /**

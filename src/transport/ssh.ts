@@ -239,13 +239,7 @@ export class SshLink {
       stderr = (stderr + d.toString('utf8')).slice(-2000);
     });
     const endpoint = new RemoteEndpoint(side, label, channel, root, onViolation, limits);
-    const close = () => {
-      try {
-        channel.end();
-      } catch {
-        // already closed
-      }
-    };
+    const close = () => endpoint.abort();
     try {
       await endpoint.start();
     } catch (error) {
