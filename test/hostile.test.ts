@@ -7,13 +7,14 @@
  * rules 6-7).
  */
 
-import { copyFileSync, lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AGENT_BUNDLE } from './support/agent.js';
+import { auditLog } from './support/audit-log.js';
 import { type CliResult, type Pair, makePair, readTree, runFerry } from './support/cli.js';
+import { dangerous, snapshot } from './support/snapshot.js';
 import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
 
 const HOSTILE_AGENT = join(dirname(fileURLToPath(import.meta.url)), 'support', 'hostile-agent.mjs');
@@ -25,53 +26,6 @@ const ALPHA = { 'a.txt': 'alpha a\n', 'b.txt': 'alpha b\n', 'sub/c.txt': 'alpha 
 // data) comes after the honest part of the same pass, and a directory from
 // beta would already have been created on alpha by then.
 const BETA = { 'w.txt': 'beta w\n', 'x.txt': 'beta x\n', 'y.txt': 'beta y\n' };
-
-/** A snapshot of a tree: every path with its type, permission bits and content. */
-type Snapshot = Record<string, string>;
-
-function snapshot(root: string, skip: ReadonlySet<string> = new Set()): Snapshot {
-  const out: Snapshot = {};
-  const walk = (rel: string) => {
-    for (const name of readdirSync(join(root, rel)).sort()) {
-      const path = rel === '' ? name : `${rel}/${name}`;
-      if (skip.has(path)) continue;
-      const st = lstatSync(join(root, path));
-      const mode = (st.mode & 0o7777).toString(8);
-      if (st.isDirectory()) {
-        out[path] = `dir ${mode}`;
-        walk(path);
-      } else if (st.isFile()) out[path] = `file ${mode} ${readFileSync(join(root, path)).toString('base64')}`;
-      else out[path] = `other ${mode}`;
-    }
-  };
-  walk('');
-  return out;
-}
-
-/** Paths below root that are executable, setuid/setgid/sticky, or not a plain file or directory. */
-function dangerous(root: string, skip: ReadonlySet<string>): string[] {
-  const bad: string[] = [];
-  for (const [path, what] of Object.entries(snapshot(root, skip))) {
-    const [type, modeText] = what.split(' ') as [string, string];
-    const mode = Number.parseInt(modeText, 8);
-    if (type === 'other' || (mode & 0o7000) !== 0 || (type === 'file' && (mode & 0o111) !== 0)) bad.push(`${path} (${what.slice(0, 16)})`);
-  }
-  return bad;
-}
-
-interface LogRow {
-  kind: string;
-  detail: string;
-}
-
-function auditLog(home: string): LogRow[] {
-  const db = new Database(join(home, 'ferry.db'), { readonly: true, fileMustExist: true });
-  try {
-    return db.prepare('SELECT kind, detail FROM log ORDER BY id').all() as LogRow[];
-  } finally {
-    db.close();
-  }
-}
 
 interface HostileCase {
   /** The hostile agent's MODE. */

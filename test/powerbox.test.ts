@@ -6,12 +6,13 @@
  * files, a daemon restart, revocation, and the control socket's owner check.
  */
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { installedAgentName } from './support/agent.js';
 import { FERRY_BIN, runFerry, tempDir, writeTree } from './support/cli.js';
+import { Daemon } from './support/daemon.js';
 import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
 import { eventually, sleep, until } from './support/wait.js';
 
@@ -23,34 +24,6 @@ function read(path: string): string | undefined {
     return readFileSync(path, 'utf8');
   } catch {
     return undefined;
-  }
-}
-
-/** A running `ferry daemon`. */
-class Daemon {
-  stderr = '';
-  private readonly exited: Promise<number | null>;
-
-  constructor(
-    private readonly home: string,
-    private readonly child: ChildProcess = spawn(process.execPath, [FERRY_BIN, 'daemon'], { env: { ...process.env, FERRY_HOME: home }, stdio: ['ignore', 'ignore', 'pipe'] }),
-  ) {
-    this.child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    this.exited = new Promise((resolve) => this.child.on('close', (status) => resolve(status)));
-  }
-
-  async ready(): Promise<void> {
-    await eventually(() => expect(this.stderr).toMatch(/serving/), 15_000);
-  }
-
-  async stop(): Promise<number | null> {
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
-    try {
-      return await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 
