@@ -32,6 +32,8 @@ export class ControlServer {
   private constructor(
     private readonly server: Server,
     readonly path: string,
+    /** Open connections: closing the server ends them rather than waiting on a caller that never hangs up. */
+    private readonly sockets: Set<Socket>,
   ) {}
 
   static async listen(path: string, handlers: Readonly<Record<string, Handler>>, onRefused: (uid: number) => void): Promise<ControlServer> {
@@ -39,7 +41,12 @@ export class ControlServer {
     chmodSync(dirname(path), 0o700);
     await refuseIfServed(path);
     rmSync(path, { force: true });
-    const server = createServer((socket) => serveConnection(socket, handlers, onRefused));
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      serveConnection(socket, handlers, onRefused);
+    });
     const umask = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -50,11 +57,13 @@ export class ControlServer {
       process.umask(umask);
     }
     chmodSync(path, 0o600);
-    return new ControlServer(server, path);
+    return new ControlServer(server, path, sockets);
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
     rmSync(this.path, { force: true });
   }
 }

@@ -49,5 +49,8 @@ export async function runDaemon(home: string): Promise<number> {
   await powerbox.stop();
   store.close();
   say('stopped');
+  // Every grant is stopped and the store closed: a connection to a guest that
+  // has not finished closing must not keep the process alive.
+  setTimeout(() => process.exit(0), 2_000).unref();
   return 0;
 }
