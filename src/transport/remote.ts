@@ -112,11 +112,19 @@ export class RemoteEndpoint implements Endpoint {
     // A guest that stops answering (a stalled agent, a slow loris) is cut
     // off: requests are pending and nothing arrived for the whole timeout.
     const timeout = agentTimeoutMs();
+    const period = Math.min(5_000, timeout / 2);
+    let lastTick = Date.now();
     this.watchdog = setInterval(() => {
-      if (this.pending.size > 0 && Date.now() - this.lastHeard > timeout) {
+      // A tick that comes late means this host was busy (its event loop
+      // blocked, the agent's answer maybe waiting unread): that time is not
+      // the agent's.
+      const now = Date.now();
+      if (now - lastTick > 2 * period) this.lastHeard += now - lastTick - period;
+      lastTick = now;
+      if (this.pending.size > 0 && now - this.lastHeard > timeout) {
         this.break(`it left ${this.pending.size} request(s) unanswered for ${Math.round(timeout / 1000)} s`, true, true);
       }
-    }, Math.min(5_000, timeout / 2));
+    }, period);
     this.watchdog.unref();
     channel.on('close', () => {
       // Logged as a violation, yet a cut link looks the same: watch mode may reconnect.
