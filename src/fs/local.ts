@@ -130,7 +130,7 @@ export class LocalEndpoint implements Endpoint {
 
   prepare(): Promise<void> {
     if (this.pinned === undefined) {
-      this.pin().close();
+      this.pinned = this.pin();
       return Promise.resolve();
     }
     const state = this.pinned.rootState();

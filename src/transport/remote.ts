@@ -168,7 +168,6 @@ export class RemoteEndpoint implements Endpoint {
   // tried again (a connection that broke, as opposed to a guest that lied).
   private break(reason: string, violation: boolean, lost = !violation): SessionHalt {
     if (this.broken !== undefined) return this.broken;
-    clearInterval(this.watchdog);
     const message = violation ? `the guest agent at ${this.label} broke the protocol: ${reason}; its connection was closed and nothing more from it was applied` : reason;
     const halt = lost ? new ConnectionLost(message) : new SessionHalt(message);
     this.onEnded(halt);
@@ -459,15 +458,8 @@ export class RemoteEndpoint implements Endpoint {
     };
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.watchdog);
-    if (this.broken === undefined) {
-      try {
-        this.channel.end();
-      } catch {
-        // already closed
-      }
-    }
+  close(): Promise<void> {
+    this.abort();
     return Promise.resolve();
   }
 }
