@@ -28,9 +28,11 @@
 //       holding root: ferry's batched durability barrier.
 //   fsyncAt(root, rels)      -> Promise<void>: fsync(2) of each file or
 //       directory named (one gone since is skipped), for a small batch.
-//   copySmall(srcRoot, src, dstRoot, temp, size, stamp) -> Promise<hash>
-//       Copies a small file to a new staged temporary in a worker thread,
-//       checking the source's stamp first; returns its xxHash64.
+//   renameBatch(root, froms, tos) -> Promise<(number | Error)[]>: renameAt
+//       with RENAME_NOREPLACE for many pairs in one worker thread.
+//   copyBatch(srcRoot, dstRoot, jobs) -> Promise<(string | Error)[]>
+//       Copies small files to new staged temporaries in one worker thread,
+//       checking each source's stamp first; gives each one's xxHash64.
 //   xxh64(buffer)            -> string (16 hex digits), the same hash.
 //   peerUid(fd)              -> number: the uid at the other end of a unix
 //       socket (SO_PEERCRED), for the daemon's control socket.
@@ -411,6 +413,42 @@ static napi_value unlink_at(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// rename_beneath renames `from` to `to`, both beneath root, with renameat2's
+// mode 0 (replace), 1 (RENAME_NOREPLACE) or 2 (RENAME_EXCHANGE); 0 or an
+// errno. *digest is the stamp digest of what now has the name `to`, -1 if it
+// cannot be read (the caller then stats it).
+static int rename_beneath(int root, const char *from, const char *to, int mode, double *digest) {
+  const char *from_base, *to_base;
+  int from_dir = parent_of(root, from, &from_base);
+  // A staged file is renamed within its directory: one lookup serves both.
+  int to_dir;
+  if (from_dir >= 0 && dir_len(from) == dir_len(to) && strncmp(from, to, dir_len(to)) == 0) {
+    to_base = to + dir_len(to);
+    to_dir = from_dir;
+    if (!valid_last(to_base)) {
+      to_dir = -1;
+      errno = EINVAL;
+    }
+  } else {
+    to_dir = from_dir < 0 ? -1 : parent_of(root, to, &to_base);
+  }
+  int err = 0;
+  *digest = -1;
+  if (to_dir < 0) err = errno;
+  else if (syscall(SYS_renameat2, from_dir, from_base, to_dir, to_base, mode == 1 ? RENAME_NOREPLACE : mode == 2 ? RENAME_EXCHANGE : 0) != 0) err = errno;
+  else {
+    struct stat st;
+    if (fstatat(to_dir, to_base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      uint64_t words[5];
+      stamp_words(&st, words);
+      *digest = stamp_digest(words);
+    }
+  }
+  if (to_dir != from_dir) release(to_dir, root);
+  release(from_dir, root);
+  return err;
+}
+
 static napi_value rename_at(napi_env env, napi_callback_info info) {
   napi_value argv[4], result = NULL;
   int32_t root;
@@ -428,41 +466,115 @@ static napi_value rename_at(napi_env env, napi_callback_info info) {
     free(from);
     return NULL;
   }
-  const char *from_base, *to_base;
-  int from_dir = parent_of(root, from, &from_base);
-  // A staged file is renamed within its directory: one lookup serves both.
-  int to_dir;
-  if (from_dir >= 0 && dir_len(from) == dir_len(to) && strncmp(from, to, dir_len(to)) == 0) {
-    to_base = to + dir_len(to);
-    to_dir = from_dir;
-    if (!valid_last(to_base)) {
-      to_dir = -1;
-      errno = EINVAL;
-    }
-  } else {
-    to_dir = from_dir < 0 ? -1 : parent_of(root, to, &to_base);
-  }
-  int err = 0;
-  if (to_dir < 0) err = errno;
-  else if (syscall(SYS_renameat2, from_dir, from_base, to_dir, to_base, mode == 1 ? RENAME_NOREPLACE : mode == 2 ? RENAME_EXCHANGE : 0) != 0) err = errno;
+  double digest;
+  int err = rename_beneath(root, from, to, mode, &digest);
   if (err) napi_throw(env, make_error(env, err, "renameat2", to));
-  else {
-    // The stamp digest of what now has the name, so that the caller need not
-    // stat it again; -1 if it cannot be read (the caller then stats it).
-    struct stat st;
-    double digest = -1;
-    if (fstatat(to_dir, to_base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      uint64_t words[5];
-      stamp_words(&st, words);
-      digest = stamp_digest(words);
-    }
-    napi_create_double(env, digest, &result);
-  }
-  if (to_dir != from_dir) release(to_dir, root);
-  release(from_dir, root);
+  else napi_create_double(env, digest, &result);
   free(from);
   free(to);
   return result;
+}
+
+// ---- renameBatch ------------------------------------------------------------
+// renameBatch(root, froms, tos) -> Promise<(number | Error)[]>: renameAt with
+// RENAME_NOREPLACE for each pair in turn, in one worker thread; each result
+// is the new name's stamp digest (-1 if unread) or that rename's error.
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int root;
+  size_t count;
+  char **froms;
+  char **tos;
+  int *errs;
+  double *digests;
+} rename_job;
+
+static void rename_job_free(rename_job *job) {
+  for (size_t i = 0; i < job->count; i++) {
+    free(job->froms[i]);
+    free(job->tos[i]);
+  }
+  free(job->froms);
+  free(job->tos);
+  free(job->errs);
+  free(job->digests);
+  free(job);
+}
+
+static void rename_execute(napi_env env, void *data) {
+  (void)env;
+  rename_job *job = data;
+  for (size_t i = 0; i < job->count; i++) job->errs[i] = rename_beneath(job->root, job->froms[i], job->tos[i], 1, &job->digests[i]);
+}
+
+static void rename_complete(napi_env env, napi_status status, void *data) {
+  rename_job *job = data;
+  napi_value results;
+  if (status != napi_ok || napi_create_array_with_length(env, job->count, &results) != napi_ok) {
+    napi_reject_deferred(env, job->deferred, make_error(env, EIO, "renameat2", ""));
+  } else {
+    for (size_t i = 0; i < job->count; i++) {
+      napi_value item;
+      if (job->errs[i]) item = make_error(env, job->errs[i], "renameat2", job->tos[i]);
+      else napi_create_double(env, job->digests[i], &item);
+      napi_set_element(env, results, (uint32_t)i, item);
+    }
+    napi_resolve_deferred(env, job->deferred, results);
+  }
+  napi_delete_async_work(env, job->work);
+  rename_job_free(job);
+}
+
+// path_pair reads element i of two parallel arrays of paths.
+static int path_pair(napi_env env, napi_value a, napi_value b, uint32_t i, char **x, char **y) {
+  napi_value item;
+  *x = napi_get_element(env, a, i, &item) == napi_ok ? get_path(env, item) : NULL;
+  if (!*x) return 0;
+  *y = napi_get_element(env, b, i, &item) == napi_ok ? get_path(env, item) : NULL;
+  if (!*y) {
+    free(*x);
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value rename_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[3], promise, name;
+  int32_t root;
+  uint32_t count = 0, count_to = 0;
+  if (!args(env, info, 3, argv, "renameBatch(root, froms, tos)") || !get_fd(env, argv[0], &root)) return NULL;
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok || napi_get_array_length(env, argv[2], &count_to) != napi_ok || count != count_to) {
+    napi_throw_type_error(env, NULL, "renameBatch: froms and tos must be arrays of paths of the same length");
+    return NULL;
+  }
+  rename_job *job = calloc(1, sizeof *job);
+  size_t n = count ? count : 1;
+  if (job) {
+    job->froms = calloc(n, sizeof *job->froms);
+    job->tos = calloc(n, sizeof *job->tos);
+    job->errs = calloc(n, sizeof *job->errs);
+    job->digests = calloc(n, sizeof *job->digests);
+  }
+  if (!job || !job->froms || !job->tos || !job->errs || !job->digests) {
+    if (job) rename_job_free(job);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  job->root = root;
+  for (uint32_t i = 0; i < count; i++) {
+    if (!path_pair(env, argv[1], argv[2], i, &job->froms[i], &job->tos[i])) {
+      rename_job_free(job);
+      return NULL;
+    }
+    job->count = i + 1;
+  }
+  CHECK(napi_create_promise(env, &job->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "ferry:renameBatch", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, rename_execute, rename_complete, job, &job->work));
+  CHECK(napi_queue_async_work(env, job->work));
+  return promise;
 }
 
 // ---- scanDir -------------------------------------------------------------
@@ -851,149 +963,204 @@ static napi_value xxh64_js(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// ---- copySmall -------------------------------------------------------------
-// copySmall(srcRoot, src, dstRoot, temp, size, stamp|null) -> Promise<hash>:
-// reads a small
-// regular file (not following links) after checking it still has the
-// scanned stamp and size, writes it to a new file `temp` (O_EXCL, mode 0666
-// less the umask) and returns its xxHash64, all in a worker thread. Fails
-// with code ECHANGED when the source is not what was scanned.
+// ---- copyBatch -------------------------------------------------------------
+// copyBatch(srcRoot, dstRoot, jobs) -> Promise<(string | Error)[]>: each job
+// is [src, temp, size, stamp | null]. In one worker thread, for each job in
+// turn: read a small regular file of the source tree (not following links)
+// after checking it still has the scanned stamp and size, write it to a new
+// file `temp` of the destination tree (O_EXCL, mode 0666 less the umask) and
+// give its xxHash64 (16 hex digits). A job whose source is not what was
+// scanned gives an Error with code ECHANGED; any other failure its errno
+// error. One call for many files spares a thread hand-off per file.
 
 typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  int src_root;
-  int dst_root;
   char *src;
   char *temp;
   size_t size;
   int has_stamp;
   unsigned char stamp[40];
   int err;
-  int changed;
-  const char *what;
+  const char *changed;  // why the source is not what was scanned
   uint64_t hash;
+} copy_item;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int src_root;
+  int dst_root;
+  size_t count;
+  copy_item *items;
 } copy_job;
 
-static void copy_execute(napi_env env, void *data) {
-  (void)env;
-  copy_job *job = data;
-  int in = beneath(job->src_root, job->src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+// copy_one copies one item, reading through *buf (grown as needed).
+static void copy_one(int src_root, int dst_root, copy_item *job, unsigned char **buf, size_t *cap) {
+  int in = beneath(src_root, job->src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
   if (in < 0) {
     job->err = errno;
-    if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) { job->changed = 1; job->what = "deleted or replaced by a link"; }
+    if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) job->changed = "deleted or replaced by a link";
     return;
   }
   struct stat st;
   if (fstat(in, &st) != 0) { job->err = errno; close(in); return; }
   if (!S_ISREG(st.st_mode) || (size_t)st.st_size != job->size) {
-    job->changed = 1; job->what = "no longer the file that was scanned"; close(in); return;
+    job->changed = "no longer the file that was scanned"; close(in); return;
   }
   if (job->has_stamp) {
     unsigned char now[40];
-    put_u64(now, (uint64_t)st.st_dev);
-    put_u64(now + 8, (uint64_t)st.st_ino);
-    put_u64(now + 16, (uint64_t)st.st_size);
-    put_u64(now + 24, (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec);
-    put_u64(now + 32, (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec);
-    if (memcmp(now, job->stamp, 40) != 0) { job->changed = 1; job->what = "modified since it was scanned"; close(in); return; }
+    uint64_t words[5];
+    stamp_words(&st, words);
+    for (int w = 0; w < 5; w++) put_u64(now + 8 * w, words[w]);
+    if (memcmp(now, job->stamp, 40) != 0) { job->changed = "modified since it was scanned"; close(in); return; }
   }
-  unsigned char *buf = malloc(job->size ? job->size : 1);
-  if (!buf) { job->err = ENOMEM; close(in); return; }
+  if (*cap < job->size || !*buf) {
+    free(*buf);
+    *cap = job->size > 4096 ? job->size : 4096;
+    *buf = malloc(*cap);
+    if (!*buf) { *cap = 0; job->err = ENOMEM; close(in); return; }
+  }
   size_t filled = 0;
   while (filled < job->size) {
-    ssize_t n = pread(in, buf + filled, job->size - filled, (off_t)filled);
+    ssize_t n = pread(in, *buf + filled, job->size - filled, (off_t)filled);
     if (n < 0) { if (errno == EINTR) continue; job->err = errno; break; }
-    if (n == 0) { job->changed = 1; job->what = "shrank while being read"; break; }
+    if (n == 0) { job->changed = "shrank while being read"; break; }
     filled += (size_t)n;
   }
   close(in);
-  if (job->err || job->changed) { free(buf); return; }
-  int out = beneath(job->dst_root, job->temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
+  if (job->err || job->changed) return;
+  int out = beneath(dst_root, job->temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
   if (out < 0) {
     job->err = errno;
-    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) { job->changed = 1; job->what = "its directory changed"; }
-    free(buf);
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) job->changed = "its directory changed";
     return;
   }
   size_t written = 0;
   while (written < job->size) {
-    ssize_t n = write(out, buf + written, job->size - written);
+    ssize_t n = write(out, *buf + written, job->size - written);
     if (n < 0) { if (errno == EINTR) continue; job->err = errno; break; }
     written += (size_t)n;
   }
-  // Start the write-back now, without waiting for it: the batch barrier
-  // (syncfs) then finds less to write and the disk works while we copy.
-  if (!job->err) sync_file_range(out, 0, 0, SYNC_FILE_RANGE_WRITE);
+  // No write-back is started here: the batch barrier (syncfs) writes the
+  // batch at once, while the next batch is copied, and in fewer, larger
+  // requests than one per file.
   if (close(out) != 0 && !job->err) job->err = errno;
   if (job->err) {
     const char *base;
-    int dir = parent_of(job->dst_root, job->temp, &base);
+    int dir = parent_of(dst_root, job->temp, &base);
     if (dir >= 0) unlinkat(dir, base, 0);
-    release(dir, job->dst_root);
+    release(dir, dst_root);
+  } else {
+    job->hash = xxh64(*buf, job->size);
   }
-  else job->hash = xxh64(buf, job->size);
+}
+
+static void copy_execute(napi_env env, void *data) {
+  (void)env;
+  copy_job *job = data;
+  unsigned char *buf = NULL;
+  size_t cap = 0;
+  for (size_t i = 0; i < job->count; i++) copy_one(job->src_root, job->dst_root, &job->items[i], &buf, &cap);
   free(buf);
+}
+
+static void copy_job_free(copy_job *job) {
+  for (size_t i = 0; i < job->count; i++) {
+    free(job->items[i].src);
+    free(job->items[i].temp);
+  }
+  free(job->items);
+  free(job);
+}
+
+static napi_value copy_result(napi_env env, const copy_item *item) {
+  napi_value result;
+  if (item->changed) {
+    napi_value msg, code;
+    napi_create_string_utf8(env, item->changed, NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, "ECHANGED", NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, msg, &result);
+    napi_set_named_property(env, result, "code", code);
+  } else if (item->err) {
+    result = make_error(env, item->err, "copy", item->src);
+  } else {
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)item->hash);
+    napi_create_string_utf8(env, hex, 16, &result);
+  }
+  return result;
 }
 
 static void copy_complete(napi_env env, napi_status status, void *data) {
   copy_job *job = data;
-  if (status != napi_ok) {
-    napi_reject_deferred(env, job->deferred, make_error(env, EIO, "copySmall", job->src));
-  } else if (job->changed) {
-    napi_value msg, code, error;
-    napi_create_string_utf8(env, job->what, NAPI_AUTO_LENGTH, &msg);
-    napi_create_string_utf8(env, "ECHANGED", NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, code, msg, &error);
-    napi_set_named_property(env, error, "code", code);
-    napi_reject_deferred(env, job->deferred, error);
-  } else if (job->err) {
-    napi_reject_deferred(env, job->deferred, make_error(env, job->err, "copySmall", job->src));
+  napi_value results;
+  if (status != napi_ok || napi_create_array_with_length(env, job->count, &results) != napi_ok) {
+    napi_reject_deferred(env, job->deferred, make_error(env, EIO, "copy", ""));
   } else {
-    char hex[17];
-    napi_value result;
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)job->hash);
-    napi_create_string_utf8(env, hex, 16, &result);
-    napi_resolve_deferred(env, job->deferred, result);
+    for (size_t i = 0; i < job->count; i++) napi_set_element(env, results, (uint32_t)i, copy_result(env, &job->items[i]));
+    napi_resolve_deferred(env, job->deferred, results);
   }
   napi_delete_async_work(env, job->work);
-  free(job->src);
-  free(job->temp);
-  free(job);
+  copy_job_free(job);
 }
 
-static napi_value copy_small(napi_env env, napi_callback_info info) {
-  napi_value argv[6], promise, name;
-  int32_t src_root, dst_root;
-  if (!args(env, info, 6, argv, "copySmall(srcRoot, src, dstRoot, temp, size, stamp)")) return NULL;
-  if (!get_fd(env, argv[0], &src_root) || !get_fd(env, argv[2], &dst_root)) return NULL;
-  char *src = get_path(env, argv[1]);
-  if (!src) return NULL;
-  char *temp = get_path(env, argv[3]);
-  if (!temp) { free(src); return NULL; }
-  double size = 0;
-  if (napi_get_value_double(env, argv[4], &size) != napi_ok || size < 0 || size > (double)(1 << 30)) {
-    free(src); free(temp);
-    napi_throw_range_error(env, NULL, "copySmall: size out of range");
-    return NULL;
+// copy_item_from reads one job, [src, temp, size, stamp | null], throwing on a bad one.
+static int copy_item_from(napi_env env, napi_value value, copy_item *item) {
+  napi_value src, temp, size_v, stamp_v;
+  bool is_array = false;
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_element(env, value, 0, &src) != napi_ok ||
+      napi_get_element(env, value, 1, &temp) != napi_ok || napi_get_element(env, value, 2, &size_v) != napi_ok ||
+      napi_get_element(env, value, 3, &stamp_v) != napi_ok) {
+    napi_throw_type_error(env, NULL, "copyBatch: each job is [src, temp, size, stamp | null]");
+    return 0;
   }
-  copy_job *job = calloc(1, sizeof *job);
-  if (!job) { free(src); free(temp); napi_throw_error(env, NULL, "out of memory"); return NULL; }
-  job->src_root = src_root;
-  job->dst_root = dst_root;
-  job->src = src;
-  job->temp = temp;
-  job->size = (size_t)size;
+  double size = -1;
+  if (napi_get_value_double(env, size_v, &size) != napi_ok || !(size >= 0 && size <= (double)(1 << 30))) {
+    napi_throw_range_error(env, NULL, "copyBatch: size out of range");
+    return 0;
+  }
+  item->size = (size_t)size;
   void *stamp = NULL;
   size_t stamp_len = 0;
   napi_valuetype type;
-  CHECK(napi_typeof(env, argv[5], &type));
-  if (type == napi_object && napi_get_buffer_info(env, argv[5], &stamp, &stamp_len) == napi_ok && stamp_len == 40) {
-    memcpy(job->stamp, stamp, 40);
-    job->has_stamp = 1;
+  if (napi_typeof(env, stamp_v, &type) == napi_ok && type == napi_object && napi_get_buffer_info(env, stamp_v, &stamp, &stamp_len) == napi_ok && stamp_len == 40) {
+    memcpy(item->stamp, stamp, 40);
+    item->has_stamp = 1;
+  }
+  item->src = get_path(env, src);
+  if (!item->src) return 0;
+  item->temp = get_path(env, temp);
+  return item->temp != NULL;
+}
+
+static napi_value copy_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[3], promise, name;
+  int32_t src_root, dst_root;
+  uint32_t count = 0;
+  if (!args(env, info, 3, argv, "copyBatch(srcRoot, dstRoot, jobs)")) return NULL;
+  if (!get_fd(env, argv[0], &src_root) || !get_fd(env, argv[1], &dst_root)) return NULL;
+  if (napi_get_array_length(env, argv[2], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "copyBatch: jobs must be an array");
+    return NULL;
+  }
+  copy_job *job = calloc(1, sizeof *job);
+  if (job) job->items = calloc(count ? count : 1, sizeof *job->items);
+  if (!job || !job->items) {
+    free(job);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  job->src_root = src_root;
+  job->dst_root = dst_root;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value value;
+    job->count = i + 1;
+    if (napi_get_element(env, argv[2], i, &value) != napi_ok || !copy_item_from(env, value, &job->items[i])) {
+      copy_job_free(job);
+      return NULL;
+    }
   }
   CHECK(napi_create_promise(env, &job->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "ferry:copySmall", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_string_utf8(env, "ferry:copyBatch", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_create_async_work(env, NULL, name, copy_execute, copy_complete, job, &job->work));
   CHECK(napi_queue_async_work(env, job->work));
   return promise;
@@ -1033,7 +1200,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, sync_fs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fsyncAt", NULL, fsync_at, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"copySmall", NULL, copy_small, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyBatch", NULL, copy_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameBatch", NULL, rename_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xxh64", NULL, xxh64_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { FerryError } from '../core/errors.js';
+import { Batcher } from './batch.js';
 import { RECORD_SIZE, type Disk, type FileStat, type RawListing, type RootState, type Tree, rootStateOf, statFromRecord } from './disk.js';
 
 interface Shims {
@@ -24,13 +25,25 @@ interface Shims {
   scanDir(root: number, rel: string, expect?: number): Promise<RawListing>;
   syncfs(root: number): Promise<void>;
   fsyncAt(root: number, rels: readonly string[]): Promise<void>;
-  copySmall(srcRoot: number, src: string, dstRoot: number, temp: string, size: number, stamp: Uint8Array | null): Promise<string>;
+  renameBatch(root: number, froms: readonly string[], tos: readonly string[]): Promise<(number | Error)[]>;
+  copyBatch(srcRoot: number, dstRoot: number, jobs: readonly CopyJob[]): Promise<(string | Error)[]>;
   peerUid(fd: number): number;
   readonly RECORD_SIZE: number;
 }
 
+/** A small copy: source path, temporary to create, size, and the stamp the source must still have. */
+type CopyJob = readonly [src: string, temp: string, size: number, stamp: Buffer | null];
+
 /** renameAt's modes: replace, RENAME_NOREPLACE, RENAME_EXCHANGE. */
 const RENAME = { replace: 0, noReplace: 1, exchange: 2 } as const;
+
+/** Worker threads a batch of copies may use at once (libuv's pool has 4 by default). */
+const COPY_PARALLEL = 4;
+/** Below this many copies a chunk, another chunk is not worth its hand-off. */
+const COPY_MIN_CHUNK = 4;
+/** Renames of one batch: a chunk each for this many threads, at least RENAME_MIN_CHUNK each. */
+const RENAME_PARALLEL = 2;
+const RENAME_MIN_CHUNK = 64;
 
 /** Up to this many touched paths a barrier fsyncs each; beyond, one syncfs of the whole file system is cheaper. */
 const FSYNC_EACH_MAX = 8;
@@ -84,6 +97,9 @@ class NativeTree implements Tree {
   private fd: number;
   private readonly dev: bigint;
   private readonly ino: bigint;
+  private readonly renames: Batcher<readonly [string, string], number>;
+  /** Copies into this tree, by source tree. */
+  private readonly copies = new Map<NativeTree, Batcher<CopyJob, string>>();
 
   constructor(
     private readonly shims: Shims,
@@ -93,6 +109,16 @@ class NativeTree implements Tree {
     const st = fstatSync(this.fd, { bigint: true });
     this.dev = st.dev;
     this.ino = st.ino;
+    this.renames = new Batcher(
+      (pairs) =>
+        shims.renameBatch(
+          this.handle,
+          pairs.map((p) => p[0]),
+          pairs.map((p) => p[1]),
+        ),
+      RENAME_PARALLEL,
+      RENAME_MIN_CHUNK,
+    );
   }
 
   /** The root fd, for a copy between two native trees. */
@@ -134,13 +160,9 @@ class NativeTree implements Tree {
     this.shims.renameAt(this.handle, a, b, RENAME.exchange);
   }
 
-  renameNoReplace(from: string, to: string): Promise<number | undefined> {
-    try {
-      const digest = this.shims.renameAt(this.handle, from, to, RENAME.noReplace);
-      return Promise.resolve(digest >= 0 ? digest : undefined);
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
+  async renameNoReplace(from: string, to: string): Promise<number | undefined> {
+    const digest = await this.renames.add([from, to]);
+    return digest >= 0 ? digest : undefined;
   }
 
   sync(touched: readonly string[]): Promise<void> {
@@ -150,8 +172,13 @@ class NativeTree implements Tree {
 
   copySmall(source: Tree, path: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string> | undefined {
     if (!(source instanceof NativeTree)) return undefined;
+    let copies = this.copies.get(source);
+    if (copies === undefined) {
+      copies = new Batcher((jobs) => this.shims.copyBatch(source.handle, this.handle, jobs), COPY_PARALLEL, COPY_MIN_CHUNK);
+      this.copies.set(source, copies);
+    }
     const bytes = stamp === null ? null : Buffer.from(stamp.buffer, stamp.byteOffset, stamp.byteLength);
-    return this.shims.copySmall(source.handle, path, this.handle, temp, size, bytes);
+    return copies.add([path, temp, size, bytes]);
   }
 
   rootState(): RootState {
