@@ -80,7 +80,7 @@ export interface SessionOptions {
   readonly onEvent?: (event: SyncEvent) => void;
   /** Passes to run while paths keep changing under the sync (default 3). */
   readonly maxPasses?: number;
-  /** Files staged concurrently (default 8). */
+  /** Files staged concurrently (default: 64 small and 8 large files between local directories, 32 across a network). */
   readonly concurrency?: number;
   /**
    * Directories to rescan instead of the whole tree (from a watcher's
@@ -100,6 +100,8 @@ export interface SessionOptions {
   readonly limits?: Limits;
 }
 
+/** Files up to this size count as small for staging (as for a local endpoint's batched copies). */
+const SMALL_COPY = 1 << 20;
 const BATCH_FILES = 1024;
 const BATCH_BYTES = 64 << 20;
 const BATCH_ACTIONS = 4000;
@@ -198,6 +200,13 @@ interface Transfer {
   readonly slot: number;
 }
 
+/** Batch: what one batch staged, decided and touched, to be settled together. */
+interface Batch {
+  readonly transfers: Transfer[];
+  readonly actions: (Action | null)[];
+  readonly touched: Set<Side>;
+}
+
 /** syncSession takes the session's lock and runs passes until nothing changed under it, or maxPasses. */
 export async function syncSession(options: SessionOptions): Promise<Summary> {
   const lock = lockSession(options.store.home, options.session.id);
@@ -249,13 +258,16 @@ function withAncestors(dirs: Iterable<string>): Set<string> {
 class Pass {
   private readonly store: Store;
   private readonly sessionId: number;
-  private queue: PQueue | undefined;
+  private smallQueue: PQueue | undefined;
+  private largeQueue: PQueue | undefined;
   private actions: (Action | null)[] = [];
   private transfers: Transfer[] = [];
   private batchBytes = 0;
   private batchStarted = Date.now();
   private halt: SessionHalt | undefined;
   private touched = new Set<Side>();
+  /** The batch being settled (put in place and recorded) while the walk stages the next. */
+  private settling: Promise<void> = Promise.resolve();
   private readonly detected = new Set<string>();
   private readonly unstable = new Map<string, Error>();
   private retriedBefore: number;
@@ -276,19 +288,30 @@ class Pass {
     this.scopeDirs = options.scope === undefined ? undefined : withAncestors(options.scope);
   }
 
-  // The transfer queue, loaded with the first copy: a sync with nothing to
-  // copy does not pay for loading p-queue.
-  private async transferQueue(): Promise<PQueue> {
-    if (this.queue === undefined) {
+  // The transfer queue for a file of this size, loaded with the first copy:
+  // a sync with nothing to copy does not pay for loading p-queue.
+  private async transferQueue(size: number): Promise<{ queue: PQueue; concurrency: number }> {
+    const small = size <= SMALL_COPY;
+    let queue = small ? this.smallQueue : this.largeQueue;
+    if (queue === undefined) {
       const { default: Queue } = await import('p-queue');
-      this.queue ??= new Queue({ concurrency: this.concurrency });
+      queue = new Queue({ concurrency: this.concurrency(small) });
+      if (small) this.smallQueue ??= queue;
+      else this.largeQueue ??= queue;
     }
-    return this.queue;
+    return { queue, concurrency: this.concurrency(small) };
   }
 
-  /** Files staged at once: more when a side is across a network, to fill the pipe. */
-  private get concurrency(): number {
-    return this.options.concurrency ?? (this.options.alpha.trusted && this.options.beta.trusted ? 8 : 32);
+  /**
+   * Files staged at once. Between local directories, small files are many:
+   * their copies go to the worker threads in batches, so more in flight
+   * means fewer, fuller trips; a large file holds a buffer while it is
+   * copied, so fewer of those. Across a network, enough to fill the pipe.
+   */
+  private concurrency(small: boolean): number {
+    if (this.options.concurrency !== undefined) return this.options.concurrency;
+    if (!this.options.alpha.trusted || !this.options.beta.trusted) return 32;
+    return small ? 64 : 8;
   }
 
   private endpoint(side: Side): Endpoint {
@@ -307,7 +330,13 @@ class Pass {
     await Promise.all([alpha.prepare(), beta.prepare()]);
     await this.recoverIntents();
     const starts = this.options.scope === undefined || this.options.only !== undefined ? [''] : await this.startingPoints(this.options.scope);
-    for (const start of starts) await this.walkFrom(start, resolutions);
+    try {
+      for (const start of starts) await this.walkFrom(start, resolutions);
+    } catch (error) {
+      // The batch being put in place finishes before the error is passed on.
+      await this.settling.catch(() => undefined);
+      throw error;
+    }
     await this.flush();
     if (this.halt !== undefined) throw this.halt;
     await Promise.all([alpha.sweep(), beta.sweep()]);
@@ -585,7 +614,7 @@ class Pass {
       this.actions.length >= BATCH_ACTIONS ||
       (this.actions.length > 0 && Date.now() - this.batchStarted > BATCH_MS)
     ) {
-      await this.flush();
+      await this.endBatch();
     }
     if (this.halt !== undefined) {
       await this.flush();
@@ -640,8 +669,8 @@ class Pass {
       case 'copy': {
         const source = this.endpoint(otherSide(op.to));
         const slot = this.actions.push(null) - 1;
-        const queue = await this.transferQueue();
-        if (queue.size > 4 * this.concurrency) await queue.onSizeLessThan(2 * this.concurrency);
+        const { queue, concurrency } = await this.transferQueue(op.entry.size);
+        if (queue.size > 4 * concurrency) await queue.onSizeLessThan(2 * concurrency);
         const staging = queue
           .add(async () => {
             const staged = (await target.copyFrom?.(source, op.path, op.entry)) ?? (await target.stage(op.path, source.read(op.path, op.entry), op.entry.size));
@@ -719,17 +748,33 @@ class Pass {
     await target.removeDir(path);
   }
 
-  /** flush ends a batch: barrier, renames, barrier, then one archive transaction. */
+  /** flush ends the batch and waits until every batch is settled. */
   private async flush(): Promise<void> {
-    const transfers = this.transfers;
-    const actions = this.actions;
-    const touched = this.touched;
+    await this.endBatch();
+    await this.settling;
+  }
+
+  /**
+   * endBatch hands the batch over to be settled while the walk goes on and
+   * stages the next one: one batch at a time is settled, in order, so the
+   * archive is committed in the order the walk decided.
+   */
+  private async endBatch(): Promise<void> {
+    const batch: Batch = { transfers: this.transfers, actions: this.actions, touched: this.touched };
     this.transfers = [];
     this.actions = [];
     this.touched = new Set();
     this.batchBytes = 0;
     this.batchStarted = Date.now();
+    await this.settling;
+    const settling = this.settle(batch);
+    // Awaited by the next endBatch or flush, which pass its error on.
+    settling.catch(() => undefined);
+    this.settling = settling;
+  }
 
+  /** settle puts a batch in place: barrier, renames, barrier, then one archive transaction. */
+  private async settle({ transfers, actions, touched }: Batch): Promise<void> {
     const staged = await Promise.all(transfers.map((t) => t.staging));
     // A side that lied or went away while this batch was staged: none of the
     // batch's copies is put in place.
