@@ -149,3 +149,48 @@ describe('native copy', () => {
     await expect(copy('link', 'out3.tmp', 11, null)).rejects.toMatchObject({ code: 'ECHANGED' });
   });
 });
+
+describe('batched native calls', () => {
+  test('many copies and renames at once: each gets its own outcome, in the right place', async () => {
+    const dir = tempDir('ferry-batch-');
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) files[`d${i % 7}/f${i}`] = `content ${i} `.repeat(i % 50);
+    writeTree(dir, files);
+    const tree = nativeDisk().open(dir);
+    const { hashBytes, initHash } = await import('../src/fs/hash.js');
+    await initHash();
+    const stampAt = (path: string) => stampOf(lstatSync(join(dir, path), { bigint: true }));
+    // Every 10th source changes after its stamp is taken; every 25th is gone.
+    const stamps = Object.keys(files).map((path) => stampAt(path));
+    Object.keys(files).forEach((path, i) => {
+      if (i % 25 === 0) execFileSync('rm', [join(dir, path)]);
+      else if (i % 10 === 0) writeFileSync(join(dir, path), `${files[path]!}changed`);
+    });
+    const copies = Object.keys(files).map((path, i) => tree.copySmall?.(tree, path, `${path}.tmp`, Buffer.byteLength(files[path]!), stamps[i]!));
+    const outcomes = await Promise.allSettled(copies.map((copy) => copy ?? Promise.reject(new Error('no copy'))));
+    Object.keys(files).forEach((path, i) => {
+      const outcome = outcomes[i]!;
+      if (i % 25 === 0 || i % 10 === 0) {
+        expect(outcome.status, path).toBe('rejected');
+        expect((outcome as PromiseRejectedResult).reason).toMatchObject({ code: 'ECHANGED' });
+      } else {
+        expect(outcome, path).toEqual({ status: 'fulfilled', value: hashBytes(Buffer.from(files[path]!)) });
+        expect(readFileSync(join(dir, `${path}.tmp`), 'utf8')).toBe(files[path]);
+      }
+    });
+    // Renames: one target is taken, so that one alone fails with EEXIST.
+    const good = Object.keys(files).filter((_, i) => i % 25 !== 0 && i % 10 !== 0);
+    writeFileSync(join(dir, `${good[7]!}.new`), 'taken');
+    const renames = await Promise.allSettled(good.map((path) => tree.renameNoReplace(`${path}.tmp`, `${path}.new`)));
+    good.forEach((path, i) => {
+      if (i === 7) {
+        expect(renames[i]).toMatchObject({ status: 'rejected', reason: { code: 'EEXIST' } });
+        expect(readFileSync(join(dir, `${path}.new`), 'utf8')).toBe('taken');
+      } else {
+        expect(renames[i]).toEqual({ status: 'fulfilled', value: stampDigest(stampAt(`${path}.new`)) });
+        expect(readFileSync(join(dir, `${path}.new`), 'utf8')).toBe(files[path]);
+      }
+    });
+    tree.close();
+  });
+});

@@ -13,6 +13,7 @@ interface Waiting<J, R> {
 
 export class Batcher<J, R> {
   private waiting: Waiting<J, R>[] = [];
+  private running = 0;
 
   /**
    * @param run does one chunk of jobs; its results are in the jobs' order, an Error for a job that failed.
@@ -32,12 +33,13 @@ export class Batcher<J, R> {
     });
   }
 
+  // Starts chunks while fewer than `parallel` run; what is left waits for
+  // one to end and goes with the jobs added meanwhile, in a fuller chunk.
   private drain(): void {
-    const all = this.waiting;
-    this.waiting = [];
-    const chunks = Math.max(1, Math.min(this.parallel, Math.floor(all.length / this.minChunk)));
-    const size = Math.ceil(all.length / chunks);
-    for (let start = 0; start < all.length; start += size) this.runChunk(all.slice(start, start + size));
+    while (this.running < this.parallel && this.waiting.length > 0) {
+      const size = Math.max(this.minChunk, Math.ceil(this.waiting.length / (this.parallel - this.running)));
+      this.runChunk(this.waiting.splice(0, size));
+    }
   }
 
   private runChunk(chunk: Waiting<J, R>[]): void {
@@ -47,15 +49,22 @@ export class Batcher<J, R> {
     } catch (error) {
       results = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    results.then(
-      (settled) =>
-        chunk.forEach((w, i) => {
-          const result = settled[i];
-          if (result instanceof Error) w.reject(result);
-          else if (result === undefined) w.reject(new Error('a batched call gave no result for this job'));
-          else w.resolve(result);
-        }),
-      (error: unknown) => chunk.forEach((w) => w.reject(error instanceof Error ? error : new Error(String(error)))),
-    );
+    this.running++;
+    results
+      .then(
+        (settled) =>
+          chunk.forEach((w, i) => {
+            const result = settled[i];
+            if (result instanceof Error) w.reject(result);
+            else if (result === undefined) w.reject(new Error('a batched call gave no result for this job'));
+            else w.resolve(result);
+          }),
+        (error: unknown) => chunk.forEach((w) => w.reject(error instanceof Error ? error : new Error(String(error)))),
+      )
+      .finally(() => {
+        this.running--;
+        // After the callers have had their results and queued what follows.
+        setImmediate(() => this.drain());
+      });
   }
 }

@@ -110,6 +110,19 @@ export interface LogRecord {
   readonly detail: string;
 }
 
+/** Copy intents recorded by one statement. */
+const INTENT_ROWS = 64;
+
+/** copyIntentValues flattens `count` copies from `start` into the values of intentPutMany. */
+function copyIntentValues(session: number, copies: readonly { side: Side; path: string; size: number; hash: string }[], start: number, count: number): unknown[] {
+  const values: unknown[] = [];
+  for (let i = start; i < start + count; i++) {
+    const copy = copies[i]!;
+    values.push(session, copy.side, copy.path, 'copy', copy.size, copy.hash);
+  }
+  return values;
+}
+
 const KIND_FILE = 0;
 const KIND_DIR = 1;
 
@@ -164,6 +177,8 @@ function conflictFromRow(row: ConflictRow): ConflictRecord {
 export class Store {
   readonly db: Database.Database;
   private readonly stmts;
+  /** Inside a transaction: the listing last dropped ('' for none); undefined outside one. */
+  private lastDropped: string | undefined;
 
   private constructor(
     readonly home: string,
@@ -195,6 +210,9 @@ export class Store {
       listingDropBelow: db.prepare<[number, string, string]>('DELETE FROM listings WHERE session = ? AND key > ? AND key < ?'),
       intentPut: db.prepare<[number, Side, string, IntentOp, number | null, string | null]>(
         'INSERT OR REPLACE INTO intents (session, side, path, op, size, hash) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      intentPutMany: db.prepare<unknown[]>(
+        `INSERT OR REPLACE INTO intents (session, side, path, op, size, hash) VALUES ${Array.from({ length: INTENT_ROWS }, () => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
       ),
       intentsOf: db.prepare<[number], IntentRow>('SELECT side, path, op, size, hash FROM intents WHERE session = ?'),
       intentsClear: db.prepare<[number]>('DELETE FROM intents WHERE session = ?'),
@@ -311,7 +329,17 @@ export class Store {
     } else {
       throw new StoreError('EINTERNAL', `unsupported entries are never archived (${path})`);
     }
-    this.stmts.listingDrop.run(session, parent);
+    this.dropListing(session, parent);
+  }
+
+  // Forgets the listing digests of a directory whose entries change; once
+  // per directory and transaction, as a batch puts many entries in one.
+  private dropListing(session: number, key: string): void {
+    const dropped = `${session}/${key}`;
+    if (this.lastDropped === dropped) return;
+    this.stmts.listingDrop.run(session, key);
+    // Outside a transaction nothing is remembered.
+    if (this.lastDropped !== undefined) this.lastDropped = dropped;
   }
 
   /** archiveDelete forgets path only. */
@@ -339,12 +367,20 @@ export class Store {
 
   /** putListing records the listing digests of a directory whose children are all in agreement. */
   putListing(session: number, dir: string, alpha: number, beta: number): void {
+    if (this.lastDropped !== undefined) this.lastDropped = '';
     this.stmts.listingPut.run(session, pathKey(dir), alpha, beta);
   }
 
   /** putIntent records a change about to be made on `side` (call before making it). */
   putIntent(session: number, side: Side, path: string, op: IntentOp, file?: { size: number; hash: string }): void {
     this.stmts.intentPut.run(session, side, path, op, file?.size ?? null, file?.hash ?? null);
+  }
+
+  /** putCopyIntents records many copies about to be put in place (call before making them), INTENT_ROWS rows a statement. */
+  putCopyIntents(session: number, copies: readonly { side: Side; path: string; size: number; hash: string }[]): void {
+    let start = 0;
+    for (; start + INTENT_ROWS <= copies.length; start += INTENT_ROWS) this.stmts.intentPutMany.run(copyIntentValues(session, copies, start, INTENT_ROWS));
+    for (const copy of copies.slice(start)) this.putIntent(session, copy.side, copy.path, 'copy', copy);
   }
 
   /** intents lists the changes a sync announced and may not have recorded. */
@@ -405,7 +441,12 @@ export class Store {
 
   /** transaction runs fn in one synchronous transaction. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    this.lastDropped = '';
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.lastDropped = undefined;
+    }
   }
 }
 

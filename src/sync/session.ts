@@ -793,12 +793,12 @@ class Pass {
     if (transfers.length > 0) await this.barrier(new Set(transfers.map((t) => t.op.to)));
     // Announce the renames before making them, so that a crash between the
     // renames and the archive commit below is recognised by the next sync.
-    this.store.transaction(() => {
-      transfers.forEach((t, i) => {
-        const result = staged[i];
-        if (result !== undefined && !(result instanceof Error)) this.store.putIntent(this.sessionId, t.op.to, t.op.path, 'copy', { size: result.size, hash: result.hash });
-      });
+    const copies: { side: Side; path: string; size: number; hash: string }[] = [];
+    transfers.forEach((t, i) => {
+      const result = staged[i];
+      if (result !== undefined && !(result instanceof Error)) copies.push({ side: t.op.to, path: t.op.path, size: result.size, hash: result.hash });
     });
+    this.store.transaction(() => this.store.putCopyIntents(this.sessionId, copies));
     // The renames of a batch are independent (one per path), so they are
     // issued together: over SSH that is one round trip, not one per file.
     await Promise.all(
