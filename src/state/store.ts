@@ -216,6 +216,8 @@ export class Store {
       ),
       intentsOf: db.prepare<[number], IntentRow>('SELECT side, path, op, size, hash FROM intents WHERE session = ?'),
       intentsClear: db.prepare<[number]>('DELETE FROM intents WHERE session = ?'),
+      intentsClearCopies: db.prepare<[number]>("DELETE FROM intents WHERE session = ? AND op = 'copy'"),
+      intentClear: db.prepare<[number, Side, string]>('DELETE FROM intents WHERE session = ? AND side = ? AND path = ?'),
       conflictOpenAt: db.prepare<[number, string], ConflictRow>("SELECT * FROM conflicts WHERE session = ? AND path = ? AND state IN ('open', 'pending')"),
       conflictInsert: db.prepare<[number, string, string, string | null, string | null, string | null, number]>(
         "INSERT INTO conflicts (session, path, reason, base, alpha, beta, detected_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
@@ -396,6 +398,16 @@ export class Store {
   /** clearIntents forgets every intent of a session (call once the archive records their outcome). */
   clearIntents(session: number): void {
     this.stmts.intentsClear.run(session);
+  }
+
+  /**
+   * clearBatchIntents forgets the intents of one batch once the archive
+   * records their outcome: its copies (announced while the batch is put in
+   * place, one batch at a time) and the changes its walk announced.
+   */
+  clearBatchIntents(session: number, walked: readonly { side: Side; path: string }[]): void {
+    this.stmts.intentsClearCopies.run(session);
+    for (const { side, path } of walked) this.stmts.intentClear.run(session, side, path);
   }
 
   /** recordConflict stores a conflict, keeping the id of one already open at that path. Returns its id and whether it is new. */

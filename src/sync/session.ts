@@ -205,6 +205,7 @@ interface Batch {
   readonly transfers: Transfer[];
   readonly actions: (Action | null)[];
   readonly touched: Set<Side>;
+  readonly intents: { side: Side; path: string }[];
 }
 
 /** syncSession takes the session's lock and runs passes until nothing changed under it, or maxPasses. */
@@ -266,6 +267,8 @@ class Pass {
   private batchStarted = Date.now();
   private halt: SessionHalt | undefined;
   private touched = new Set<Side>();
+  /** The changes this batch's walk announced (mkdir, remove), cleared when the batch is recorded. */
+  private intents: { side: Side; path: string }[] = [];
   /** The batch being settled (put in place and recorded) while the walk stages the next. */
   private settling: Promise<void> = Promise.resolve();
   private readonly detected = new Set<string>();
@@ -662,6 +665,12 @@ class Pass {
     return false;
   }
 
+  // Records a change the walk is about to make, for the batch that records its outcome.
+  private announce(side: Side, path: string, op: 'mkdir' | 'remove'): void {
+    this.store.putIntent(this.sessionId, side, path, op);
+    this.intents.push({ side, path });
+  }
+
   private async apply(op: Op): Promise<void> {
     const target = this.endpoint(op.to);
     if (!this.withinLimits(op)) return;
@@ -696,7 +705,7 @@ class Pass {
       }
       case 'mkdir':
         try {
-          this.store.putIntent(this.sessionId, op.to, op.path, 'mkdir');
+          this.announce(op.to, op.path, 'mkdir');
           await target.mkdir(op.path, op.expect);
           this.touched.add(op.to);
           this.actions.push({ kind: 'put', path: op.path, entry: DIR, alpha: undefined, beta: undefined });
@@ -707,7 +716,7 @@ class Pass {
         return;
       case 'remove':
         try {
-          this.store.putIntent(this.sessionId, op.to, op.path, 'remove');
+          this.announce(op.to, op.path, 'remove');
           if (op.expect.kind === 'file') await target.removeFile(op.path, op.expect);
           else await this.removeTree(target, op.path);
           this.touched.add(op.to);
@@ -760,8 +769,9 @@ class Pass {
    * archive is committed in the order the walk decided.
    */
   private async endBatch(): Promise<void> {
-    const batch: Batch = { transfers: this.transfers, actions: this.actions, touched: this.touched };
+    const batch: Batch = { transfers: this.transfers, actions: this.actions, touched: this.touched, intents: this.intents };
     this.transfers = [];
+    this.intents = [];
     this.actions = [];
     this.touched = new Set();
     this.batchBytes = 0;
@@ -774,7 +784,7 @@ class Pass {
   }
 
   /** settle puts a batch in place: barrier, renames, barrier, then one archive transaction. */
-  private async settle({ transfers, actions, touched }: Batch): Promise<void> {
+  private async settle({ transfers, actions, touched, intents }: Batch): Promise<void> {
     const staged = await Promise.all(transfers.map((t) => t.staging));
     // A side that lied or went away while this batch was staged: none of the
     // batch's copies is put in place.
@@ -787,7 +797,10 @@ class Pass {
         }),
       );
       if (touched.size > 0) await this.barrier(touched);
-      this.commit(actions.map((action, i) => (transfers.some((t) => t.slot === i) ? null : action)));
+      this.commit(
+        actions.map((action, i) => (transfers.some((t) => t.slot === i) ? null : action)),
+        intents,
+      );
       return;
     }
     if (transfers.length > 0) await this.barrier(new Set(transfers.map((t) => t.op.to)));
@@ -833,14 +846,14 @@ class Pass {
       }),
     );
     if (touched.size > 0 || transfers.length > 0) await this.barrier(new Set([...touched, ...transfers.map((t) => t.op.to)]));
-    this.commit(actions);
+    this.commit(actions, intents);
   }
 
   private async barrier(sides: Set<Side>): Promise<void> {
     await Promise.all([...sides].map((side) => this.endpoint(side).barrier()));
   }
 
-  private commit(actions: (Action | null)[]): void {
+  private commit(actions: (Action | null)[], intents: readonly { side: Side; path: string }[]): void {
     const store = this.store;
     const session = this.sessionId;
     const conflicts: { id: number; path: string; reason: string; isNew: boolean }[] = [];
@@ -872,8 +885,9 @@ class Pass {
             break;
         }
       }
-      // Every change of this batch is made and recorded (or failed).
-      store.clearIntents(session);
+      // Every change of this batch is made and recorded (or failed). The
+      // walk may have announced changes of the next batch meanwhile: those stay.
+      store.clearBatchIntents(session, intents);
     });
     for (const c of conflicts) {
       this.summary.conflicts.push({ id: c.id, path: c.path, reason: c.reason });
