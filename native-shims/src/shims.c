@@ -311,6 +311,19 @@ static int args(napi_env env, napi_callback_info info, size_t argc, napi_value *
   return 1;
 }
 
+// queue_work runs `execute` on `data` in a worker thread and then `complete`
+// on the JavaScript thread, and returns the promise that `complete` settles
+// through *deferred.
+static napi_value queue_work(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete, void *data,
+                             napi_deferred *deferred, napi_async_work *work) {
+  napi_value promise, resource;
+  CHECK(napi_create_promise(env, deferred, &promise));
+  CHECK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource));
+  CHECK(napi_create_async_work(env, NULL, resource, execute, complete, data, work));
+  CHECK(napi_queue_async_work(env, *work));
+  return promise;
+}
+
 static napi_value open_root(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   if (!args(env, info, 1, argv, "openRoot(path)")) return NULL;
@@ -541,7 +554,7 @@ static int path_pair(napi_env env, napi_value a, napi_value b, uint32_t i, char 
 }
 
 static napi_value rename_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[3], promise, name;
+  napi_value argv[3];
   int32_t root;
   uint32_t count = 0, count_to = 0;
   if (!args(env, info, 3, argv, "renameBatch(root, froms, tos)") || !get_fd(env, argv[0], &root)) return NULL;
@@ -570,11 +583,7 @@ static napi_value rename_batch(napi_env env, napi_callback_info info) {
     }
     job->count = i + 1;
   }
-  CHECK(napi_create_promise(env, &job->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "ferry:renameBatch", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, rename_execute, rename_complete, job, &job->work));
-  CHECK(napi_queue_async_work(env, job->work));
-  return promise;
+  return queue_work(env, "ferry:renameBatch", rename_execute, rename_complete, job, &job->deferred, &job->work);
 }
 
 // ---- scanDir -------------------------------------------------------------
@@ -760,7 +769,7 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
 
 static napi_value scan_dir(napi_env env, napi_callback_info info) {
   size_t argc = 3;
-  napi_value argv[3], promise, name;
+  napi_value argv[3];
   int32_t root;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) {
@@ -786,11 +795,7 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
       job->has_expect = 1;
     }
   }
-  CHECK(napi_create_promise(env, &job->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "ferry:scanDir", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, scan_execute, scan_complete, job, &job->work));
-  CHECK(napi_queue_async_work(env, job->work));
-  return promise;
+  return queue_work(env, "ferry:scanDir", scan_execute, scan_complete, job, &job->deferred, &job->work);
 }
 
 // ---- syncfs and fsyncAt ------------------------------------------------------
@@ -841,15 +846,6 @@ static void sync_complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-static napi_value queue_sync(napi_env env, sync_job *job) {
-  napi_value promise, name;
-  CHECK(napi_create_promise(env, &job->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "ferry:sync", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, sync_execute, sync_complete, job, &job->work));
-  CHECK(napi_queue_async_work(env, job->work));
-  return promise;
-}
-
 static napi_value sync_fs(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t root;
@@ -860,7 +856,7 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->root = root;
-  return queue_sync(env, job);
+  return queue_work(env, "ferry:sync", sync_execute, sync_complete, job, &job->deferred, &job->work);
 }
 
 static napi_value fsync_at(napi_env env, napi_callback_info info) {
@@ -905,7 +901,7 @@ static napi_value fsync_at(napi_env env, napi_callback_info info) {
     napi_resolve_deferred(env, deferred, undefined);
     return promise;
   }
-  return queue_sync(env, job);
+  return queue_work(env, "ferry:sync", sync_execute, sync_complete, job, &job->deferred, &job->work);
 }
 
 // ---- xxHash64 (seed 0), one shot -------------------------------------------
@@ -1133,7 +1129,7 @@ static int copy_item_from(napi_env env, napi_value value, copy_item *item) {
 }
 
 static napi_value copy_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[3], promise, name;
+  napi_value argv[3];
   int32_t src_root, dst_root;
   uint32_t count = 0;
   if (!args(env, info, 3, argv, "copyBatch(srcRoot, dstRoot, jobs)")) return NULL;
@@ -1159,11 +1155,7 @@ static napi_value copy_batch(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  CHECK(napi_create_promise(env, &job->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "ferry:copyBatch", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, copy_execute, copy_complete, job, &job->work));
-  CHECK(napi_queue_async_work(env, job->work));
-  return promise;
+  return queue_work(env, "ferry:copyBatch", copy_execute, copy_complete, job, &job->deferred, &job->work);
 }
 
 // ---- peerUid -----------------------------------------------------------------
