@@ -9,6 +9,13 @@
 
 import type { Entry, FileEntry, Hash, Side, UnsupportedReason } from './entry.js';
 
+/**
+ * Files up to this size are small: a local endpoint reads and stages them
+ * whole and copies them between local trees in batches, and the engine has
+ * more of them in flight at once.
+ */
+export const SMALL_FILE = 1 << 20;
+
 /** ScanItem is one entry found by a scan, before hashing. */
 export interface ScanItem {
   readonly path: string;

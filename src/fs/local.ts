@@ -12,7 +12,7 @@
 
 import { closeSync, constants as C, fchmodSync, fstatSync, read, readFileSync, readSync, write, writeSync, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
-import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
+import { SMALL_FILE, type CommitOptions, type CommitResult, type Endpoint, type Listing, type ScanItem, type Staged, type WatchHint } from '../core/endpoint.js';
 import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
 import { ChangedError, FerryError, PathError, SessionHalt } from '../core/errors.js';
 import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
@@ -24,8 +24,6 @@ import { TEMP_PREFIX, Walker } from './walk.js';
 import { TreeWatcher, type WatcherBinding } from './watch.js';
 
 const CHUNK = 1 << 20;
-/** Files up to this size are read and staged with synchronous calls. */
-const SMALL_FILE = 1 << 20;
 // Trees never follow a link; O_NONBLOCK keeps a fifo swapped in from blocking the open.
 const OPEN_READ = C.O_RDONLY | C.O_NONBLOCK;
 const OPEN_STAGE = C.O_WRONLY | C.O_CREAT | C.O_EXCL;

@@ -85,11 +85,21 @@ export interface ConflictRecord {
 export type IntentOp = 'copy' | 'mkdir' | 'remove';
 
 /** Intent is a change announced before it was made. */
-export interface Intent {
-  readonly side: Side;
-  readonly path: string;
+export interface Intent extends IntentKey {
   readonly op: IntentOp;
   readonly file?: FileEntry;
+}
+
+/** IntentKey names the path an intent is about, on one side. */
+export interface IntentKey {
+  readonly side: Side;
+  readonly path: string;
+}
+
+/** CopyIntent is a copy about to be put in place, with the content it brings. */
+export interface CopyIntent extends IntentKey {
+  readonly size: number;
+  readonly hash: string;
 }
 
 interface IntentRow {
@@ -114,7 +124,7 @@ export interface LogRecord {
 const INTENT_ROWS = 64;
 
 /** copyIntentValues flattens `count` copies from `start` into the values of intentPutMany. */
-function copyIntentValues(session: number, copies: readonly { side: Side; path: string; size: number; hash: string }[], start: number, count: number): unknown[] {
+function copyIntentValues(session: number, copies: readonly CopyIntent[], start: number, count: number): unknown[] {
   const values: unknown[] = [];
   for (let i = start; i < start + count; i++) {
     const copy = copies[i]!;
@@ -379,7 +389,7 @@ export class Store {
   }
 
   /** putCopyIntents records many copies about to be put in place (call before making them), INTENT_ROWS rows a statement. */
-  putCopyIntents(session: number, copies: readonly { side: Side; path: string; size: number; hash: string }[]): void {
+  putCopyIntents(session: number, copies: readonly CopyIntent[]): void {
     let start = 0;
     for (; start + INTENT_ROWS <= copies.length; start += INTENT_ROWS) this.stmts.intentPutMany.run(copyIntentValues(session, copies, start, INTENT_ROWS));
     for (const copy of copies.slice(start)) this.putIntent(session, copy.side, copy.path, 'copy', copy);
@@ -405,7 +415,7 @@ export class Store {
    * records their outcome: its copies (announced while the batch is put in
    * place, one batch at a time) and the changes its walk announced.
    */
-  clearBatchIntents(session: number, walked: readonly { side: Side; path: string }[]): void {
+  clearBatchIntents(session: number, walked: readonly IntentKey[]): void {
     this.stmts.intentsClearCopies.run(session);
     for (const { side, path } of walked) this.stmts.intentClear.run(session, side, path);
   }

@@ -15,14 +15,14 @@
  */
 
 import type PQueue from 'p-queue';
-import type { Endpoint, Listing, ScanItem, Staged } from '../core/endpoint.js';
+import { SMALL_FILE, type Endpoint, type Listing, type ScanItem, type Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type Side, type UnsupportedReason, describeEntry, otherSide, sameEntry } from '../core/entry.js';
 import { ChangedError, FerryError, PathError, SessionHalt } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { comparePaths, isWithin, parentOf } from '../core/path.js';
 import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../core/reconcile.js';
 import { conflictCopyPath } from '../core/conflict-name.js';
-import { type ArchiveRecord, type SessionRecord, type Store, sideDigest } from '../state/store.js';
+import { type ArchiveRecord, type CopyIntent, type IntentKey, type SessionRecord, type Store, sideDigest } from '../state/store.js';
 import { lockSession } from './lock.js';
 
 /** SyncEvent is progress reported while a session runs. */
@@ -100,8 +100,6 @@ export interface SessionOptions {
   readonly limits?: Limits;
 }
 
-/** Files up to this size count as small for staging (as for a local endpoint's batched copies). */
-const SMALL_COPY = 1 << 20;
 const BATCH_FILES = 1024;
 const BATCH_BYTES = 64 << 20;
 const BATCH_ACTIONS = 4000;
@@ -205,7 +203,7 @@ interface Batch {
   readonly transfers: Transfer[];
   readonly actions: (Action | null)[];
   readonly touched: Set<Side>;
-  readonly intents: { side: Side; path: string }[];
+  readonly intents: IntentKey[];
 }
 
 /** syncSession takes the session's lock and runs passes until nothing changed under it, or maxPasses. */
@@ -268,7 +266,7 @@ class Pass {
   private halt: SessionHalt | undefined;
   private touched = new Set<Side>();
   /** The changes this batch's walk announced (mkdir, remove), cleared when the batch is recorded. */
-  private intents: { side: Side; path: string }[] = [];
+  private intents: IntentKey[] = [];
   /** The batch being settled (put in place and recorded) while the walk stages the next. */
   private settling: Promise<void> = Promise.resolve();
   private readonly detected = new Set<string>();
@@ -294,15 +292,15 @@ class Pass {
   // The transfer queue for a file of this size, loaded with the first copy:
   // a sync with nothing to copy does not pay for loading p-queue.
   private async transferQueue(size: number): Promise<{ queue: PQueue; concurrency: number }> {
-    const small = size <= SMALL_COPY;
+    const small = size <= SMALL_FILE;
+    const concurrency = this.concurrency(small);
     let queue = small ? this.smallQueue : this.largeQueue;
     if (queue === undefined) {
       const { default: Queue } = await import('p-queue');
-      queue = new Queue({ concurrency: this.concurrency(small) });
-      if (small) this.smallQueue ??= queue;
-      else this.largeQueue ??= queue;
+      const created = new Queue({ concurrency });
+      queue = small ? (this.smallQueue ??= created) : (this.largeQueue ??= created);
     }
-    return { queue, concurrency: this.concurrency(small) };
+    return { queue, concurrency };
   }
 
   /**
@@ -806,7 +804,7 @@ class Pass {
     if (transfers.length > 0) await this.barrier(new Set(transfers.map((t) => t.op.to)));
     // Announce the renames before making them, so that a crash between the
     // renames and the archive commit below is recognised by the next sync.
-    const copies: { side: Side; path: string; size: number; hash: string }[] = [];
+    const copies: CopyIntent[] = [];
     transfers.forEach((t, i) => {
       const result = staged[i];
       if (result !== undefined && !(result instanceof Error)) copies.push({ side: t.op.to, path: t.op.path, size: result.size, hash: result.hash });
@@ -853,7 +851,7 @@ class Pass {
     await Promise.all([...sides].map((side) => this.endpoint(side).barrier()));
   }
 
-  private commit(actions: (Action | null)[], intents: readonly { side: Side; path: string }[]): void {
+  private commit(actions: (Action | null)[], intents: readonly IntentKey[]): void {
     const store = this.store;
     const session = this.sessionId;
     const conflicts: { id: number; path: string; reason: string; isNew: boolean }[] = [];
