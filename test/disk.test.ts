@@ -194,3 +194,50 @@ describe('batched native calls', () => {
     tree.close();
   });
 });
+
+describe('committing new files together', () => {
+  for (const [name, disk] of [
+    ['native', nativeDisk()],
+    ['portable', portableDisk],
+  ] as const) {
+    test(`${name}: every staged file gets its own outcome, and a failed one leaves no temporary`, async () => {
+      const dir = tempDir('ferry-commit-');
+      writeTree(dir, { 'd/': null, 'gone/': null });
+      const side = new LocalEndpoint('beta', dir, disk);
+      await side.prepare();
+      const paths = Array.from({ length: 40 }, (_, i) => (i === 13 ? 'gone/x' : `d/f${i}`));
+      const staged = await Promise.all(
+        paths.map((path) =>
+          side.stage(
+            path,
+            (async function* () {
+              yield Buffer.from(`content of ${path}`);
+            })(),
+            Buffer.byteLength(`content of ${path}`),
+          ),
+        ),
+      );
+      // Meanwhile one name is taken and one directory is replaced by a file.
+      writeFileSync(join(dir, 'd/f7'), 'written by someone else');
+      execFileSync('rm', ['-r', join(dir, 'gone')]);
+      writeFileSync(join(dir, 'gone'), 'a file now');
+      const results = await (side.commitNew?.(staged) ?? Promise.reject(new Error('no commitNew')));
+      expect(results).toHaveLength(paths.length);
+      paths.forEach((path, i) => {
+        const result = results[i];
+        if (path === 'd/f7') {
+          expect(result).toMatchObject({ code: 'ECHANGED', message: expect.stringContaining('created meanwhile') });
+          expect(readFileSync(join(dir, path), 'utf8')).toBe('written by someone else');
+        } else if (path === 'gone/x') {
+          expect(result).toBeInstanceOf(Error);
+        } else {
+          expect(result, path).toEqual({ digest: stampDigest(stampOf(lstatSync(join(dir, path), { bigint: true }))), strippedExec: false });
+          expect(readFileSync(join(dir, path), 'utf8')).toBe(`content of ${path}`);
+        }
+      });
+      // Nothing staged is left behind: the failed files' temporaries are gone too.
+      expect(Object.keys(readTree(dir)).filter((p) => p.includes('.ferry-tmp-'))).toEqual([]);
+      await side.close();
+    });
+  }
+});

@@ -9,7 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import { isAbsolute, resolve } from 'node:path';
 import type { ScanItem, Staged } from '../core/endpoint.js';
 import type { FileEntry } from '../core/entry.js';
-import { ChangedError } from '../core/errors.js';
+import { ChangedError, asError } from '../core/errors.js';
 import { baseName } from '../core/path.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { portableDisk } from '../fs/portable-disk.js';
@@ -138,7 +138,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
       try {
         frames = decoder.push(chunk);
       } catch (error) {
-        rejectDone(error instanceof Error ? error : new Error(String(error)));
+        rejectDone(asError(error));
         return;
       }
       for (const frame of frames) {
@@ -162,7 +162,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
           }
           void handle(request, endpoint);
         } catch (error) {
-          rejectDone(error instanceof Error ? error : new Error(String(error)));
+          rejectDone(asError(error));
           return;
         }
       }

@@ -94,6 +94,12 @@ export interface Endpoint {
   discard(staged: Staged): Promise<void>;
   /** commit renames a staged file into place if the destination still is `expect`. */
   commit(staged: Staged, expect: Entry | undefined, options: CommitOptions): Promise<CommitResult>;
+  /**
+   * commitNew renames many staged files into place at once, each at a path
+   * where nothing may be (commit with no `expect`): a result or an Error for
+   * each, in order. Absent where commit per file is as good.
+   */
+  commitNew?(staged: readonly Staged[]): Promise<(CommitResult | Error)[]>;
   /** mkdir creates a directory, replacing the file `expect` if given. */
   mkdir(path: string, expect: Entry | undefined): Promise<void>;
   /** removeFile removes a file if it still is `expect` (by stamp, or else stamp digest). */

@@ -52,3 +52,8 @@ export class UsageError extends FerryError {
     super('EUSAGE', message);
   }
 }
+
+/** asError is what was thrown, as an Error (a thrown non-Error becomes its message). */
+export function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
+}

@@ -5,6 +5,8 @@
  * is what costs.
  */
 
+import { asError } from '../core/errors.js';
+
 interface Waiting<J, R> {
   readonly job: J;
   resolve(result: R): void;
@@ -47,7 +49,7 @@ export class Batcher<J, R> {
     try {
       results = this.run(chunk.map((w) => w.job));
     } catch (error) {
-      results = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      results = Promise.reject(asError(error));
     }
     this.running++;
     results
@@ -59,7 +61,7 @@ export class Batcher<J, R> {
             else if (result === undefined) w.reject(new Error('a batched call gave no result for this job'));
             else w.resolve(result);
           }),
-        (error: unknown) => chunk.forEach((w) => w.reject(error instanceof Error ? error : new Error(String(error)))),
+        (error: unknown) => chunk.forEach((w) => w.reject(asError(error))),
       )
       .finally(() => {
         this.running--;

@@ -58,6 +58,8 @@ export interface Tree {
    * returns the stamp digest of `to` after the move where that comes cheap.
    */
   renameNoReplace(from: string, to: string): Promise<number | undefined>;
+  /** renameManyNoReplace is renameNoReplace for many independent pairs at once: a result or an Error for each, in order. */
+  renameManyNoReplace(pairs: readonly (readonly [from: string, to: string])[]): Promise<(number | undefined | Error)[]>;
   /** sync makes durable everything written below the root, or at least the files and directories named in `touched`. */
   sync(touched: readonly string[]): Promise<void>;
   /**

@@ -338,12 +338,41 @@ export class LocalEndpoint implements Endpoint {
         throw new ChangedError(path, `expected ${expect.kind} is not a file`);
       }
     } catch (error) {
-      await this.discard(staged);
-      const code = errnoCode(error);
-      if (code === 'EEXIST') throw new ChangedError(path, 'created meanwhile');
-      if (error instanceof ChangedError || error instanceof PathError) throw error;
-      throw moved(path, error, 'its directory is gone') ?? new PathError(path, `unable to put ${path} in place on ${this.side}: ${(error as Error).message}`, { cause: error });
+      throw this.commitFailed(staged as LocalStaged, error);
     }
+    return this.committed(path, digest, strippedExec);
+  }
+
+  async commitNew(staged: readonly Staged[]): Promise<(CommitResult | Error)[]> {
+    const files = staged as readonly LocalStaged[];
+    let digests: (number | undefined | Error)[];
+    try {
+      digests = await this.tree.renameManyNoReplace(files.map((f) => [f.temp, f.path] as const));
+    } catch (error) {
+      digests = files.map(() => error as Error);
+    }
+    return files.map((file, i) => {
+      const digest = digests[i];
+      try {
+        if (digest instanceof Error) throw this.commitFailed(file, digest);
+        return this.committed(file.path, digest, false);
+      } catch (error) {
+        return error as Error;
+      }
+    });
+  }
+
+  // The error a failed commit gives, its staged file removed.
+  private commitFailed(staged: LocalStaged, error: unknown): Error {
+    this.unlinkQuietly(staged.temp);
+    const { path } = staged;
+    if (errnoCode(error) === 'EEXIST') return new ChangedError(path, 'created meanwhile');
+    if (error instanceof ChangedError || error instanceof PathError) return error;
+    return moved(path, error, 'its directory is gone') ?? new PathError(path, `unable to put ${path} in place on ${this.side}: ${(error as Error).message}`, { cause: error });
+  }
+
+  // What a commit that put path in place returns: its stamp digest, from the rename or a stat.
+  private committed(path: string, digest: number | undefined, strippedExec: boolean): CommitResult {
     this.touch(parentOf(path));
     if (digest !== undefined) return { digest, strippedExec };
     const after = this.statAt(path);

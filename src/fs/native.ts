@@ -165,6 +165,24 @@ class NativeTree implements Tree {
     return digest >= 0 ? digest : undefined;
   }
 
+  // Straight to the worker threads, RENAME_PARALLEL chunks of at least
+  // RENAME_MIN_CHUNK: the pairs are a whole batch already.
+  async renameManyNoReplace(pairs: readonly (readonly [string, string])[]): Promise<(number | undefined | Error)[]> {
+    const size = Math.max(RENAME_MIN_CHUNK, Math.ceil(pairs.length / RENAME_PARALLEL));
+    const chunks: Promise<(number | Error)[]>[] = [];
+    for (let i = 0; i < pairs.length; i += size) {
+      const chunk = pairs.slice(i, i + size);
+      chunks.push(
+        this.shims.renameBatch(
+          this.handle,
+          chunk.map((p) => p[0]),
+          chunk.map((p) => p[1]),
+        ),
+      );
+    }
+    return (await Promise.all(chunks)).flat().map((r) => (r instanceof Error ? r : r >= 0 ? r : undefined));
+  }
+
   sync(touched: readonly string[]): Promise<void> {
     if (touched.length > 0 && touched.length <= FSYNC_EACH_MAX) return this.shims.fsyncAt(this.handle, touched);
     return this.shims.syncfs(this.handle);

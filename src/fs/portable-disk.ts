@@ -14,6 +14,7 @@ import { execFile } from 'node:child_process';
 import { type BigIntStats, constants as C, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
+import { asError } from '../core/errors.js';
 import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, type Disk, type FileStat, type RawListing, type RootState, type Tree, rootStateOf, statFromRecord } from './disk.js';
 import { stampDigest } from './stamp.js';
 import { SEED, type U64, chain, fnv1a64, splitNumber, top52 } from './mix64.js';
@@ -206,6 +207,10 @@ class PortableTree implements Tree {
 
   renameNoReplace(from: string, to: string): Promise<number | undefined> {
     return renameNoReplace(this.abs(from), this.abs(to));
+  }
+
+  renameManyNoReplace(pairs: readonly (readonly [string, string])[]): Promise<(number | undefined | Error)[]> {
+    return Promise.all(pairs.map(([from, to]) => this.renameNoReplace(from, to).catch(asError)));
   }
 
   async sync(touched: readonly string[]): Promise<void> {

@@ -15,9 +15,9 @@
  */
 
 import type PQueue from 'p-queue';
-import { SMALL_FILE, type Endpoint, type Listing, type ScanItem, type Staged } from '../core/endpoint.js';
+import { SMALL_FILE, type CommitResult, type Endpoint, type Listing, type ScanItem, type Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type Side, type UnsupportedReason, describeEntry, otherSide, sameEntry } from '../core/entry.js';
-import { ChangedError, FerryError, PathError, SessionHalt } from '../core/errors.js';
+import { ChangedError, FerryError, PathError, SessionHalt, asError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { comparePaths, isWithin, parentOf } from '../core/path.js';
 import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../core/reconcile.js';
@@ -471,7 +471,7 @@ class Pass {
   // its unchanged children when the directory's listings were recorded.
   private async descend(path: string, onAlpha: boolean, onBeta: boolean, recorded: { alpha: number; beta: number } | undefined): Promise<Descent> {
     const list = (side: Side, on: boolean, expect: number | undefined) =>
-      on ? this.endpoint(side).list(path, expect).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))) : Promise.resolve(undefined);
+      on ? this.endpoint(side).list(path, expect).catch(asError) : Promise.resolve(undefined);
     const fast = recorded !== undefined && onAlpha && onBeta;
     let [alpha, beta] = await Promise.all([list('alpha', onAlpha, fast ? recorded.alpha : undefined), list('beta', onBeta, fast ? recorded.beta : undefined)]);
     // Children are skipped only when both sides are unchanged; otherwise the
@@ -563,7 +563,7 @@ class Pass {
               (error: unknown) => {
                 // Not decidable this pass: an unreadable entry holds the path
                 // (and any directory removal around it) still.
-                this.unstable.set(`${side}:${row.path}`, error instanceof Error ? error : new Error(String(error)));
+                this.unstable.set(`${side}:${row.path}`, asError(error));
                 this.setEntry(row, side, { kind: 'unsupported', reason: 'unreadable' });
               },
             ),
@@ -663,6 +663,21 @@ class Pass {
     return false;
   }
 
+  // Checks a staged copy against the entry the walk decided on. The source
+  // was checked against its scanned stamp as it was read, so a deferred hash
+  // is the one the copy computed.
+  private async checkStaged(op: Extract<Op, { kind: 'copy' }>, source: Endpoint, target: Endpoint, staged: Staged): Promise<Staged> {
+    if (staged.size === op.entry.size && (op.entry.hash === DEFERRED_HASH || staged.hash === op.entry.hash)) return staged;
+    await target.discard(staged);
+    // A trusted source that changed under the copy is rescanned; a guest
+    // that sends other bytes than it announced is lying.
+    if (!source.trusted) {
+      const reason = `it sent content for ${op.path} that does not match the ${staged.size === op.entry.size ? 'hash' : 'size'} it announced`;
+      throw source.distrust?.(reason) ?? new SessionHalt(`the guest (${source.label}) ${reason}; nothing more from it was applied`);
+    }
+    throw new ChangedError(op.path, 'the source changed during the transfer');
+  }
+
   // Records a change the walk is about to make, for the batch that records its outcome.
   private announce(side: Side, path: string, op: 'mkdir' | 'remove'): void {
     this.store.putIntent(this.sessionId, side, path, op);
@@ -676,26 +691,22 @@ class Pass {
       case 'copy': {
         const source = this.endpoint(otherSide(op.to));
         const slot = this.actions.push(null) - 1;
-        const { queue, concurrency } = await this.transferQueue(op.entry.size);
-        if (queue.size > 4 * concurrency) await queue.onSizeLessThan(2 * concurrency);
-        const staging = queue
-          .add(async () => {
-            const staged = (await target.copyFrom?.(source, op.path, op.entry)) ?? (await target.stage(op.path, source.read(op.path, op.entry), op.entry.size));
-            // The source was checked against its scanned stamp as it was read,
-            // so a deferred hash is the one the copy computed.
-            if (staged.size !== op.entry.size || (op.entry.hash !== DEFERRED_HASH && staged.hash !== op.entry.hash)) {
-              await target.discard(staged);
-              // A trusted source that changed under the copy is rescanned; a
-              // guest that sends other bytes than it announced is lying.
-              if (!source.trusted) {
-                const reason = `it sent content for ${op.path} that does not match the ${staged.size === op.entry.size ? 'hash' : 'size'} it announced`;
-                throw source.distrust?.(reason) ?? new SessionHalt(`the guest (${source.label}) ${reason}; nothing more from it was applied`);
-              }
-              throw new ChangedError(op.path, 'the source changed during the transfer');
-            }
-            return staged;
-          })
-          .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+        // A copy the target makes itself (small files between local trees) is
+        // gathered into native batches there: it needs no transfer queue.
+        let direct: Promise<Staged> | undefined;
+        try {
+          direct = target.copyFrom?.(source, op.path, op.entry);
+        } catch (error) {
+          direct = Promise.reject(asError(error));
+        }
+        let staged: Promise<Staged>;
+        if (direct !== undefined) staged = direct.then((s) => this.checkStaged(op, source, target, s));
+        else {
+          const { queue, concurrency } = await this.transferQueue(op.entry.size);
+          if (queue.size > 4 * concurrency) await queue.onSizeLessThan(2 * concurrency);
+          staged = queue.add(async () => this.checkStaged(op, source, target, await target.stage(op.path, source.read(op.path, op.entry), op.entry.size)));
+        }
+        const staging = staged.catch(asError);
         this.transfers.push({ op, staging, slot });
         this.batchBytes += op.entry.size;
         this.touched.add(op.to);
@@ -810,41 +821,76 @@ class Pass {
       if (result !== undefined && !(result instanceof Error)) copies.push({ side: t.op.to, path: t.op.path, size: result.size, hash: result.hash });
     });
     this.store.transaction(() => this.store.putCopyIntents(this.sessionId, copies));
-    // The renames of a batch are independent (one per path), so they are
-    // issued together: over SSH that is one round trip, not one per file.
-    await Promise.all(
-      transfers.map(async (transfer, i) => {
-        const result = staged[i] as Staged | Error;
-        const { op } = transfer;
-        if (result instanceof Error) {
-          this.fail(op.path, result);
-          return;
-        }
-        try {
-          const target = this.endpoint(op.to);
-          // Content reaching alpha (the host) from beta (the guest) never brings exec bits.
-          const committed = await target.commit(result, op.expect, { stripExec: op.to === 'alpha' });
-          const sourceDigest = op.entry.digest;
-          actions[transfer.slot] = {
-            kind: 'put',
-            path: op.path,
-            entry: { kind: 'file', size: result.size, hash: result.hash },
-            alpha: op.to === 'alpha' ? committed.digest : sourceDigest,
-            beta: op.to === 'beta' ? committed.digest : sourceDigest,
-          };
-          this.summary.copied[op.to]++;
-          this.summary.bytes += op.entry.size;
-          if (committed.strippedExec) {
-            this.summary.execStripped++;
-            actions.push({ kind: 'log', what: 'exec-stripped', path: op.path, detail: `exec bits cleared on ${op.to}: the new content came from ${otherSide(op.to)}` });
-          }
-        } catch (error) {
-          this.fail(op.path, error as Error);
-        }
-      }),
-    );
+    const commits = await this.commitTransfers(transfers, staged);
+    transfers.forEach((transfer, i) => {
+      const committed = commits[i] as CommitResult | Error;
+      const { op } = transfer;
+      if (committed instanceof Error) {
+        this.fail(op.path, committed);
+        return;
+      }
+      const sourceDigest = op.entry.digest;
+      const result = staged[i] as Staged;
+      actions[transfer.slot] = {
+        kind: 'put',
+        path: op.path,
+        entry: { kind: 'file', size: result.size, hash: result.hash },
+        alpha: op.to === 'alpha' ? committed.digest : sourceDigest,
+        beta: op.to === 'beta' ? committed.digest : sourceDigest,
+      };
+      this.summary.copied[op.to]++;
+      this.summary.bytes += op.entry.size;
+      if (committed.strippedExec) {
+        this.summary.execStripped++;
+        actions.push({ kind: 'log', what: 'exec-stripped', path: op.path, detail: `exec bits cleared on ${op.to}: the new content came from ${otherSide(op.to)}` });
+      }
+    });
     if (touched.size > 0 || transfers.length > 0) await this.barrier(new Set([...touched, ...transfers.map((t) => t.op.to)]));
     this.commit(actions, intents);
+  }
+
+  /**
+   * commitTransfers puts a batch's staged files in place. They are
+   * independent (one per path), so they are issued together: over SSH that
+   * is one round trip, not one per file; new files on a side that can go in
+   * one call per side. Content reaching alpha (the host) from beta (the
+   * guest) never brings exec bits.
+   */
+  private async commitTransfers(transfers: readonly Transfer[], staged: readonly (Staged | Error)[]): Promise<(CommitResult | Error)[]> {
+    const out: (CommitResult | Error)[] = new Array<CommitResult | Error>(transfers.length);
+    const fresh = new Map<Side, number[]>();
+    const pending: Promise<void>[] = [];
+    transfers.forEach(({ op }, i) => {
+      const result = staged[i] as Staged | Error;
+      if (result instanceof Error) {
+        out[i] = result;
+        return;
+      }
+      const target = this.endpoint(op.to);
+      if (op.expect === undefined && target.commitNew !== undefined) {
+        const list = fresh.get(op.to);
+        if (list === undefined) fresh.set(op.to, [i]);
+        else list.push(i);
+        return;
+      }
+      pending.push(
+        target.commit(result, op.expect, { stripExec: op.to === 'alpha' }).then(
+          (committed) => void (out[i] = committed),
+          (error: unknown) => void (out[i] = asError(error)),
+        ),
+      );
+    });
+    for (const [side, list] of fresh) {
+      const files = list.map((i) => staged[i] as Staged);
+      pending.push(
+        (this.endpoint(side).commitNew?.(files) ?? Promise.reject(new Error(`${side} cannot commit new files together`))).then(
+          (results) => list.forEach((i, k) => (out[i] = results[k] ?? new Error('no outcome was given for this file'))),
+          (error: unknown) => list.forEach((i) => (out[i] = asError(error))),
+        ),
+      );
+    }
+    await Promise.all(pending);
+    return out;
   }
 
   private async barrier(sides: Set<Side>): Promise<void> {

@@ -14,7 +14,7 @@
 
 import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
 import type { Entry, FileEntry, Hash, Side, UnsupportedReason } from '../core/entry.js';
-import { ChangedError, ConnectionLost, PathError, SessionHalt } from '../core/errors.js';
+import { ChangedError, ConnectionLost, PathError, SessionHalt, asError } from '../core/errors.js';
 import { joinPath } from '../core/path.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
@@ -352,7 +352,7 @@ export class RemoteEndpoint implements Endpoint {
     const request = { t: 'read', path, size: entry.size, ...(entry.stamp !== undefined ? { stamp: toHex(entry.stamp) } : {}) } as Omit<Request, 'id'>;
     const done = this.call(request, ['end'], stream).then(
       () => stream.finish(),
-      (error: unknown) => stream.finish(error instanceof Error ? error : new Error(String(error))),
+      (error: unknown) => stream.finish(asError(error)),
     );
     yield* stream;
     await done;
