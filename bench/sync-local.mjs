@@ -12,12 +12,12 @@
 // bench/results/local-<date>[-quick].{md,json}. See bench/README.md.
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { diffTrees, fail, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, positiveInt, rmrf, snapshotFerry, tail } from './lib.mjs';
+import { countFiles, diffTrees, fail, firstLine, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, positiveInt, rmrf, snapshotFerry, stats, tail } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -59,13 +59,6 @@ const TARGETS = { initialRatio: 2.0, noopRatio: 0.5, bytesPerFile: 200 };
 
 // ---------------------------------------------------------------- helpers
 
-function firstLine(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0 && r.status !== null && !r.stdout) return undefined;
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim() !== '')?.trim().replace(/\s+/g, ' ');
-}
-
-/** flush dirty pages so no command pays for the previous command's writeback (untimed) */
 let logSeq = 0;
 let LOG_DIR = '';
 let HAVE_TIME = false;
@@ -100,30 +93,10 @@ function timed(label, cmd, args, env = {}) {
   return out;
 }
 
-/** diffTrees returns undefined when a and b hold the same files and contents, else a short description */
-function countFiles(dir) {
-  let files = 0;
-  let dirs = 0;
-  let bytes = 0;
-  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isDirectory()) dirs++;
-    else if (e.isFile()) files++;
-  }
-  const du = spawnSync('du', ['-sb', dir], { encoding: 'utf8' });
-  if (du.status === 0) bytes = Number(du.stdout.split(/\s/)[0]);
-  return { files, dirs, bytes };
-}
-
-function stats(xs) {
-  if (xs.length === 0) return undefined;
-  return { n: xs.length, median: median(xs), min: Math.min(...xs), max: Math.max(...xs), samples: xs };
-}
-
 const fmtMiB = (kb) => `${(kb / 1024).toFixed(1)}`;
 
 // ---------------------------------------------------------------- corpus
 
-/** mulberry32: a small seeded PRNG so the JS fallback tree is deterministic */
 /** genTree writes `files` files of min..max bytes of random data spread over `dirs` directories (the mkcorpus.py layout) */
 function makeCorpus(dir, kind, spec) {
   rmrf(dir);
@@ -158,20 +131,14 @@ function unisonEnv(home) {
   return { HOME: home, UNISON: path.join(home, '.unison') };
 }
 
-// ---------------------------------------------------------------- ferry snapshot
-
-/**
- * snapshotFerry copies the built ferry (bin/, dist/, native-shims/build/,
- * package.json; node_modules linked) into the work dir, so a rebuild of
- * dist/ by someone else during the run can't change the ferry under test
- * halfway (its archive format included). Returns a description of the build.
- */
 // ---------------------------------------------------------------- main
 
 function main() {
   if (!existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) fail('ferry is not built: run `npm install` (or `npm run build`) first');
 
   const WORK = path.resolve(process.env.BENCH_DIR ?? path.join(REPO, 'bench', 'work'), 'sync-local');
+  // A previous run's trees are deleted here; figure 1 waits until a minute has passed (see there).
+  const deletedAt = existsSync(WORK) ? Date.now() : undefined;
   freshDir(WORK);
   LOG_DIR = freshDir(path.join(WORK, 'logs'));
   const build = snapshotFerry(REPO, path.join(WORK, 'ferry'));
@@ -236,13 +203,26 @@ function main() {
   // ------------------------------------------------ figure 1: initial sync of the small tree
   log(`figure 1: initial sync of the small tree (${small.files} files), 1 warm-up + ${RUNS} reps`);
   const f1 = { ferry: [], cp: [], cpSync: [], rsync: [], unison: [] };
+  // Every run writes into a directory never used before, and they are all
+  // deleted after the last rep: on ext4, files created within a minute or so
+  // after thousands were deleted are slow to create (the inode allocator
+  // skips recently deleted inodes), which would slow whichever tool ran
+  // right after a deletion.
+  const F1 = freshDir(path.join(WORK, 'f1'));
+  const settle = deletedAt === undefined ? 0 : deletedAt + 60_000 - Date.now();
+  if (settle > 0) {
+    log(`  waiting ${Math.ceil(settle / 1000)} s: the previous run's trees were deleted less than a minute ago`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, settle);
+  }
+  const f1Dir = (tool, rep) => path.join(F1, `${tool}-${rep + 1}`);
+  const f1New = (tool, rep) => freshDir(f1Dir(tool, rep));
   const f1Tools = [
     {
       key: 'ferry',
       ok: true,
       run(rep) {
-        const dst = freshDir(path.join(WORK, 'f1-ferry'));
-        const home = freshDir(path.join(WORK, 'f1-ferry-home'));
+        const dst = f1New('ferry', rep);
+        const home = f1New('ferry-home', rep);
         const r = timed(`f1-ferry-${rep}`, FERRY_BIN, ferryArgs(small.dir, dst), { FERRY_HOME: home });
         ferryCheck(r, 'initial sync of the small tree');
         if (rep < 0) {
@@ -257,8 +237,7 @@ function main() {
       key: 'cp',
       ok: peers.cp,
       run(rep) {
-        const dst = path.join(WORK, 'f1-cp');
-        rmrf(dst);
+        const dst = f1Dir('cp', rep);
         const r = timed(`f1-cp-${rep}`, 'cp', ['-a', small.dir, dst]);
         if (rep < 0 && r.status === 0 && diffTrees(small.dir, dst) !== undefined) r.status = 'result differs';
         return r;
@@ -269,8 +248,7 @@ function main() {
       ok: peers.cp,
       run(rep) {
         // informational: cp -a followed by sync, i.e. the floor with the data made durable as ferry does (syncfs)
-        const dst = path.join(WORK, 'f1-cpsync');
-        rmrf(dst);
+        const dst = f1Dir('cpsync', rep);
         const a = timed(`f1-cpsync-${rep}`, 'cp', ['-a', small.dir, dst]);
         const t0 = process.hrtime.bigint();
         spawnSync('sync', [], { stdio: 'ignore' });
@@ -282,7 +260,7 @@ function main() {
       key: 'rsync',
       ok: peers.rsync,
       run(rep) {
-        const dst = freshDir(path.join(WORK, 'f1-rsync'));
+        const dst = f1New('rsync', rep);
         const r = timed(`f1-rsync-${rep}`, 'rsync', ['-a', `${small.dir}/`, `${dst}/`]);
         if (rep < 0 && r.status === 0 && diffTrees(small.dir, dst) !== undefined) r.status = 'result differs';
         return r;
@@ -292,8 +270,8 @@ function main() {
       key: 'unison',
       ok: peers.unison,
       run(rep) {
-        const dst = freshDir(path.join(WORK, 'f1-unison'));
-        const home = freshDir(path.join(WORK, 'f1-unison-home'));
+        const dst = f1New('unison', rep);
+        const home = f1New('unison-home', rep);
         const r = timed(`f1-unison-${rep}`, 'unison', unisonArgs(small.dir, dst), unisonEnv(home));
         if (rep < 0 && r.status === 0 && diffTrees(small.dir, dst) !== undefined) r.status = 'result differs';
         return r;
@@ -319,7 +297,7 @@ function main() {
     }
     log(`  ${rep < 0 ? 'warm-up (not counted)' : `rep ${rep + 1}/${RUNS}`}: ${line.join(', ')}`);
   }
-  for (const p of ['f1-ferry', 'f1-ferry-home', 'f1-cp', 'f1-cpsync', 'f1-rsync', 'f1-unison', 'f1-unison-home']) rmrf(path.join(WORK, p));
+  rmrf(F1);
   raw.figure1 = f1;
 
   // ------------------------------------------------ figure 2: no-op resync of the huge tree
@@ -379,7 +357,8 @@ function main() {
     if (d !== undefined) fail(`after ferry's no-op resyncs the huge tree differs from the source: ${d}`);
     log('  verified: ferry destination == source after the no-op resyncs (diff -rq)');
   }
-  for (const p of [...Object.values(f2dst), ...Object.values(f2home)]) rmrf(p);
+  // Figure 2's trees are deleted after figure 3, whose initial syncs would
+  // otherwise run right after 300,000 deletions (see figure 1).
   raw.figure2.noop = f2;
 
   // ------------------------------------------------ figure 3: ferry's memory
@@ -402,8 +381,8 @@ function main() {
     log(`  idle max RSS: ${f3.idleKB.map((k) => `${fmtMiB(k)} MiB`).join(', ')}`);
     log(`figure 3: ferry peak RSS during the initial sync of the huge tree (${huge.files} files), ${RSS_RUNS} reps`);
     for (let rep = 0; rep < RSS_RUNS; rep++) {
-      const dst = freshDir(path.join(WORK, 'f3-dst'));
-      const r = rssRun(`f3-peak-${rep}`, huge.dir, dst, freshDir(path.join(WORK, 'f3-home')));
+      const dst = freshDir(path.join(WORK, `f3-dst-${rep + 1}`));
+      const r = rssRun(`f3-peak-${rep}`, huge.dir, dst, freshDir(path.join(WORK, `f3-home-${rep + 1}`)));
       if (rep === 0) {
         const d = diffTrees(huge.dir, dst);
         if (d !== undefined) fail(`ferry's initial sync of the huge tree (figure 3) differs from the source: ${d}`);
@@ -413,11 +392,13 @@ function main() {
       f3.peakSeconds.push(r.seconds);
       log(`  rep ${rep + 1}/${RSS_RUNS}: ${fmtS(r.seconds)}s, max RSS ${fmtMiB(r.maxRssKB)} MiB${rep === 0 ? ' (verified destination == source)' : ''}`);
     }
-    for (const p of ['f3-empty-a', 'f3-empty-b', 'f3-home', 'f3-dst']) rmrf(path.join(WORK, p));
+    for (const p of ['f3-empty-a', 'f3-empty-b', 'f3-home']) rmrf(path.join(WORK, p));
+    for (let rep = 0; rep < RSS_RUNS; rep++) for (const p of [`f3-dst-${rep + 1}`, `f3-home-${rep + 1}`]) rmrf(path.join(WORK, p));
   } else {
     log('figure 3: /usr/bin/time is missing; skipped (reported as missing)');
   }
   raw.figure3 = f3;
+  for (const p of [...Object.values(f2dst), ...Object.values(f2home)]) rmrf(p);
 
   // ------------------------------------------------ report
   const S = (xs) => stats(xs);
