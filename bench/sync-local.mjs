@@ -137,8 +137,9 @@ function main() {
   if (!existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) fail('ferry is not built: run `npm install` (or `npm run build`) first');
 
   const WORK = path.resolve(process.env.BENCH_DIR ?? path.join(REPO, 'bench', 'work'), 'sync-local');
-  // A previous run's trees are deleted here; figure 1 waits until a minute has passed (see there).
-  const deletedAt = existsSync(WORK) ? Date.now() : undefined;
+  // A previous run's trees may have been deleted just now (here, or at the
+  // end of that run): figure 1 starts a minute after this (see there).
+  const began = Date.now();
   freshDir(WORK);
   LOG_DIR = freshDir(path.join(WORK, 'logs'));
   const build = snapshotFerry(REPO, path.join(WORK, 'ferry'));
@@ -209,9 +210,9 @@ function main() {
   // skips recently deleted inodes), which would slow whichever tool ran
   // right after a deletion.
   const F1 = freshDir(path.join(WORK, 'f1'));
-  const settle = deletedAt === undefined ? 0 : deletedAt + 60_000 - Date.now();
+  const settle = began + 60_000 - Date.now();
   if (settle > 0) {
-    log(`  waiting ${Math.ceil(settle / 1000)} s: the previous run's trees were deleted less than a minute ago`);
+    log(`  waiting ${Math.ceil(settle / 1000)} s first: trees deleted less than a minute ago (by a previous run) would slow file creation`);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, settle);
   }
   const f1Dir = (tool, rep) => path.join(F1, `${tool}-${rep + 1}`);
