@@ -139,8 +139,8 @@ function main() {
   const WORK = path.resolve(process.env.BENCH_DIR ?? path.join(REPO, 'bench', 'work'), 'sync-local');
   // A previous run's trees may have been deleted just now (here, or at the
   // end of that run): figure 1 starts a minute after this (see there).
-  const began = Date.now();
   freshDir(WORK);
+  const began = Date.now();
   LOG_DIR = freshDir(path.join(WORK, 'logs'));
   const build = snapshotFerry(REPO, path.join(WORK, 'ferry'));
   FERRY_BIN = build.bin;

@@ -52,7 +52,7 @@ const CASES: HostileCase[] = [
   { mode: 'truncated', what: 'half a frame, then exit', reason: /the stream ended in the middle of a frame/ },
   { mode: 'exit', what: 'the agent exits between frames', reason: /the connection to ssh:\/\/\S+ closed/, lost: true },
   { mode: 'magic', what: 'wrong magic bytes', reason: /did not start with ferry's magic bytes/, handshake: true },
-  { mode: 'version', what: 'a hello with another protocol version', reason: /speaks protocol version 2/, handshake: true },
+  { mode: 'version', what: 'a hello with another protocol version', reason: /speaks protocol version 99/, handshake: true },
   { mode: 'frame-type', what: 'an unknown frame type', reason: /unknown frame type 7/ },
   { mode: 'bad-json', what: 'a message that is not JSON', reason: /a message is not valid JSON/ },
   { mode: 'bad-utf8', what: 'a message that is not UTF-8', reason: /a message is not valid UTF-8/ },
@@ -85,6 +85,8 @@ const CASES: HostileCase[] = [
     reason: CONTENT_LIE,
     after: (beta) => writeFileSync(join(beta, 'a.txt'), 'beta updated a\n'),
   },
+  { mode: 'commit-count', what: 'fewer outcomes than the files it was asked to commit', reason: /it answered 3 of 4 commits/ },
+  { mode: 'commit-schema', what: 'a commit outcome that is neither a digest nor an error', reason: /committedNew result 0 is neither a digest nor \[code, message\]/ },
   { mode: 'lie-hash', what: 'a hash reply that does not match the content sent', reason: CONTENT_LIE },
   { mode: 'silent', what: 'an agent that never says hello', reason: /did not answer within 30 s/, handshake: true },
 ];

@@ -16,7 +16,7 @@ import { portableDisk } from '../fs/portable-disk.js';
 import { loadWatcherFile } from '../fs/watcher-binding.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
-import { type Request, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
+import { type CommitNewResult, type Request, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
 
 const READ_CHUNK = 1 << 20;
 
@@ -88,6 +88,24 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
           staged.delete(request.staged);
           const result = await ep.commit(s, request.expect === null ? undefined : fromWire(request.expect), { stripExec: request.stripExec });
           return await reply({ t: 'committed', id, digest: result.digest, strippedExec: result.strippedExec });
+        }
+        case 'commitNew': {
+          // The ids staged here go in one call; an unknown (or repeated) id fails alone.
+          const known: Staged[] = [];
+          const slots = request.staged.map((stagedId) => {
+            const s = staged.get(stagedId);
+            if (s === undefined) return undefined;
+            staged.delete(stagedId);
+            return known.push(s) - 1;
+          });
+          const done = known.length > 0 ? await ep.commitNew(known) : [];
+          const results = slots.map((slot, i): CommitNewResult => {
+            const result = slot === undefined ? new ChangedError(`#${request.staged[i] ?? '?'}`, 'nothing staged under that id') : done[slot];
+            if (result === undefined) return ['path', 'no outcome was given'];
+            if (result instanceof Error) return [result instanceof ChangedError ? 'changed' : 'path', result.message.slice(0, 4000)];
+            return result.digest;
+          });
+          return await reply({ t: 'committedNew', id, results });
         }
         case 'mkdir':
           await ep.mkdir(request.path, request.expect === null ? undefined : fromWire(request.expect));

@@ -11,7 +11,7 @@
  */
 
 import { execFile } from 'node:child_process';
-import { type BigIntStats, constants as C, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
+import { type BigIntStats, constants as C, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { asError } from '../core/errors.js';
@@ -105,21 +105,29 @@ async function scanDir(path: string, expect?: number): Promise<RawListing> {
   return { names, records: records.subarray(0, count * RECORD_SIZE), digest, complete: true };
 }
 
-async function renameNoReplace(from: string, to: string): Promise<undefined> {
-  const st = await fsp.lstat(from);
-  if (!st.isDirectory()) {
+// Synchronous: a file's move is a few quick calls, and a batch of them
+// (renameManyNoReplace) costs no thread hop per file.
+function renameNoReplace(from: string, to: string): void {
+  if (!lstatSync(from).isDirectory()) {
     // link(2) fails with EEXIST when `to` exists: an atomic no-replace move of a file.
-    await fsp.link(from, to);
-    await fsp.unlink(from);
-    return undefined;
+    linkSync(from, to);
+    unlinkSync(from);
+    return;
   }
   // RACE: a directory cannot be linked; something created at `to` between
   // this check and the rename is replaced if it is an empty directory, and
   // makes the rename fail otherwise. Only the guest agent takes this path.
-  const existing = await fsp.lstat(to).catch(() => undefined);
-  if (existing !== undefined) throw Object.assign(new Error(`EEXIST: ${to} exists`), { code: 'EEXIST' });
-  await fsp.rename(from, to);
-  return undefined;
+  if (existsNoFollow(to)) throw Object.assign(new Error(`EEXIST: ${to} exists`), { code: 'EEXIST' });
+  renameSync(from, to);
+}
+
+function existsNoFollow(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function fsyncPath(path: string): Promise<void> {
@@ -206,11 +214,25 @@ class PortableTree implements Tree {
   }
 
   renameNoReplace(from: string, to: string): Promise<number | undefined> {
-    return renameNoReplace(this.abs(from), this.abs(to));
+    try {
+      renameNoReplace(this.abs(from), this.abs(to));
+      return Promise.resolve(undefined);
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
   }
 
   renameManyNoReplace(pairs: readonly (readonly [string, string])[]): Promise<(number | undefined | Error)[]> {
-    return Promise.all(pairs.map(([from, to]) => this.renameNoReplace(from, to).catch(asError)));
+    return Promise.resolve(
+      pairs.map(([from, to]) => {
+        try {
+          renameNoReplace(this.abs(from), this.abs(to));
+          return undefined;
+        } catch (error) {
+          return asError(error);
+        }
+      }),
+    );
   }
 
   async sync(touched: readonly string[]): Promise<void> {

@@ -30,6 +30,8 @@ export type Request =
   | { t: 'end'; id: number }
   | { t: 'discard'; id: number; staged: number }
   | { t: 'commit'; id: number; staged: number; expect: WireEntry | null; stripExec: boolean }
+  /** Commits many staged files at paths where nothing may be, in one round trip. */
+  | { t: 'commitNew'; id: number; staged: number[] }
   | { t: 'mkdir'; id: number; path: string; expect: WireEntry | null }
   | { t: 'unlink'; id: number; path: string; expect: WireEntry }
   | { t: 'rmdir'; id: number; path: string }
@@ -48,11 +50,16 @@ export type Reply =
   | { t: 'end'; id: number }
   | { t: 'staged'; id: number; size: number; hash: string }
   | { t: 'committed'; id: number; digest: number; strippedExec: boolean }
+  /** One result per staged id of a commitNew, in order: the new stamp digest, or why it failed. */
+  | { t: 'committedNew'; id: number; results: CommitNewResult[] }
   | { t: 'entry'; id: number; entry: WireEntry | null }
   | { t: 'exists'; id: number; exists: boolean }
   | { t: 'error'; id: number; code: 'changed' | 'path'; message: string }
   /** After a watch request is accepted: changes in the guest, under that request's id, until the channel ends. */
   | { t: 'changed'; id: number; dirs?: string[]; deleted?: boolean; rescan?: string };
+
+/** A file's outcome in a commitNew: its stamp digest, or [error code, message]. */
+export type CommitNewResult = number | ['changed' | 'path', string];
 
 /** The agent's first message. */
 export interface AgentHello {
@@ -122,6 +129,8 @@ export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 export const MAX_DIGEST = 2 ** 52 - 1;
 const MAX_ID = 2 ** 32 - 1;
 const MAX_MESSAGE = 4096;
+/** Staged files one commitNew may name (a batch of the engine's is smaller). */
+export const MAX_COMMIT_NEW = 4096;
 /** Directories one change notice may name; a watcher with more asks for a rescan instead. */
 export const MAX_CHANGED_DIRS = 4096;
 
@@ -200,6 +209,15 @@ export function checkReply(value: unknown): Reply {
       exactKeys(o, ['t', 'id', 'digest', 'strippedExec'], [], 'committed');
       uint(o.digest, MAX_DIGEST, 'committed digest');
       bool(o.strippedExec, 'committed strippedExec');
+      break;
+    case 'committedNew':
+      exactKeys(o, ['t', 'id', 'results'], [], 'committedNew');
+      if (!Array.isArray(o.results) || o.results.length > MAX_COMMIT_NEW) fail(`committedNew results is not an array of at most ${MAX_COMMIT_NEW}`);
+      (o.results as unknown[]).forEach((result, i) => {
+        if (typeof result === 'number') uint(result, MAX_DIGEST, `committedNew result ${i}`);
+        else if (!Array.isArray(result) || result.length !== 2 || (result[0] !== 'changed' && result[0] !== 'path')) fail(`committedNew result ${i} is neither a digest nor [code, message]`);
+        else text(result[1], MAX_MESSAGE, `committedNew result ${i} message`);
+      });
       break;
     case 'entry':
       exactKeys(o, ['t', 'id', 'entry'], [], 'entry');
@@ -299,6 +317,11 @@ export function checkRequest(value: unknown): Request {
       uint(o.staged, MAX_ID, 'commit staged');
       if (o.expect !== null) checkWireEntry(o.expect, 'commit expect');
       bool(o.stripExec, 'commit stripExec');
+      break;
+    case 'commitNew':
+      exactKeys(o, ['t', 'id', 'staged'], [], 'commitNew');
+      if (!Array.isArray(o.staged) || o.staged.length === 0 || o.staged.length > MAX_COMMIT_NEW) fail(`commitNew staged is not an array of 1..${MAX_COMMIT_NEW} ids`);
+      (o.staged as unknown[]).forEach((id, i) => uint(id, MAX_ID, `commitNew staged ${i}`));
       break;
     case 'mkdir':
       withPath(['expect']);

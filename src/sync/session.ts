@@ -853,33 +853,46 @@ class Pass {
    * commitTransfers puts a batch's staged files in place. They are
    * independent (one per path), so they are issued together: over SSH that
    * is one round trip, not one per file; new files on a side that can go in
-   * one call per side. Content reaching alpha (the host) from beta (the
-   * guest) never brings exec bits.
+   * one call per side. An untrusted side (the guest) commits first: if it
+   * breaks its protocol doing so, nothing of the batch lands on the trusted
+   * side either. Content reaching alpha (the host) from beta (the guest)
+   * never brings exec bits.
    */
   private async commitTransfers(transfers: readonly Transfer[], staged: readonly (Staged | Error)[]): Promise<(CommitResult | Error)[]> {
     const out: (CommitResult | Error)[] = new Array<CommitResult | Error>(transfers.length);
+    const waiting = transfers.map((_, i) => i).filter((i) => !(staged[i] instanceof Error));
+    for (const i of transfers.keys()) if (staged[i] instanceof Error) out[i] = staged[i];
+    const untrusted = waiting.filter((i) => !this.endpoint((transfers[i] as Transfer).op.to).trusted);
+    await this.commitGroup(untrusted, transfers, staged, out);
+    const halt = untrusted.map((i) => out[i]).find((result) => result instanceof SessionHalt);
+    const trusted = waiting.filter((i) => this.endpoint((transfers[i] as Transfer).op.to).trusted);
+    if (halt === undefined) await this.commitGroup(trusted, transfers, staged, out);
+    else {
+      for (const i of trusted) out[i] = halt;
+      await Promise.all(trusted.map((i) => this.endpoint((transfers[i] as Transfer).op.to).discard(staged[i] as Staged).catch(() => undefined)));
+    }
+    return out;
+  }
+
+  private async commitGroup(indices: readonly number[], transfers: readonly Transfer[], staged: readonly (Staged | Error)[], out: (CommitResult | Error)[]): Promise<void> {
     const fresh = new Map<Side, number[]>();
     const pending: Promise<void>[] = [];
-    transfers.forEach(({ op }, i) => {
-      const result = staged[i] as Staged | Error;
-      if (result instanceof Error) {
-        out[i] = result;
-        return;
-      }
+    for (const i of indices) {
+      const { op } = transfers[i] as Transfer;
       const target = this.endpoint(op.to);
       if (op.expect === undefined && target.commitNew !== undefined) {
         const list = fresh.get(op.to);
         if (list === undefined) fresh.set(op.to, [i]);
         else list.push(i);
-        return;
+        continue;
       }
       pending.push(
-        target.commit(result, op.expect, { stripExec: op.to === 'alpha' }).then(
+        target.commit(staged[i] as Staged, op.expect, { stripExec: op.to === 'alpha' }).then(
           (committed) => void (out[i] = committed),
           (error: unknown) => void (out[i] = asError(error)),
         ),
       );
-    });
+    }
     for (const [side, list] of fresh) {
       const files = list.map((i) => staged[i] as Staged);
       pending.push(
@@ -890,7 +903,6 @@ class Pass {
       );
     }
     await Promise.all(pending);
-    return out;
   }
 
   private async barrier(sides: Set<Side>): Promise<void> {

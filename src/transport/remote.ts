@@ -18,7 +18,7 @@ import { ChangedError, ConnectionLost, PathError, SessionHalt, asError } from '.
 import { joinPath } from '../core/path.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
-import { type Reply, type Request, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
+import { type CommitNewResult, MAX_COMMIT_NEW, type Reply, type Request, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
 
 /** Channel is the byte stream to an agent. */
 export interface Channel {
@@ -400,6 +400,29 @@ export class RemoteEndpoint implements Endpoint {
     if (id === undefined) throw new ChangedError(staged.path, 'not staged on this side');
     const reply = await this.call({ t: 'commit', staged: id, expect: expect === undefined ? null : toWire(expect), stripExec: options.stripExec } as Omit<Request, 'id'>, ['committed']);
     return { digest: reply.digest, strippedExec: reply.strippedExec };
+  }
+
+  async commitNew(staged: readonly Staged[]): Promise<(CommitResult | Error)[]> {
+    const out: (CommitResult | Error)[] = [];
+    for (let start = 0; start < staged.length; start += MAX_COMMIT_NEW) {
+      const files = staged.slice(start, start + MAX_COMMIT_NEW);
+      const ids = files.map((file) => this.stagedIds.get(file));
+      const sent = ids.filter((id) => id !== undefined);
+      const reply = sent.length > 0 ? await this.call({ t: 'commitNew', staged: sent } as Omit<Request, 'id'>, ['committedNew']) : { results: [] };
+      if (reply.results.length !== sent.length) throw this.break(`it answered ${reply.results.length} of ${sent.length} commits`, true);
+      let k = 0;
+      files.forEach((file, i) => {
+        if (ids[i] === undefined) {
+          out.push(new ChangedError(file.path, 'not staged on this side'));
+          return;
+        }
+        const result = reply.results[k++] as CommitNewResult;
+        if (typeof result === 'number') out.push({ digest: result, strippedExec: false });
+        else if (result[0] === 'changed') out.push(new ChangedError(file.path, `on ${this.side}: ${result[1]}`));
+        else out.push(new PathError(file.path, `${this.side} (${this.label}): ${result[1]}`));
+      });
+    }
+    return out;
   }
 
   async mkdir(path: string, expect: Entry | undefined): Promise<void> {

@@ -417,6 +417,12 @@ function onReply(message) {
         message.entries = message.entries.filter((e) => e[1] === 1);
       }
       break;
+    case 'commit-count':
+      if (message.t === 'committedNew') message.results.pop();
+      break;
+    case 'commit-schema':
+      if (message.t === 'committedNew') message.results[0] = 'done';
+      break;
     case 'lie-hash':
       if (message.t === 'hash') message.hash = message.hash.slice(0, 15) + (message.hash[15] === '0' ? '1' : '0');
       break;
@@ -507,7 +513,7 @@ agent.stdout.on(
       const message = JSON.parse(body.subarray(1).toString('utf8'));
       if (!helloSent) {
         helloSent = true;
-        if (mode === 'version') message.version = 2;
+        if (mode === 'version') message.version = 99;
         send(jsonFrame(message));
         return;
       }
