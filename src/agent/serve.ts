@@ -15,6 +15,7 @@ import { LocalEndpoint } from '../fs/local.js';
 import { portableDisk } from '../fs/portable-disk.js';
 import { loadWatcherFile } from '../fs/watcher-binding.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
+import { Coalescer } from '../protocol/coalesce.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
 import { type CommitNewResult, type Request, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
 
@@ -22,9 +23,11 @@ const READ_CHUNK = 1 << 20;
 
 /** serve runs the agent over `input`/`output` until the host closes the stream. */
 export async function serve(input: Readable, output: Writable): Promise<void> {
-  const send = async (bytes: Uint8Array): Promise<void> => {
+  const write = async (bytes: Uint8Array): Promise<void> => {
     if (!output.write(bytes)) await new Promise<void>((resolve) => output.once('drain', () => resolve()));
   };
+  const outgoing = new Coalescer(write);
+  const send = (bytes: Uint8Array): Promise<void> => outgoing.send(bytes);
   await send(AGENT_MAGIC);
   await send(encodeJson({ t: 'hello', version: PROTOCOL_VERSION, node: process.versions.node }));
 
@@ -190,6 +193,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
   });
   await stopWatching?.();
   await endpoint?.sweep();
+  await outgoing.flush();
 }
 
 function wireKind(item: ScanItem): number {

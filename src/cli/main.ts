@@ -6,11 +6,12 @@
 import { parseArgs } from 'node:util';
 import { FerryError, SessionHalt, UsageError } from '../core/errors.js';
 import { Store, ferryHome } from '../state/store.js';
-import { conflictsCommand, resolveCommand, showConflictCommand } from './conflicts.js';
-import { syncCommand } from './sync.js';
-import { demoCommand } from './demo.js';
-import { grantCommand, grantsCommand, logCommand, revokeCommand, statusCommand, vmCommand } from './powerbox.js';
 import { EXIT } from './output.js';
+
+// Each command's module is loaded when that command runs: a sync does not
+// pay for loading the powerbox's, the conflict viewer's or the demo's.
+const conflicts = () => import('./conflicts.js');
+const powerbox = () => import('./powerbox.js');
 
 const VERSION = '0.1.0';
 
@@ -100,36 +101,55 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (NOT_YET.has(command)) throw new UsageError(`\`ferry ${command}\` is not available in this version of ferry yet`);
     switch (command) {
-      case 'sync':
+      case 'sync': {
+        const { syncCommand } = await import('./sync.js');
         return await withStore((store) => syncCommand(store, rest));
+      }
       case 'conflicts': {
+        const { conflictsCommand, showConflictCommand } = await conflicts();
         if (rest[0] === 'show') return await withStore((store) => showConflictCommand(store, rest.slice(1)));
         const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
         if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; did you mean \`ferry conflicts show ${positionals[0]}\`?`);
         return await withStore((store) => conflictsCommand(store, values.json));
       }
-      case 'demo':
+      case 'demo': {
         if (rest.length > 0) throw new UsageError('ferry demo takes no arguments');
+        const { demoCommand } = await import('./demo.js');
         return await demoCommand();
-      case 'resolve':
+      }
+      case 'resolve': {
+        const { resolveCommand } = await conflicts();
         return await withStore((store) => resolveCommand(store, rest));
+      }
       case 'daemon': {
         if (rest.length > 0) throw new UsageError('ferry daemon takes no arguments');
         const { runDaemon } = await import('../powerbox/daemon.js');
         return await runDaemon(ferryHome());
       }
-      case 'vm':
+      case 'vm': {
+        const { vmCommand } = await powerbox();
         return await withStore((store) => vmCommand(store, rest));
-      case 'grant':
+      }
+      case 'grant': {
+        const { grantCommand } = await powerbox();
         return await withStore((store) => grantCommand(store, rest));
-      case 'revoke':
+      }
+      case 'revoke': {
+        const { revokeCommand } = await powerbox();
         return await withStore((store) => revokeCommand(store, rest));
-      case 'grants':
+      }
+      case 'grants': {
+        const { grantsCommand } = await powerbox();
         return await withStore((store) => grantsCommand(store, rest));
-      case 'status':
+      }
+      case 'status': {
+        const { statusCommand } = await powerbox();
         return await withStore((store) => statusCommand(store, rest));
-      case 'log':
+      }
+      case 'log': {
+        const { logCommand } = await powerbox();
         return await withStore((store) => logCommand(store, rest));
+      }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}; run \`ferry --help\``);
     }

@@ -11,7 +11,7 @@ import { nativeDisk, requireOpenat2 } from '../fs/native.js';
 import { hostWatcher } from '../fs/watcher-binding.js';
 import type { Store } from '../state/store.js';
 import { type Summary, type SyncEvent, syncSession } from '../sync/session.js';
-import { type Link, type WatchEvent, watchSession } from '../sync/watch.js';
+import type { Link, WatchEvent } from '../sync/watch.js';
 import { checkPair, checkRoot } from './roots.js';
 import { EXIT, formatBytes, plural, printJson } from './output.js';
 
@@ -138,6 +138,7 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   process.on('SIGTERM', onSignal);
   const onEvent = json ? (event: WatchEvent) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`) : printWatchEvent;
   try {
+    const { watchSession } = await import('../sync/watch.js');
     await watchSession({ store, session, connect, onEvent, verifyEveryMs, signal: controller.signal });
     return EXIT.ok;
   } catch (error) {

@@ -17,6 +17,7 @@ import type { Entry, FileEntry, Hash, Side, UnsupportedReason } from '../core/en
 import { ChangedError, ConnectionLost, PathError, SessionHalt, asError } from '../core/errors.js';
 import { joinPath } from '../core/path.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
+import { Coalescer } from '../protocol/coalesce.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
 import { type CommitNewResult, MAX_COMMIT_NEW, type Reply, type Request, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
 
@@ -88,6 +89,8 @@ export class RemoteEndpoint implements Endpoint {
   private helloDone = false;
   private readonly stagedIds = new WeakMap<Staged, number>();
   private lastHeard = Date.now();
+  /** Frames sent in this turn of the event loop, written together. */
+  private readonly outgoing = new Coalescer((bytes) => this.write(bytes));
   /** Sends waiting for the channel to drain. */
   private readonly drainWaiters = new Set<() => void>();
   /** Bytes received since lastHeard was last moved. */
@@ -185,6 +188,7 @@ export class RemoteEndpoint implements Endpoint {
       p.reject(halt);
     }
     this.pending.clear();
+    this.outgoing.drop();
     for (const done of [...this.drainWaiters]) done();
     const h = this.hello;
     this.hello = undefined;
@@ -270,7 +274,12 @@ export class RemoteEndpoint implements Endpoint {
     if (++this.windowMessages > this.limits.maxMessagesPerSecond) throw new ProtocolError(`limit hit: more than ${this.limits.maxMessagesPerSecond} messages in one second`);
   }
 
-  private async send(bytes: Uint8Array): Promise<void> {
+  private send(bytes: Uint8Array): Promise<void> {
+    if (this.broken !== undefined) return Promise.reject(this.broken);
+    return this.outgoing.send(bytes);
+  }
+
+  private async write(bytes: Uint8Array): Promise<void> {
     if (this.broken !== undefined) throw this.broken;
     if (this.channel.write(bytes)) return;
     // A channel that breaks or is closed never drains: the break releases the wait.
