@@ -237,3 +237,41 @@ describe('committing new files together', () => {
     });
   }
 });
+
+describe('reading many files at once', () => {
+  test('readMany gives the good files back to back with their hashes, and an error for each changed one', async () => {
+    const dir = tempDir('ferry-readmany-');
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 60; i++) files[`d${i % 3}/f${i}`] = `file ${i} `.repeat(i);
+    writeTree(dir, files);
+    const side = new LocalEndpoint('alpha', dir, nativeDisk());
+    await side.prepare();
+    const { hashBytes, initHash } = await import('../src/fs/hash.js');
+    await initHash();
+    const paths = Object.keys(files);
+    const entries = paths.map((path) => {
+      const st = lstatSync(join(dir, path), { bigint: true });
+      return { path, entry: { kind: 'file' as const, size: Number(st.size), hash: '', stamp: stampOf(st) } };
+    });
+    // Every 7th changes after its scan (same size, new content), every 11th is gone.
+    paths.forEach((path, i) => {
+      if (i % 11 === 0) execFileSync('rm', [join(dir, path)]);
+      else if (i % 7 === 0) writeFileSync(join(dir, path), (files[path] as string).toUpperCase());
+    });
+    const read = await (side.readMany(entries) ?? Promise.reject(new Error('no readMany on a native tree')));
+    let expected = Buffer.alloc(0);
+    paths.forEach((path, i) => {
+      const hash = read.hashes[i];
+      if (i % 11 === 0 || i % 7 === 0) {
+        expect(hash, path).toBeInstanceOf(Error);
+        expect((hash as Error & { code?: string }).code, path).toBe('ECHANGED');
+      } else {
+        const content = Buffer.from(files[path] as string);
+        expect(hash, path).toBe(hashBytes(content));
+        expected = Buffer.concat([expected, content]);
+      }
+    });
+    expect(Buffer.from(read.data).equals(expected)).toBe(true);
+    await side.close();
+  });
+});

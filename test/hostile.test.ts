@@ -85,6 +85,8 @@ const CASES: HostileCase[] = [
     reason: CONTENT_LIE,
     after: (beta) => writeFileSync(join(beta, 'a.txt'), 'beta updated a\n'),
   },
+  { mode: 'stage-count', what: 'fewer outcomes than the files sent to stage together', reason: /it answered \d+ of \d+ stagings/ },
+  { mode: 'stage-lie', what: 'a staged hash other than that of the bytes sent', reason: /it staged other bytes for \S+ than were sent/ },
   { mode: 'commit-count', what: 'fewer outcomes than the files it was asked to commit', reason: /it answered 3 of 4 commits/ },
   { mode: 'commit-schema', what: 'a commit outcome that is neither a digest nor an error', reason: /committedNew result 0 is neither a digest nor \[code, message\]/ },
   { mode: 'lie-hash', what: 'a hash reply that does not match the content sent', reason: CONTENT_LIE },

@@ -33,6 +33,9 @@
 //   copyBatch(srcRoot, dstRoot, jobs) -> Promise<(string | Error)[]>
 //       Copies small files to new staged temporaries in one worker thread,
 //       checking each source's stamp first; gives each one's xxHash64.
+//   readBatch(root, jobs)    -> Promise<[Buffer, (string | Error)[]]>
+//       Reads small files (stamps checked) into one buffer in one worker
+//       thread, with each one's xxHash64: for sending them to a guest.
 //   xxh64(buffer)            -> string (16 hex digits), the same hash.
 //   peerUid(fd)              -> number: the uid at the other end of a unix
 //       socket (SO_PEERCRED), for the daemon's control socket.
@@ -984,46 +987,55 @@ typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   int src_root;
-  int dst_root;
+  int dst_root;  // -1 for readBatch
   size_t count;
   copy_item *items;
+  unsigned char *data;  // readBatch: the contents read, one after another
+  size_t used;
 } copy_job;
 
-// copy_one copies one item, reading through *buf (grown as needed).
-static void copy_one(int src_root, int dst_root, copy_item *job, unsigned char **buf, size_t *cap) {
+// read_source reads item's source (job->size bytes) into dst after checking
+// it is still the regular file scanned (size, and stamp when given); 0 on
+// success, else -1 with job->err or job->changed set.
+static int read_source(int src_root, copy_item *job, unsigned char *dst) {
   int in = beneath(src_root, job->src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
   if (in < 0) {
     job->err = errno;
     if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) job->changed = "deleted or replaced by a link";
-    return;
+    return -1;
   }
   struct stat st;
-  if (fstat(in, &st) != 0) { job->err = errno; close(in); return; }
+  if (fstat(in, &st) != 0) { job->err = errno; close(in); return -1; }
   if (!S_ISREG(st.st_mode) || (size_t)st.st_size != job->size) {
-    job->changed = "no longer the file that was scanned"; close(in); return;
+    job->changed = "no longer the file that was scanned"; close(in); return -1;
   }
   if (job->has_stamp) {
     unsigned char now[40];
     uint64_t words[5];
     stamp_words(&st, words);
     for (int w = 0; w < 5; w++) put_u64(now + 8 * w, words[w]);
-    if (memcmp(now, job->stamp, 40) != 0) { job->changed = "modified since it was scanned"; close(in); return; }
-  }
-  if (*cap < job->size || !*buf) {
-    free(*buf);
-    *cap = job->size > 4096 ? job->size : 4096;
-    *buf = malloc(*cap);
-    if (!*buf) { *cap = 0; job->err = ENOMEM; close(in); return; }
+    if (memcmp(now, job->stamp, 40) != 0) { job->changed = "modified since it was scanned"; close(in); return -1; }
   }
   size_t filled = 0;
   while (filled < job->size) {
-    ssize_t n = pread(in, *buf + filled, job->size - filled, (off_t)filled);
+    ssize_t n = pread(in, dst + filled, job->size - filled, (off_t)filled);
     if (n < 0) { if (errno == EINTR) continue; job->err = errno; break; }
     if (n == 0) { job->changed = "shrank while being read"; break; }
     filled += (size_t)n;
   }
   close(in);
-  if (job->err || job->changed) return;
+  return job->err || job->changed ? -1 : 0;
+}
+
+// copy_one copies one item, reading through *buf (grown as needed).
+static void copy_one(int src_root, int dst_root, copy_item *job, unsigned char **buf, size_t *cap) {
+  if (*cap < job->size || !*buf) {
+    free(*buf);
+    *cap = job->size > 4096 ? job->size : 4096;
+    *buf = malloc(*cap);
+    if (!*buf) { *cap = 0; job->err = ENOMEM; return; }
+  }
+  if (read_source(src_root, job, *buf) != 0) return;
   int out = beneath(dst_root, job->temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
   if (out < 0) {
     job->err = errno;
@@ -1065,6 +1077,7 @@ static void copy_job_free(copy_job *job) {
     free(job->items[i].temp);
   }
   free(job->items);
+  free(job->data);
   free(job);
 }
 
@@ -1099,19 +1112,21 @@ static void copy_complete(napi_env env, napi_status status, void *data) {
   copy_job_free(job);
 }
 
-// copy_item_from reads one job, [src, temp, size, stamp | null], throwing on a bad one.
-static int copy_item_from(napi_env env, napi_value value, copy_item *item) {
-  napi_value src, temp, size_v, stamp_v;
+// batch_item_from reads one job, [src, temp, size, stamp | null] (or, with
+// no temp, [src, size, stamp | null]), throwing on a bad one.
+static int batch_item_from(napi_env env, napi_value value, copy_item *item, bool with_temp) {
+  napi_value src, temp = NULL, size_v, stamp_v;
+  uint32_t at = 0;
   bool is_array = false;
-  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_element(env, value, 0, &src) != napi_ok ||
-      napi_get_element(env, value, 1, &temp) != napi_ok || napi_get_element(env, value, 2, &size_v) != napi_ok ||
-      napi_get_element(env, value, 3, &stamp_v) != napi_ok) {
-    napi_throw_type_error(env, NULL, "copyBatch: each job is [src, temp, size, stamp | null]");
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_element(env, value, at++, &src) != napi_ok ||
+      (with_temp && napi_get_element(env, value, at++, &temp) != napi_ok) || napi_get_element(env, value, at++, &size_v) != napi_ok ||
+      napi_get_element(env, value, at, &stamp_v) != napi_ok) {
+    napi_throw_type_error(env, NULL, with_temp ? "copyBatch: each job is [src, temp, size, stamp | null]" : "readBatch: each job is [src, size, stamp | null]");
     return 0;
   }
   double size = -1;
   if (napi_get_value_double(env, size_v, &size) != napi_ok || !(size >= 0 && size <= (double)(1 << 30))) {
-    napi_throw_range_error(env, NULL, "copyBatch: size out of range");
+    napi_throw_range_error(env, NULL, "copyBatch/readBatch: size out of range");
     return 0;
   }
   item->size = (size_t)size;
@@ -1124,18 +1139,16 @@ static int copy_item_from(napi_env env, napi_value value, copy_item *item) {
   }
   item->src = get_path(env, src);
   if (!item->src) return 0;
+  if (!with_temp) return 1;
   item->temp = get_path(env, temp);
   return item->temp != NULL;
 }
 
-static napi_value copy_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int32_t src_root, dst_root;
+// batch_from reads the jobs array argv[at] into a new job, or throws and returns NULL.
+static copy_job *batch_from(napi_env env, napi_value jobs, bool with_temp) {
   uint32_t count = 0;
-  if (!args(env, info, 3, argv, "copyBatch(srcRoot, dstRoot, jobs)")) return NULL;
-  if (!get_fd(env, argv[0], &src_root) || !get_fd(env, argv[1], &dst_root)) return NULL;
-  if (napi_get_array_length(env, argv[2], &count) != napi_ok) {
-    napi_throw_type_error(env, NULL, "copyBatch: jobs must be an array");
+  if (napi_get_array_length(env, jobs, &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "copyBatch/readBatch: jobs must be an array");
     return NULL;
   }
   copy_job *job = calloc(1, sizeof *job);
@@ -1145,17 +1158,104 @@ static napi_value copy_batch(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
-  job->src_root = src_root;
-  job->dst_root = dst_root;
   for (uint32_t i = 0; i < count; i++) {
     napi_value value;
     job->count = i + 1;
-    if (napi_get_element(env, argv[2], i, &value) != napi_ok || !copy_item_from(env, value, &job->items[i])) {
+    if (napi_get_element(env, jobs, i, &value) != napi_ok || !batch_item_from(env, value, &job->items[i], with_temp)) {
       copy_job_free(job);
       return NULL;
     }
   }
+  return job;
+}
+
+static napi_value copy_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t src_root, dst_root;
+  if (!args(env, info, 3, argv, "copyBatch(srcRoot, dstRoot, jobs)")) return NULL;
+  if (!get_fd(env, argv[0], &src_root) || !get_fd(env, argv[1], &dst_root)) return NULL;
+  copy_job *job = batch_from(env, argv[2], true);
+  if (!job) return NULL;
+  job->src_root = src_root;
+  job->dst_root = dst_root;
   return queue_work(env, "ferry:copyBatch", copy_execute, copy_complete, job, &job->deferred, &job->work);
+}
+
+// ---- readBatch -------------------------------------------------------------
+// readBatch(root, jobs) -> Promise<[Buffer, (string | Error)[]]>: each job is
+// [path, size, stamp | null]. In one worker thread, reads each small regular
+// file of the tree (not following links) after checking it still has the
+// scanned stamp and size. The Buffer holds the contents of the files read,
+// one after another in job order; each job gives its xxHash64 (16 hex
+// digits), or an Error (code ECHANGED when the file is not what was
+// scanned) and no bytes. For sending small files to a guest in one message.
+
+#define READ_BATCH_MAX ((size_t)256 << 20)
+
+static void read_execute(napi_env env, void *data) {
+  (void)env;
+  copy_job *job = data;
+  size_t total = 0;
+  for (size_t i = 0; i < job->count; i++) total += job->items[i].size;
+  job->data = malloc(total ? total : 1);
+  if (!job->data) {
+    for (size_t i = 0; i < job->count; i++) job->items[i].err = ENOMEM;
+    return;
+  }
+  for (size_t i = 0; i < job->count; i++) {
+    copy_item *item = &job->items[i];
+    if (read_source(job->src_root, item, job->data + job->used) != 0) continue;
+    item->hash = xxh64(job->data + job->used, item->size);
+    job->used += item->size;
+  }
+}
+
+static void free_data(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static void read_complete(napi_env env, napi_status status, void *data) {
+  copy_job *job = data;
+  napi_value results, bytes, pair;
+  bool ok = status == napi_ok && napi_create_array_with_length(env, job->count, &results) == napi_ok;
+  if (ok && job->used > 0) {
+    ok = napi_create_external_buffer(env, job->used, job->data, free_data, NULL, &bytes) == napi_ok;
+    if (ok) job->data = NULL;  // the Buffer owns it now
+  } else if (ok) {
+    ok = napi_create_buffer(env, 0, NULL, &bytes) == napi_ok;
+  }
+  ok = ok && napi_create_array_with_length(env, 2, &pair) == napi_ok;
+  if (!ok) {
+    napi_reject_deferred(env, job->deferred, make_error(env, EIO, "read", ""));
+  } else {
+    for (size_t i = 0; i < job->count; i++) napi_set_element(env, results, (uint32_t)i, copy_result(env, &job->items[i]));
+    napi_set_element(env, pair, 0, bytes);
+    napi_set_element(env, pair, 1, results);
+    napi_resolve_deferred(env, job->deferred, pair);
+  }
+  napi_delete_async_work(env, job->work);
+  copy_job_free(job);
+}
+
+static napi_value read_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t root;
+  if (!args(env, info, 2, argv, "readBatch(root, jobs)")) return NULL;
+  if (!get_fd(env, argv[0], &root)) return NULL;
+  copy_job *job = batch_from(env, argv[1], false);
+  if (!job) return NULL;
+  size_t total = 0;
+  for (size_t i = 0; i < job->count; i++) total += job->items[i].size;
+  if (total > READ_BATCH_MAX) {
+    copy_job_free(job);
+    napi_throw_range_error(env, NULL, "readBatch: more than 256 MiB at once");
+    return NULL;
+  }
+  job->src_root = root;
+  job->dst_root = -1;
+  return queue_work(env, "ferry:readBatch", read_execute, read_complete, job, &job->deferred, &job->work);
 }
 
 // ---- peerUid -----------------------------------------------------------------
@@ -1194,6 +1294,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fsyncAt", NULL, fsync_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyBatch", NULL, copy_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"renameBatch", NULL, rename_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readBatch", NULL, read_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xxh64", NULL, xxh64_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_enumerable, NULL},
   };

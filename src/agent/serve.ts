@@ -11,13 +11,14 @@ import type { ScanItem, Staged } from '../core/endpoint.js';
 import type { FileEntry } from '../core/entry.js';
 import { ChangedError, asError } from '../core/errors.js';
 import { baseName } from '../core/path.js';
+import { initHash } from '../fs/hash.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { portableDisk } from '../fs/portable-disk.js';
 import { loadWatcherFile } from '../fs/watcher-binding.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { Coalescer } from '../protocol/coalesce.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
-import { type CommitNewResult, type Request, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
+import { type CommitNewResult, type Request, type StageManyResult, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
 
 const READ_CHUNK = 1 << 20;
 
@@ -78,6 +79,40 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
           } finally {
             inboxes.delete(id);
           }
+        }
+        case 'stageMany': {
+          // The contents come as data frames, one file after another: gathered
+          // (never more than the sizes announced), then staged one by one.
+          const inbox = new ChunkQueue();
+          inboxes.set(id, inbox);
+          let content: Buffer;
+          try {
+            const total = request.files.reduce((sum, [, size]) => sum + size, 0);
+            content = Buffer.allocUnsafe(total);
+            let filled = 0;
+            for await (const chunk of inbox) {
+              if (filled + chunk.length > total) throw new Error(`more than the ${total} bytes announced for ${request.files.length} files`);
+              content.set(chunk, filled);
+              filled += chunk.length;
+            }
+            if (filled !== total) throw new Error(`${filled} of the ${total} bytes announced for ${request.files.length} files`);
+          } finally {
+            inboxes.delete(id);
+          }
+          await initHash();
+          let offset = 0;
+          const results = request.files.map(([path, size], i): StageManyResult => {
+            const bytes = content.subarray(offset, offset + size);
+            offset += size;
+            try {
+              const result = ep.stageBytes(path, bytes);
+              staged.set(id + i, result);
+              return [result.size, result.hash];
+            } catch (error) {
+              return [error instanceof ChangedError ? 'changed' : 'path', (error instanceof Error ? error.message : String(error)).slice(0, 4000)];
+            }
+          });
+          return await reply({ t: 'stagedMany', id, results });
         }
         case 'discard': {
           const s = staged.get(request.staged);

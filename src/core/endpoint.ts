@@ -65,6 +65,18 @@ export interface CommitResult {
  */
 export type WatchHint = { readonly dirs: readonly string[]; readonly deleted?: boolean } | { readonly rescan: string };
 
+/** FileToRead: a scanned file to read with others (readMany). */
+export interface FileToRead {
+  readonly path: string;
+  readonly entry: FileEntry;
+}
+
+/** ReadBatch: what readMany read. */
+export interface ReadBatch {
+  readonly data: Uint8Array;
+  readonly hashes: readonly (Hash | Error)[];
+}
+
 /** Endpoint is one side of a session. */
 export interface Endpoint {
   /** Which side of the session this is. */
@@ -90,6 +102,13 @@ export interface Endpoint {
    * can (two local disks); undefined means use read and stage instead.
    */
   copyFrom?(source: Endpoint, path: string, entry: FileEntry): Promise<Staged> | undefined;
+  /**
+   * readMany reads small files together, each checked against its scanned
+   * entry: their contents one after another (a file that failed has none),
+   * and each one's content hash or why it failed. Undefined where this side
+   * cannot (then read each one).
+   */
+  readMany?(files: readonly FileToRead[]): Promise<ReadBatch> | undefined;
   /** discard removes a staged file. */
   discard(staged: Staged): Promise<void>;
   /** commit renames a staged file into place if the destination still is `expect`. */

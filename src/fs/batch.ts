@@ -21,11 +21,13 @@ export class Batcher<J, R> {
    * @param run does one chunk of jobs; its results are in the jobs' order, an Error for a job that failed.
    * @param parallel at most this many chunks at once (the worker threads they can use).
    * @param minChunk fewer jobs than this per chunk are not worth another chunk.
+   * @param maxChunk no chunk has more jobs than this.
    */
   constructor(
     private readonly run: (jobs: J[]) => Promise<(R | Error)[]>,
     private readonly parallel: number,
     private readonly minChunk: number,
+    private readonly maxChunk = Number.POSITIVE_INFINITY,
   ) {}
 
   add(job: J): Promise<R> {
@@ -39,7 +41,7 @@ export class Batcher<J, R> {
   // one to end and goes with the jobs added meanwhile, in a fuller chunk.
   private drain(): void {
     while (this.running < this.parallel && this.waiting.length > 0) {
-      const size = Math.max(this.minChunk, Math.ceil(this.waiting.length / (this.parallel - this.running)));
+      const size = Math.min(this.maxChunk, Math.max(this.minChunk, Math.ceil(this.waiting.length / (this.parallel - this.running))));
       this.runChunk(this.waiting.splice(0, size));
     }
   }

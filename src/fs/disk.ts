@@ -58,7 +58,7 @@ export interface Tree {
    * returns the stamp digest of `to` after the move where that comes cheap.
    */
   renameNoReplace(from: string, to: string): Promise<number | undefined>;
-  /** renameManyNoReplace is renameNoReplace for many independent pairs at once: a result or an Error for each, in order. */
+  /** renameManyNoReplace is renameNoReplace for many independent pairs of files (not directories) at once: a result or an Error for each, in order. */
   renameManyNoReplace(pairs: readonly (readonly [from: string, to: string])[]): Promise<(number | undefined | Error)[]>;
   /** sync makes durable everything written below the root, or at least the files and directories named in `touched`. */
   sync(touched: readonly string[]): Promise<void>;
@@ -69,9 +69,29 @@ export interface Tree {
    * is native: undefined when `source` is not a native tree.
    */
   copySmall?(source: Tree, path: string, temp: string, size: number, stamp: Uint8Array | null): Promise<string> | undefined;
+  /**
+   * readMany reads small regular files, each checked against its size and
+   * stamp, in a worker thread: their contents one after another, and each
+   * one's xxHash64 or why it was not read (code ECHANGED when it is not the
+   * file scanned). Only where it is native.
+   */
+  readMany?(files: readonly ReadRequest[]): Promise<ReadMany>;
   /** rootState tells whether the root's path still names the pinned directory. */
   rootState(): RootState;
   close(): void;
+}
+
+/** ReadRequest names a small file to read, with the size and stamp it must still have. */
+export interface ReadRequest {
+  readonly path: string;
+  readonly size: number;
+  readonly stamp: Uint8Array | null;
+}
+
+/** ReadMany: the files read, one after another, and per file its hash or why it was not read. */
+export interface ReadMany {
+  readonly data: Buffer;
+  readonly hashes: readonly (string | Error)[];
 }
 
 /** RootState: what a tree's root path names now, against the directory pinned. */

@@ -12,7 +12,7 @@
 
 import { closeSync, constants as C, fchmodSync, fstatSync, read, readFileSync, readSync, write, writeSync, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
-import { SMALL_FILE, type CommitOptions, type CommitResult, type Endpoint, type Listing, type ScanItem, type Staged, type WatchHint } from '../core/endpoint.js';
+import { SMALL_FILE, type CommitOptions, type CommitResult, type Endpoint, type FileToRead, type Listing, type ReadBatch, type ScanItem, type Staged, type WatchHint } from '../core/endpoint.js';
 import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
 import { ChangedError, FerryError, PathError, SessionHalt } from '../core/errors.js';
 import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
@@ -283,6 +283,41 @@ export class LocalEndpoint implements Endpoint {
         throw errnoCode(error) === 'EEXIST' ? new PathError(path, `unable to stage ${path}: ${(error as Error).message}`) : this.stageError(path, error);
       },
     );
+  }
+
+  readMany(files: readonly FileToRead[]): Promise<ReadBatch> | undefined {
+    const read = this.tree.readMany?.(files.map((f) => ({ path: f.path, size: f.entry.size, stamp: f.entry.stamp ?? null })));
+    return read?.then(({ data, hashes }) => ({
+      data,
+      hashes: hashes.map((hash, i) => {
+        if (!(hash instanceof Error)) return hash;
+        const path = (files[i] as FileToRead).path;
+        if (errnoCode(hash) === 'ECHANGED') return new ChangedError(path, hash.message);
+        return moved(path, hash, 'deleted') ?? new PathError(path, `unable to read ${path} on ${this.side}: ${hash.message}`, { cause: hash });
+      }),
+    }));
+  }
+
+  /** stageBytes stages a small file whose whole content is at hand (synchronously). */
+  stageBytes(path: string, content: Uint8Array): LocalStaged {
+    const temp = this.tempPath(path);
+    let fd;
+    try {
+      fd = this.tree.open(temp, OPEN_STAGE, NEW_FILE_MODE);
+    } catch (error) {
+      throw this.stageError(path, error);
+    }
+    try {
+      let written = 0;
+      while (written < content.length) written += writeSync(fd, content, written, content.length - written);
+    } catch (error) {
+      closeSync(fd);
+      this.unlinkQuietly(temp);
+      throw this.stageError(path, error);
+    }
+    closeSync(fd);
+    this.touched.add(temp);
+    return { path, temp, size: content.length, hash: hashBytes(content) };
   }
 
   private tempPath(path: string): string {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { FerryError } from '../core/errors.js';
 import { Batcher } from './batch.js';
-import { RECORD_SIZE, type Disk, type FileStat, type RawListing, type RootState, type Tree, rootStateOf, statFromRecord } from './disk.js';
+import { RECORD_SIZE, type Disk, type FileStat, type RawListing, type ReadMany, type ReadRequest, type RootState, type Tree, rootStateOf, statFromRecord } from './disk.js';
 
 interface Shims {
   openRoot(path: string): number;
@@ -27,12 +27,16 @@ interface Shims {
   fsyncAt(root: number, rels: readonly string[]): Promise<void>;
   renameBatch(root: number, froms: readonly string[], tos: readonly string[]): Promise<(number | Error)[]>;
   copyBatch(srcRoot: number, dstRoot: number, jobs: readonly CopyJob[]): Promise<(string | Error)[]>;
+  readBatch(root: number, jobs: readonly ReadJob[]): Promise<[Buffer, (string | Error)[]]>;
   peerUid(fd: number): number;
   readonly RECORD_SIZE: number;
 }
 
 /** A small copy: source path, temporary to create, size, and the stamp the source must still have. */
 type CopyJob = readonly [src: string, temp: string, size: number, stamp: Buffer | null];
+
+/** A small read: path, size, and the stamp the file must still have. */
+type ReadJob = readonly [path: string, size: number, stamp: Buffer | null];
 
 /** renameAt's modes: replace, RENAME_NOREPLACE, RENAME_EXCHANGE. */
 const RENAME = { replace: 0, noReplace: 1, exchange: 2 } as const;
@@ -197,6 +201,15 @@ class NativeTree implements Tree {
     }
     const bytes = stamp === null ? null : Buffer.from(stamp.buffer, stamp.byteOffset, stamp.byteLength);
     return copies.add([path, temp, size, bytes]);
+  }
+
+  readMany(files: readonly ReadRequest[]): Promise<ReadMany> {
+    return this.shims
+      .readBatch(
+        this.handle,
+        files.map((f) => [f.path, f.size, f.stamp === null ? null : Buffer.from(f.stamp.buffer, f.stamp.byteOffset, f.stamp.byteLength)] as const),
+      )
+      .then(([data, hashes]) => ({ data, hashes }));
   }
 
   rootState(): RootState {

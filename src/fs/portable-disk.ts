@@ -226,7 +226,9 @@ class PortableTree implements Tree {
     return Promise.resolve(
       pairs.map(([from, to]) => {
         try {
-          renameNoReplace(this.abs(from), this.abs(to));
+          // Files only (staged ones): link(2) fails with EEXIST when `to` exists.
+          linkSync(this.abs(from), this.abs(to));
+          unlinkSync(this.abs(from));
           return undefined;
         } catch (error) {
           return asError(error);

@@ -27,6 +27,12 @@ export type Request =
   | { t: 'hash'; id: number; path: string; size: number; stamp: string }
   | { t: 'read'; id: number; path: string; size: number; stamp?: string }
   | { t: 'stage'; id: number; path: string; size: number }
+  /**
+   * Stages small files at once: their contents follow as data frames under
+   * this id, one after another, then an end. The files' staged ids are id,
+   * id + 1, ... in order.
+   */
+  | { t: 'stageMany'; id: number; files: [path: string, size: number][] }
   | { t: 'end'; id: number }
   | { t: 'discard'; id: number; staged: number }
   | { t: 'commit'; id: number; staged: number; expect: WireEntry | null; stripExec: boolean }
@@ -49,6 +55,8 @@ export type Reply =
   | { t: 'hash'; id: number; hash: string }
   | { t: 'end'; id: number }
   | { t: 'staged'; id: number; size: number; hash: string }
+  /** One result per file of a stageMany, in order. */
+  | { t: 'stagedMany'; id: number; results: StageManyResult[] }
   | { t: 'committed'; id: number; digest: number; strippedExec: boolean }
   /** One result per staged id of a commitNew, in order: the new stamp digest, or why it failed. */
   | { t: 'committedNew'; id: number; results: CommitNewResult[] }
@@ -57,6 +65,9 @@ export type Reply =
   | { t: 'error'; id: number; code: 'changed' | 'path'; message: string }
   /** After a watch request is accepted: changes in the guest, under that request's id, until the channel ends. */
   | { t: 'changed'; id: number; dirs?: string[]; deleted?: boolean; rescan?: string };
+
+/** A file's outcome in a stageMany: [size, hash] staged, or [error code, message]. */
+export type StageManyResult = [number, string] | ['changed' | 'path', string];
 
 /** A file's outcome in a commitNew: its stamp digest, or [error code, message]. */
 export type CommitNewResult = number | ['changed' | 'path', string];
@@ -129,6 +140,9 @@ export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 export const MAX_DIGEST = 2 ** 52 - 1;
 const MAX_ID = 2 ** 32 - 1;
 const MAX_MESSAGE = 4096;
+/** Files one stageMany may carry, and the largest of them: at most 16 MiB in all. */
+export const MAX_STAGE_MANY = 256;
+export const MAX_STAGE_MANY_FILE = 64 * 1024;
 /** Staged files one commitNew may name (a batch of the engine's is smaller). */
 export const MAX_COMMIT_NEW = 4096;
 /** Directories one change notice may name; a watcher with more asks for a rescan instead. */
@@ -209,6 +223,19 @@ export function checkReply(value: unknown): Reply {
       exactKeys(o, ['t', 'id', 'digest', 'strippedExec'], [], 'committed');
       uint(o.digest, MAX_DIGEST, 'committed digest');
       bool(o.strippedExec, 'committed strippedExec');
+      break;
+    case 'stagedMany':
+      exactKeys(o, ['t', 'id', 'results'], [], 'stagedMany');
+      if (!Array.isArray(o.results) || o.results.length > MAX_STAGE_MANY) fail(`stagedMany results is not an array of at most ${MAX_STAGE_MANY}`);
+      (o.results as unknown[]).forEach((result, i) => {
+        if (!Array.isArray(result) || result.length !== 2) fail(`stagedMany result ${i} is neither [size, hash] nor [code, message]`);
+        const [first, second] = result as unknown[];
+        if (typeof first === 'number') {
+          uint(first, MAX_STAGE_MANY_FILE, `stagedMany result ${i} size`);
+          hex(second, 16, `stagedMany result ${i} hash`);
+        } else if (first === 'changed' || first === 'path') text(second, MAX_MESSAGE, `stagedMany result ${i} message`);
+        else fail(`stagedMany result ${i} is neither [size, hash] nor [code, message]`);
+      });
       break;
     case 'committedNew':
       exactKeys(o, ['t', 'id', 'results'], [], 'committedNew');
@@ -307,6 +334,15 @@ export function checkRequest(value: unknown): Request {
     case 'stage':
       withPath(['size']);
       uint(o.size, MAX_SIZE, 'stage size');
+      break;
+    case 'stageMany':
+      exactKeys(o, ['t', 'id', 'files'], [], 'stageMany');
+      if (!Array.isArray(o.files) || o.files.length === 0 || o.files.length > MAX_STAGE_MANY) fail(`stageMany files is not an array of 1..${MAX_STAGE_MANY}`);
+      (o.files as unknown[]).forEach((file, i) => {
+        if (!Array.isArray(file) || file.length !== 2) fail(`stageMany file ${i} is not [path, size]`);
+        path(file[0], `stageMany file ${i} path`);
+        uint(file[1], MAX_STAGE_MANY_FILE, `stageMany file ${i} size`);
+      });
       break;
     case 'discard':
       exactKeys(o, ['t', 'id', 'staged'], [], 'discard');

@@ -311,7 +311,7 @@ class Pass {
    */
   private concurrency(small: boolean): number {
     if (this.options.concurrency !== undefined) return this.options.concurrency;
-    if (!this.options.alpha.trusted || !this.options.beta.trusted) return small ? 256 : 32;
+    if (!this.options.alpha.trusted || !this.options.beta.trusted) return 32;
     return small ? 64 : 8;
   }
 

@@ -12,14 +12,15 @@
  * announced before anything is renamed into place.
  */
 
-import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
+import type { CommitOptions, CommitResult, Endpoint, FileToRead, Listing, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
 import type { Entry, FileEntry, Hash, Side, UnsupportedReason } from '../core/entry.js';
 import { ChangedError, ConnectionLost, PathError, SessionHalt, asError } from '../core/errors.js';
 import { joinPath } from '../core/path.js';
+import { Batcher } from '../fs/batch.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { Coalescer } from '../protocol/coalesce.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
-import { type CommitNewResult, MAX_COMMIT_NEW, type Reply, type Request, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
+import { type CommitNewResult, MAX_COMMIT_NEW, MAX_STAGE_MANY, MAX_STAGE_MANY_FILE, type Reply, type Request, type StageManyResult, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
 
 /** Channel is the byte stream to an agent. */
 export interface Channel {
@@ -69,6 +70,9 @@ const REASONS: Record<number, UnsupportedReason> = {
 };
 
 const STAGE_CHUNK = 1 << 20;
+/** stageMany requests in flight at once, and the fewest files worth one. */
+const STAGE_MANY_PARALLEL = 4;
+const STAGE_MANY_MIN = 16;
 
 /** RemoteEndpoint is a side served by an agent over a channel. */
 /** ChannelLimits bound what the agent may send over the channel. */
@@ -88,6 +92,8 @@ export class RemoteEndpoint implements Endpoint {
   private hello: ((error?: Error) => void) | undefined;
   private helloDone = false;
   private readonly stagedIds = new WeakMap<Staged, number>();
+  /** Small files from each source that reads many at once, gathered into stageMany requests. */
+  private readonly stagings = new WeakMap<Endpoint, Batcher<FileToRead, Staged>>();
   private lastHeard = Date.now();
   /** Frames sent in this turn of the event loop, written together. */
   private readonly outgoing = new Coalescer((bytes) => this.write(bytes));
@@ -397,6 +403,60 @@ export class RemoteEndpoint implements Endpoint {
     const staged: Staged = { path, size: answer.size, hash: answer.hash };
     this.stagedIds.set(staged, id);
     return staged;
+  }
+
+  copyFrom(source: Endpoint, path: string, entry: FileEntry): Promise<Staged> | undefined {
+    if (entry.size > MAX_STAGE_MANY_FILE || source.readMany === undefined) return undefined;
+    let stagings = this.stagings.get(source);
+    if (stagings === undefined) {
+      stagings = new Batcher((files) => this.stageMany(source, files), STAGE_MANY_PARALLEL, STAGE_MANY_MIN, MAX_STAGE_MANY);
+      this.stagings.set(source, stagings);
+    }
+    return stagings.add({ path, entry });
+  }
+
+  // Stages small files in one request: the source reads them together
+  // (hashing each), their contents go out one after another, and the guest
+  // answers for each. A guest that staged other bytes than it was sent is lying.
+  private async stageMany(source: Endpoint, files: readonly FileToRead[]): Promise<(Staged | Error)[]> {
+    const reading = source.readMany?.(files);
+    if (reading === undefined) return Promise.all(files.map((f) => this.stage(f.path, source.read(f.path, f.entry), f.entry.size).catch(asError)));
+    const { data, hashes } = await reading;
+    const out: (Staged | Error)[] = hashes.map((hash) => (hash instanceof Error ? hash : new Error('not staged')));
+    const sent = files.map((_, i) => i).filter((i) => !(hashes[i] instanceof Error));
+    if (sent.length === 0) return out;
+    if (this.broken !== undefined) throw this.broken;
+    if (this.pending.size === 0) this.lastHeard = Date.now();
+    // The files' staged ids are id, id + 1, ...: reserved here.
+    const id = this.nextId;
+    this.nextId += sent.length;
+    const reply = this.expectReply(id, ['stagedMany']);
+    await this.send(encodeJson({ t: 'stageMany', id, files: sent.map((i) => [(files[i] as FileToRead).path, (files[i] as FileToRead).entry.size]) }));
+    for (let off = 0; off < data.length; off += STAGE_CHUNK) await this.send(encodeData(id, data.subarray(off, off + STAGE_CHUNK)));
+    await this.send(encodeJson({ t: 'end', id }));
+    const answer = await reply;
+    if (answer.t === 'error') {
+      for (const i of sent) {
+        const { path } = files[i] as FileToRead;
+        out[i] = answer.code === 'changed' ? new ChangedError(path, `on ${this.side}: ${answer.message}`) : new PathError(path, `${this.side} (${this.label}): ${answer.message}`);
+      }
+      return out;
+    }
+    if (answer.t !== 'stagedMany') throw this.break('a staging answered with the wrong reply', true);
+    if (answer.results.length !== sent.length) throw this.break(`it answered ${answer.results.length} of ${sent.length} stagings`, true);
+    sent.forEach((i, k) => {
+      const { path, entry } = files[i] as FileToRead;
+      const result = answer.results[k] as StageManyResult;
+      if (result[0] === 'changed') out[i] = new ChangedError(path, `on ${this.side}: ${result[1]}`);
+      else if (result[0] === 'path') out[i] = new PathError(path, `${this.side} (${this.label}): ${result[1]}`);
+      else if (result[0] !== entry.size || result[1] !== hashes[i]) throw this.break(`it staged other bytes for ${path} than were sent (${result[0]} bytes, hash ${result[1]})`, true);
+      else {
+        const staged: Staged = { path, size: entry.size, hash: result[1] };
+        this.stagedIds.set(staged, id + k);
+        out[i] = staged;
+      }
+    });
+    return out;
   }
 
   async discard(staged: Staged): Promise<void> {

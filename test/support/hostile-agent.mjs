@@ -417,6 +417,12 @@ function onReply(message) {
         message.entries = message.entries.filter((e) => e[1] === 1);
       }
       break;
+    case 'stage-count':
+      if (message.t === 'stagedMany') message.results.pop();
+      break;
+    case 'stage-lie':
+      if (message.t === 'stagedMany') message.results[0][1] = message.results[0][1] === '0123456789abcdef' ? 'fedcba9876543210' : '0123456789abcdef';
+      break;
     case 'commit-count':
       if (message.t === 'committedNew') message.results.pop();
       break;
