@@ -197,6 +197,9 @@ async function main() {
 
   const WORK = path.resolve(process.env.BENCH_DIR ?? path.join(REPO, 'bench', 'work'), 'sync-ssh');
   freshDir(WORK);
+  // A previous run's trees may have been deleted just now (here, or at the
+  // end of that run): figure 1 starts a minute after this (see initialFigure).
+  const began = Date.now();
   // the guest user must be able to reach its directories under WORK
   for (let p = WORK; p !== path.dirname(p); p = path.dirname(p)) {
     if ((statSync(p).mode & 0o001) === 0) fail(`${p} is not searchable by others, so ${GUEST_USER} cannot reach the guest directories; set BENCH_DIR elsewhere`);
@@ -334,12 +337,23 @@ async function main() {
   /**
    * initialFigure times initial syncs host->guest of `corpus` into a fresh empty
    * guest dir, one untimed warm-up rep of every tool then RUNS timed reps in
-   * rotating order. Each rep removes the previous destination (untimed), so only
-   * one copy of the tree exists in the guest at a time. ferry's tree is verified
-   * once (the first timed rep); each peer's once (its warm-up rep).
+   * rotating order. ferry's tree is verified once (the first timed rep); each
+   * peer's once (its warm-up rep). A tree of many files is kept until the
+   * figure ends: on ext4, files created within a minute or so after
+   * thousands were deleted are slow to create (the inode allocator skips
+   * recently freed inodes), which would slow whichever tool ran next. A tree
+   * of a few large files is removed after its rep (untimed), so only one
+   * copy of it exists in the guest at a time.
    */
   function initialFigure(fig, corpus, tools) {
     const res = Object.fromEntries(tools.flatMap((t) => [[t.key, []], ...(t.withSync ? [[`${t.key}Sync`, []]] : [])]));
+    const keep = corpus.files > 1000;
+    const kept = [];
+    const settle = began + 60_000 - Date.now();
+    if (keep && settle > 0) {
+      log(`  waiting ${Math.ceil(settle / 1000)} s first: trees deleted less than a minute ago (by a previous run) would slow file creation`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, settle);
+    }
     for (let rep = -1; rep < RUNS; rep++) {
       const order = tools.map((_, i) => tools[(i + rep + 1) % tools.length]);
       const line = [];
@@ -362,8 +376,11 @@ async function main() {
             peerFailed(`${fig}.${t.key}`, `figure ${fig} ${t.key} (result differs: ${d.split('\n')[0]})`, r);
           }
         }
-        rmrf(dst);
-        if (home) rmrf(home);
+        if (keep) kept.push(dst, ...(home ? [home] : []));
+        else {
+          rmrf(dst);
+          if (home) rmrf(home);
+        }
         if (errors[`${fig}.${t.key}`]) continue;
         line.push(`${t.key} ${fmtS(r.seconds)}s${syncS !== undefined ? ` (+sync ${fmtS(syncS)}s)` : ''}`);
         if (rep < 0) continue;
@@ -376,6 +393,7 @@ async function main() {
       }
       log(`  ${rep < 0 ? 'warm-up (not counted)' : `rep ${rep + 1}/${RUNS}`}: ${line.join(', ')}`);
     }
+    for (const p of kept) rmrf(p);
     return res;
   }
 
