@@ -117,6 +117,43 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
     expect(readdirSync(cache).sort()).toEqual(installed);
     expect(statSync(file).mtimeMs).toBe(before);
+    // The agent is there but not its watcher: the quick start falls back
+    // to the probe, which installs the watcher again.
+    rmSync(join(cache, installed[1] ?? ''));
+    writeFileSync(join(alpha, 'a.txt'), 'and again');
+    expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+    expect(readdirSync(cache).sort()).toEqual(installed);
+    expect(statSync(file).mtimeMs).toBe(before);
+  });
+
+  test('a guest without Node.js: a clear error naming what to install, with its agent installed or not', async () => {
+    // The guest's PATH holds a shell and the tools the installer uses, but no node.
+    const bin = tempDir('ferry-nonode-');
+    for (const tool of ['sh', 'mkdir', 'cat', 'mv', 'ls', 'test', '[', 'echo']) {
+      const found = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+      if (found.startsWith('/')) execFileSync('ln', ['-s', found, join(bin, tool)]);
+    }
+    execFileSync('chmod', ['755', bin]);
+    const bare = await startSshd('ferry-guest3', [`SetEnv PATH=${bin}`]);
+    try {
+      const top = tempDir('ferry-nonode-top-');
+      const alpha = join(top, 'alpha');
+      const home = join(top, 'home');
+      mkdirSync(alpha);
+      mkdirSync(home);
+      writeTree(alpha, { 'a.txt': 'a' });
+      writeFileSync(join(home, 'known_hosts'), `${bare.knownHostsLine}\n`);
+      const beta = bare.guestDir('nonode');
+      for (const cached of ['with the agent in its cache', 'with an empty cache']) {
+        const r = await ferry(home, ['sync', alpha, bare.url(beta), '--once', '--key', bare.clientKey]);
+        expect(r.status, cached).toBe(1);
+        expect(r.stderr, cached).toMatch(/Node\.js is not installed in \S+; ferry's guest agent needs Node\.js 18 or newer there \(for example `apt-get install nodejs`\)/);
+        expect(readdirSync(beta), cached).toEqual([]);
+        rmSync(join(bare.guestHome, '.cache', 'ferry'), { recursive: true, force: true });
+      }
+    } finally {
+      await bare.stop();
+    }
   });
 
   test('a guest directory that does not exist is a usage error; one that vanished halts', async () => {

@@ -115,6 +115,8 @@ export class RemoteEndpoint implements Endpoint {
     private readonly root: string,
     private readonly onViolation: (reason: string) => void = () => undefined,
     private readonly limits?: ChannelLimits,
+    /** Bytes the agent sent before this endpoint took the channel over. */
+    initial?: Buffer,
   ) {
     this.decoder = new FrameDecoder(AGENT_MAGIC, limits?.maxFrameBytes);
     channel.on('data', (chunk) => this.receive(chunk));
@@ -141,6 +143,7 @@ export class RemoteEndpoint implements Endpoint {
       else this.break(`the connection to ${label} closed`, false);
     });
     channel.on('error', (error) => this.break(`the connection to ${label} failed: ${error.message}`, false));
+    if (initial !== undefined && initial.length > 0) this.receive(initial);
   }
 
   /** start performs the handshake: magic bytes and versions both ways. */

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import ssh2, { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
-import { bindingPath, type Platform } from '../fs/watcher-binding.js';
+import { bindingPath, hostPlatform, type Platform } from '../fs/watcher-binding.js';
 import { type SshTarget, targetLabel } from './target.js';
 import { type ChannelLimits, RemoteEndpoint } from './remote.js';
 
@@ -220,9 +220,23 @@ export class SshLink {
     return new SshLink(client, targetLabel({ ...target, path: '/' }).slice(0, -1));
   }
 
-  /** openAgent starts an agent serving `root` over a new channel, installing it first if needed. */
+  /**
+   * openAgent starts an agent serving `root` over a new channel, installing
+   * it first if needed. The first agent of a connection is started straight
+   * away when the guest has this build installed already (the usual case):
+   * the probe of the guest's Node.js and platform, a second program start in
+   * the guest, is only needed when it has not.
+   */
   async openAgent(side: Side, root: string, onViolation?: (reason: string) => void, limits?: ChannelLimits): Promise<Guest> {
     const label = `${this.label}${root.startsWith('/') ? '' : '/~/'}${root}`;
+    const quick = quickAgentCommand();
+    if (this.agentCommand === undefined && quick !== undefined) {
+      const guest = await this.launch(quick, side, root, label, onViolation, limits, true);
+      if (guest !== undefined) {
+        this.agentCommand = Promise.resolve(quick);
+        return guest;
+      }
+    }
     this.agentCommand ??= agentCommand(this.client, this.label);
     let command;
     try {
@@ -231,6 +245,21 @@ export class SshLink {
       this.agentCommand = undefined;
       throw error;
     }
+    return (await this.launch(command, side, root, label, onViolation, limits, false)) as Guest;
+  }
+
+  // Runs an agent command on a new channel and shakes hands with the agent.
+  // With `quick`, a guest that answers AGENT_MISSING (or nothing) instead of
+  // the agent's magic bytes gives undefined: the caller probes and installs.
+  private async launch(
+    command: string,
+    side: Side,
+    root: string,
+    label: string,
+    onViolation: ((reason: string) => void) | undefined,
+    limits: ChannelLimits | undefined,
+    quick: boolean,
+  ): Promise<Guest | undefined> {
     const channel = await new Promise<ClientChannel>((resolve, reject) =>
       this.client.exec(command, (error, ch) => (error !== undefined ? reject(new FerryError('EAGENT', `unable to start the ferry agent in ${label}: ${error.message}`)) : resolve(ch))),
     );
@@ -238,7 +267,21 @@ export class SshLink {
     channel.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString('utf8')).slice(-2000);
     });
-    const endpoint = new RemoteEndpoint(side, label, channel, root, onViolation, limits);
+    let first: Buffer | undefined;
+    if (quick) {
+      const heard = await firstBytes(channel, AGENT_MISSING.length);
+      if (heard === 'silent') {
+        channel.close();
+        throw new FerryError('EAGENT', `the ferry agent in ${label} did not start: it did not answer within ${HANDSHAKE_MS / 1000} s${stderr === '' ? '' : ` (it said: ${stderr.trim()})`}`);
+      }
+      if (heard.length === 0 || heard.subarray(0, AGENT_MISSING.length).equals(AGENT_MISSING)) {
+        channel.close();
+        return undefined;
+      }
+      first = heard;
+    }
+    const endpoint = new RemoteEndpoint(side, label, channel, root, onViolation, limits, first);
+    channel.resume();
     const close = () => endpoint.abort();
     try {
       await endpoint.start();
@@ -339,6 +382,58 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
 // Returns the command that starts the agent, installing it first when the
 // guest does not have this exact build, together with the file watcher's
 // native binding when this installation has one for the guest's platform.
+/** What the quick start prints when the guest lacks this build of the agent (or its watcher). */
+const AGENT_MISSING = Buffer.from('ferry-agent-missing\n');
+
+let quick: string | undefined;
+
+// The command that starts this build's agent if the guest has it, with the
+// watcher this installation would upload to a guest of its own platform
+// when that is there too; else it prints AGENT_MISSING. None when
+// FERRY_AGENT_COMMAND replaces the agent command.
+function quickAgentCommand(): string | undefined {
+  const override = process.env.FERRY_AGENT_COMMAND;
+  if (override !== undefined && override !== '') return undefined;
+  if (quick !== undefined) return quick;
+  const { hash } = agentBundle();
+  const agent = `"$d/agent-${hash}.mjs"`;
+  const watcher = watcherFor(hostPlatform());
+  // No single quotes in here: it goes inside sh -c '...'.
+  const start =
+    watcher === undefined ? `exec node ${agent}` : `if [ -f "$d/watcher-${watcher.hash}.node" ]; then exec env FERRY_WATCHER="$d/watcher-${watcher.hash}.node" node ${agent}; fi`;
+  quick = `sh -c 'd="$HOME/.cache/ferry"; if [ -f ${agent} ]; then ${start}; fi; echo ${AGENT_MISSING.toString('utf8').trim()}'`;
+  return quick;
+}
+
+/** How long a starting agent may take to say anything. */
+const HANDSHAKE_MS = 30_000;
+
+// The first `n` bytes the channel sends (fewer, maybe none, if it closes
+// first), or 'silent' if it sends nothing within HANDSHAKE_MS.
+function firstBytes(channel: ClientChannel, n: number): Promise<Buffer | 'silent'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const done = (result: Buffer | 'silent') => {
+      // Held until the endpoint takes the channel over (and resumes it).
+      channel.pause();
+      clearTimeout(timer);
+      channel.off('data', onData);
+      channel.off('close', onClose);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      const all = Buffer.concat(chunks);
+      // Enough to tell, or already not the marker.
+      if (all.length >= n || !AGENT_MISSING.subarray(0, all.length).equals(all)) done(all);
+    };
+    const onClose = () => done(Buffer.concat(chunks));
+    const timer = setTimeout(() => done(chunks.length > 0 ? Buffer.concat(chunks) : 'silent'), HANDSHAKE_MS);
+    channel.on('data', onData);
+    channel.on('close', onClose);
+  });
+}
+
 // FERRY_AGENT_COMMAND replaces it (for debugging, and for the tests'
 // hostile agents).
 async function agentCommand(client: Client, label: string): Promise<string> {

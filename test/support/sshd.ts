@@ -134,7 +134,8 @@ function killQuietly(pid: number): void {
 }
 
 /** startSshd starts a server that lets `user` (created if missing) log in; stop it when done. */
-export async function startSshd(user = GUEST_USER): Promise<Sshd> {
+/** startSshd starts a real sshd for `user`; `extraConfig` lines are added to its sshd_config (e.g. SetEnv). */
+export async function startSshd(user = GUEST_USER, extraConfig: readonly string[] = []): Promise<Sshd> {
   const guestHome = ensureGuestUser(user);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-sshd-'));
   chmodSync(dir, 0o755);
@@ -163,6 +164,7 @@ export async function startSshd(user = GUEST_USER): Promise<Sshd> {
       'MaxStartups 100',
       'MaxSessions 100',
       'LogLevel ERROR',
+      ...extraConfig,
       '',
     ].join('\n'),
   );
