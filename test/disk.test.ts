@@ -275,3 +275,27 @@ describe('reading many files at once', () => {
     await side.close();
   });
 });
+
+describe('temporaries in flight', () => {
+  test("a listing by another endpoint of this process leaves this one's staged file alone", async () => {
+    const dir = tempDir('ferry-inflight-');
+    writeTree(dir, { 'd/old.txt': 'old' });
+    // Two grants of one daemon, over the same host directory.
+    const writer = new LocalEndpoint('alpha', dir, nativeDisk());
+    const lister = new LocalEndpoint('alpha', dir, nativeDisk());
+    await writer.prepare();
+    await lister.prepare();
+    const staged = await writer.stage('d/new.txt', Readable.from([Buffer.from('new')]), 3);
+    const listing = await lister.list('d');
+    expect(listing.items.map((item) => item.path)).toEqual(['d/old.txt']);
+    await lister.sweep();
+    await writer.commit(staged, undefined, { stripExec: false });
+    expect(readTree(dir)).toEqual({ d: null, 'd/old.txt': 'old', 'd/new.txt': 'new' });
+    // Once put in place, a leftover of this process under a temporary name is stale again.
+    writeFileSync(join(dir, 'd', `.ferry-tmp-${process.pid}-zzzz`), 'left over');
+    await lister.list('d');
+    expect(readTree(dir)).toEqual({ d: null, 'd/old.txt': 'old', 'd/new.txt': 'new' });
+    await writer.close();
+    await lister.close();
+  });
+});

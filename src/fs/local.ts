@@ -16,7 +16,7 @@ import { SMALL_FILE, type CommitOptions, type CommitResult, type Endpoint, type 
 import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
 import { ChangedError, FerryError, PathError, SessionHalt } from '../core/errors.js';
 import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
-import { joinPath, parentOf } from '../core/path.js';
+import { baseName, joinPath, parentOf } from '../core/path.js';
 import { StreamHasher, hashBytes, initHash } from './hash.js';
 import type { Disk, FileStat, Tree } from './disk.js';
 import { sameStamp, stampOf } from './stamp.js';
@@ -53,6 +53,15 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The temporaries this process staged and has not yet put in place or
+ * removed, by name (unique in the process). One of this process's pid is
+ * stale only when it is not among them: a daemon serving many grants lists
+ * directories where its other syncs have files in flight.
+ */
+const liveTemps = new Set<string>();
+let tempCounter = 0;
+
 /** tempOwner returns the pid that staged a temporary, from its name. */
 function tempOwner(name: string): number | undefined {
   const pid = Number.parseInt(name.slice(TEMP_PREFIX.length), 10);
@@ -87,7 +96,6 @@ export class LocalEndpoint implements Endpoint {
   private readonly staleTemps: string[] = [];
   /** Files and directories (relative paths) written since the last barrier. */
   private touched = new Set<string>();
-  private tempCounter = 0;
   private pinned: Tree | undefined;
 
   constructor(
@@ -103,7 +111,8 @@ export class LocalEndpoint implements Endpoint {
       (dir, expect) => this.tree.scanDir(dir, expect),
       (dir, name) => {
         const owner = tempOwner(name);
-        if (owner === undefined || owner === process.pid || !isAlive(owner)) this.staleTemps.push(joinPath(dir, name));
+        const stale = owner === undefined || (owner === process.pid ? !liveTemps.has(name) : !isAlive(owner));
+        if (stale) this.staleTemps.push(joinPath(dir, name));
       },
     );
   }
@@ -227,6 +236,15 @@ export class LocalEndpoint implements Endpoint {
   async stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<LocalStaged> {
     await initHash();
     const temp = this.tempPath(path);
+    try {
+      return await this.stageAt(temp, path, content, expectedSize);
+    } catch (error) {
+      this.release(temp);
+      throw error;
+    }
+  }
+
+  private async stageAt(temp: string, path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<LocalStaged> {
     const hasher = new StreamHasher();
     const take = (chunk: Uint8Array) => {
       if (hasher.size + chunk.length > expectedSize) throw new ChangedError(path, 'the source grew during the transfer');
@@ -279,6 +297,7 @@ export class LocalEndpoint implements Endpoint {
         return { path, temp, size: entry.size, hash };
       },
       (error: unknown) => {
+        this.release(temp);
         if (errnoCode(error) === 'ECHANGED') throw new ChangedError(path, (error as Error).message);
         throw errnoCode(error) === 'EEXIST' ? new PathError(path, `unable to stage ${path}: ${(error as Error).message}`) : this.stageError(path, error);
       },
@@ -305,6 +324,7 @@ export class LocalEndpoint implements Endpoint {
     try {
       fd = this.tree.open(temp, OPEN_STAGE, NEW_FILE_MODE);
     } catch (error) {
+      this.release(temp);
       throw this.stageError(path, error);
     }
     try {
@@ -313,6 +333,7 @@ export class LocalEndpoint implements Endpoint {
     } catch (error) {
       closeSync(fd);
       this.unlinkQuietly(temp);
+      this.release(temp);
       throw this.stageError(path, error);
     }
     closeSync(fd);
@@ -321,7 +342,14 @@ export class LocalEndpoint implements Endpoint {
   }
 
   private tempPath(path: string): string {
-    return joinPath(parentOf(path), `${TEMP_PREFIX}${process.pid}-${(this.tempCounter++).toString(36)}`);
+    const name = `${TEMP_PREFIX}${process.pid}-${(tempCounter++).toString(36)}`;
+    liveTemps.add(name);
+    return joinPath(parentOf(path), name);
+  }
+
+  // A temporary put in place or removed: a listing may call its name stale from now on.
+  private release(temp: string): void {
+    liveTemps.delete(baseName(temp));
   }
 
   private stageError(path: string, error: unknown): Error {
@@ -331,6 +359,7 @@ export class LocalEndpoint implements Endpoint {
 
   discard(staged: Staged): Promise<void> {
     this.unlinkQuietly((staged as LocalStaged).temp);
+    this.release((staged as LocalStaged).temp);
     return Promise.resolve();
   }
 
@@ -374,6 +403,8 @@ export class LocalEndpoint implements Endpoint {
       }
     } catch (error) {
       throw this.commitFailed(staged as LocalStaged, error);
+    } finally {
+      this.release(temp);
     }
     return this.committed(path, digest, strippedExec);
   }
@@ -386,6 +417,7 @@ export class LocalEndpoint implements Endpoint {
     } catch (error) {
       digests = files.map(() => error as Error);
     }
+    for (const file of files) this.release(file.temp);
     return files.map((file, i) => {
       const digest = digests[i];
       try {
