@@ -122,7 +122,7 @@ function makeCorpus(dir, kind, spec) {
 
 // ---------------------------------------------------------------- tools
 
-// ferry runs as its users run it: the executable, whose #! line sets its V8 flags.
+// ferry runs as its users run it: the executable (bin/ferry.js).
 const ferryArgs = (a, b) => ['sync', a, b, '--once'];
 const unisonArgs = (a, b) => [a, b, '-batch', '-perms', '0', '-ui', 'text'];
 

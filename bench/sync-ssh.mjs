@@ -268,7 +268,7 @@ async function main() {
   cleanups.push(guestUnisonCleanup(guestHome));
 
   const sshUrl = (dst) => `ssh://${GUEST_USER}@127.0.0.1:${sshd.port}${dst}`;
-  // ferry: as its users run it, the executable (its #! line sets V8 flags), with a fresh FERRY_HOME holding known_hosts
+  // ferry: as its users run it, the executable (bin/ferry.js), with a fresh FERRY_HOME holding known_hosts
   const ferryHome = (name) => {
     const home = freshDir(path.join(WORK, name));
     writeFileSync(path.join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);

@@ -69,7 +69,7 @@ export function syncTools(ctx) {
       over: 'local',
       version: ctx.ferryVersion,
       target: (name) => ({ dst: localDir(`${name}-dst`), home: ferryHome(`${name}-home`, false) }),
-      // run as users run it: the executable, whose #! line sets its V8 flags
+      // run as users run it: the executable (bin/ferry.js)
       command: (src, t) => [ferryBin, ['sync', src, t.dst, '--once'], { FERRY_HOME: t.home }],
     },
     {
