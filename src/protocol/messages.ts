@@ -140,8 +140,9 @@ export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 export const MAX_DIGEST = 2 ** 52 - 1;
 const MAX_ID = 2 ** 32 - 1;
 const MAX_MESSAGE = 4096;
-/** Files one stageMany may carry, and the largest of them: at most 16 MiB in all. */
+/** Files one stageMany may carry (with MAX_STAGE_MANY_FILE, at most 16 MiB in all). */
 export const MAX_STAGE_MANY = 256;
+/** The largest file a stageMany may carry. */
 export const MAX_STAGE_MANY_FILE = 64 * 1024;
 /** Staged files one commitNew may name (a batch of the engine's is smaller). */
 export const MAX_COMMIT_NEW = 4096;
