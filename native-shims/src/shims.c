@@ -1247,8 +1247,12 @@ static napi_value read_batch(napi_env env, napi_callback_info info) {
   copy_job *job = batch_from(env, argv[1], false);
   if (!job) return NULL;
   size_t total = 0;
-  for (size_t i = 0; i < job->count; i++) total += job->items[i].size;
-  if (total > READ_BATCH_MAX) {
+  bool too_much = false;
+  for (size_t i = 0; i < job->count && !too_much; i++) {
+    too_much = job->items[i].size > READ_BATCH_MAX - total;
+    total += job->items[i].size;
+  }
+  if (too_much) {
     copy_job_free(job);
     napi_throw_range_error(env, NULL, "readBatch: more than 256 MiB at once");
     return NULL;

@@ -288,9 +288,14 @@ export class LocalEndpoint implements Endpoint {
   }
 
   copyFrom(source: Endpoint, path: string, entry: FileEntry): Promise<LocalStaged> | undefined {
-    if (!(source instanceof LocalEndpoint) || entry.size > SMALL_FILE) return undefined;
+    if (!(source instanceof LocalEndpoint) || entry.size > SMALL_FILE || this.tree.copySmall === undefined) return undefined;
     const temp = this.tempPath(path);
-    const copy = this.tree.copySmall?.(source.tree, path, temp, entry.size, entry.stamp ?? null);
+    let copy: Promise<string> | undefined;
+    try {
+      copy = this.tree.copySmall(source.tree, path, temp, entry.size, entry.stamp ?? null);
+    } finally {
+      if (copy === undefined) this.release(temp);
+    }
     return copy?.then(
       (hash) => {
         this.touched.add(temp);

@@ -5,9 +5,9 @@
  * with a SessionHalt.
  */
 
-import type { CommitOptions, CommitResult, Endpoint, Listing, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
+import type { CommitOptions, CommitResult, Endpoint, FileToRead, Listing, ReadBatch, ScanItem, Staged, WatchHint } from '../core/endpoint.js';
 import type { Entry, FileEntry, Hash, Side } from '../core/entry.js';
-import { SessionHalt } from '../core/errors.js';
+import { SessionHalt, asError } from '../core/errors.js';
 
 export class FencedEndpoint implements Endpoint {
   readonly side: Side;
@@ -48,6 +48,9 @@ export class FencedEndpoint implements Endpoint {
     this.check();
     return this.inner.stage(path, content, expectedSize);
   }
+  readMany(files: readonly FileToRead[]): Promise<ReadBatch> | undefined {
+    return this.inner.readMany?.(files);
+  }
   async discard(staged: Staged): Promise<void> {
     return this.inner.discard(staged);
   }
@@ -57,6 +60,15 @@ export class FencedEndpoint implements Endpoint {
       throw new SessionHalt(this.why);
     }
     return this.inner.commit(staged, expect, options);
+  }
+  async commitNew(staged: readonly Staged[]): Promise<(CommitResult | Error)[]> {
+    if (!this.open()) {
+      await Promise.all(staged.map((s) => this.inner.discard(s)));
+      const halt = new SessionHalt(this.why);
+      return staged.map(() => halt);
+    }
+    if (this.inner.commitNew !== undefined) return this.inner.commitNew(staged);
+    return Promise.all(staged.map((s) => this.inner.commit(s, undefined, { stripExec: true }).catch(asError)));
   }
   async mkdir(path: string, expect: Entry | undefined): Promise<void> {
     this.check();

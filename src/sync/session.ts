@@ -334,8 +334,10 @@ class Pass {
     try {
       for (const start of starts) await this.walkFrom(start, resolutions);
     } catch (error) {
-      // The batch being put in place finishes before the error is passed on.
+      // The batch being put in place finishes before the error is passed
+      // on; the one being staged is dropped.
       await this.settling.catch(() => undefined);
+      await this.abandon(this.transfers);
       throw error;
     }
     await this.flush();
@@ -785,11 +787,32 @@ class Pass {
     this.touched = new Set();
     this.batchBytes = 0;
     this.batchStarted = Date.now();
-    await this.settling;
+    try {
+      await this.settling;
+    } catch (error) {
+      await this.abandon(batch.transfers);
+      throw error;
+    }
     const settling = this.settle(batch);
     // Awaited by the next endBatch or flush, which pass its error on.
     settling.catch(() => undefined);
     this.settling = settling;
+  }
+
+  // Removes the files a batch staged that will never be put in place.
+  private async discardStaged(transfers: readonly Transfer[], staged: readonly (Staged | Error)[]): Promise<void> {
+    await Promise.all(
+      transfers.map(async (t, i) => {
+        const result = staged[i];
+        if (result !== undefined && !(result instanceof Error)) await this.endpoint(t.op.to).discard(result).catch(() => undefined);
+      }),
+    );
+  }
+
+  // A batch that will not be settled (the session failed first): once its
+  // stagings end, what they staged is removed.
+  private async abandon(transfers: readonly Transfer[]): Promise<void> {
+    await this.discardStaged(transfers, await Promise.all(transfers.map((t) => t.staging)));
   }
 
   /** settle puts a batch in place: barrier, renames, barrier, then one archive transaction. */
@@ -799,12 +822,7 @@ class Pass {
     // batch's copies is put in place.
     if (this.halt === undefined) staged.forEach((result) => result instanceof SessionHalt && (this.halt ??= result));
     if (this.halt !== undefined) {
-      await Promise.all(
-        transfers.map(async (t, i) => {
-          const result = staged[i];
-          if (result !== undefined && !(result instanceof Error)) await this.endpoint(t.op.to).discard(result).catch(() => undefined);
-        }),
-      );
+      await this.discardStaged(transfers, staged);
       if (touched.size > 0) await this.barrier(touched);
       this.commit(
         actions.map((action, i) => (transfers.some((t) => t.slot === i) ? null : action)),
@@ -812,15 +830,20 @@ class Pass {
       );
       return;
     }
-    if (transfers.length > 0) await this.barrier(new Set(transfers.map((t) => t.op.to)));
-    // Announce the renames before making them, so that a crash between the
-    // renames and the archive commit below is recognised by the next sync.
-    const copies: CopyIntent[] = [];
-    transfers.forEach((t, i) => {
-      const result = staged[i];
-      if (result !== undefined && !(result instanceof Error)) copies.push({ side: t.op.to, path: t.op.path, size: result.size, hash: result.hash });
-    });
-    this.store.transaction(() => this.store.putCopyIntents(this.sessionId, copies));
+    try {
+      if (transfers.length > 0) await this.barrier(new Set(transfers.map((t) => t.op.to)));
+      // Announce the renames before making them, so that a crash between the
+      // renames and the archive commit below is recognised by the next sync.
+      const copies: CopyIntent[] = [];
+      transfers.forEach((t, i) => {
+        const result = staged[i];
+        if (result !== undefined && !(result instanceof Error)) copies.push({ side: t.op.to, path: t.op.path, size: result.size, hash: result.hash });
+      });
+      this.store.transaction(() => this.store.putCopyIntents(this.sessionId, copies));
+    } catch (error) {
+      await this.discardStaged(transfers, staged);
+      throw error;
+    }
     const commits = await this.commitTransfers(transfers, staged);
     transfers.forEach((transfer, i) => {
       const committed = commits[i] as CommitResult | Error;

@@ -229,13 +229,13 @@ export class SshLink {
    */
   async openAgent(side: Side, root: string, onViolation?: (reason: string) => void, limits?: ChannelLimits): Promise<Guest> {
     const label = `${this.label}${root.startsWith('/') ? '' : '/~/'}${root}`;
+    // Every channel tries the quick start: the guest's copy of the agent may
+    // have gone since the last one, and then it says so instead of failing.
     const quick = quickAgentCommand();
-    if (this.agentCommand === undefined && quick !== undefined) {
+    if (quick !== undefined) {
       const guest = await this.launch(quick, side, root, label, onViolation, limits, true);
-      if (guest !== undefined) {
-        this.agentCommand = Promise.resolve(quick);
-        return guest;
-      }
+      if (guest !== undefined) return guest;
+      this.agentCommand = undefined;
     }
     this.agentCommand ??= agentCommand(this.client, this.label);
     let command;

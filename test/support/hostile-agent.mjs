@@ -138,25 +138,35 @@ process.stdin.on(
         if (request.t === 'hello' && typeof request.root === 'string') guestRoot = resolve(request.root);
         if (typeof request.id === 'number') requests.set(request.id, request);
         if (request.t === 'watch') watchId = request.id;
-        if (mode === 'swap-on-stage' && request.t === 'stage' && request.path === 'sub/sent.txt' && swapped === undefined) swapSub(request.id);
+        for (const [stagedId, path] of stagedFiles(request)) {
+          if (mode === 'swap-on-stage' && path === 'sub/sent.txt' && swapped === undefined) swapSub(stagedId, request.id, path);
+          if (mode === 'noting' || mode === 'slow-reader') note(`stage ${path}`);
+        }
         if (request.t === 'read' && firstRead === undefined) firstRead = request.id;
         if (mode === 'hangup-on-stage' && request.t === 'stage' && request.size > 1024 * 1024) hangUp();
-        if ((mode === 'noting' || mode === 'slow-reader') && request.t === 'stage') note(`stage ${request.path}`);
       } catch {
         // the host's hello is not a request
       }
     },
   ),
 );
+// The files a request stages, as [staged id, path]: one for a stage, each of a stageMany's
+// (whose files take the ids id, id + 1, ...).
+function stagedFiles(request) {
+  if (request.t === 'stage') return [[request.id, request.path]];
+  if (request.t === 'stageMany' && Array.isArray(request.files)) return request.files.map(([path], i) => [request.id + i, path]);
+  return [];
+}
+
 // Just before the real agent sees the file the host sends as sub/sent.txt, sub/ becomes a symlink
 // to PARAM until that file is put in place (a guest that races its own agent, and wins every time).
 let swapped;
-function swapSub(stageId) {
+function swapSub(stageId, requestId, path) {
   const sub = join(guestRoot, 'sub');
   renameSync(sub, `${sub}.real`);
   symlinkSync(param, sub);
-  swapped = { stageId, back: false };
-  note(`swapped sub for a symlink to ${param} for ${requests.get(stageId)?.path}`);
+  swapped = { stageId, requestId, back: false };
+  note(`swapped sub for a symlink to ${param} for ${path}`);
 }
 
 function swapBack() {
@@ -339,7 +349,11 @@ function onReply(message) {
       break;
     case 'swap-on-stage': {
       // Once the file is in place (wherever sub/ led), or failed, sub/ is put back.
-      const done = (request?.t === 'commit' && request.staged === swapped?.stageId) || (message.t === 'error' && message.id === swapped?.stageId);
+      const done =
+        (request?.t === 'commit' && request.staged === swapped?.stageId) ||
+        (request?.t === 'commitNew' && request.staged.includes(swapped?.stageId)) ||
+        (message.t === 'error' && (message.id === swapped?.stageId || message.id === swapped?.requestId)) ||
+        (message.t === 'stagedMany' && message.id === swapped?.requestId && typeof message.results[swapped.stageId - message.id]?.[0] !== 'number');
       if (done && swapped?.back === false) {
         send(jsonFrame(message));
         swapBack();
