@@ -299,3 +299,35 @@ describe('temporaries in flight', () => {
     await lister.close();
   });
 });
+
+describe('a sync that fails between staging and putting in place', () => {
+  // A real local side whose durability barrier fails (a disk gone bad).
+  class FailingBarrier extends LocalEndpoint {
+    override barrier(): Promise<void> {
+      return Promise.reject(new Error('the disk failed the barrier'));
+    }
+  }
+
+  test('leaves no staged file behind, in the batch that failed or the one staged meanwhile', async () => {
+    const top = tempDir('ferry-abandon-');
+    const alpha = join(top, 'alpha');
+    const beta = join(top, 'beta');
+    mkdirSync(alpha);
+    mkdirSync(beta);
+    const files: Record<string, string> = {};
+    // More than one batch (1,024 copies), so a second is staged while the first fails.
+    for (let i = 0; i < 1500; i++) files[`d${i % 10}/f${i}`] = `file ${i}\n`;
+    writeTree(alpha, files);
+    const store = Store.open(join(top, 'home'));
+    try {
+      const session = store.session(alpha, beta, true);
+      if (session === undefined) throw new Error('no session');
+      const run = syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new FailingBarrier('beta', beta, nativeDisk()) });
+      await expect(run).rejects.toThrow('the disk failed the barrier');
+      const left = Object.keys(readTree(beta)).filter((path) => path.includes('.ferry-tmp-'));
+      expect(left).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
+});
