@@ -16,7 +16,7 @@ import { portableDisk } from '../src/fs/portable-disk.js';
 import { stampDigest, stampOf } from '../src/fs/stamp.js';
 import { Store } from '../src/state/store.js';
 import { syncSession } from '../src/sync/session.js';
-import { readTree, tempDir, writeTree } from './support/cli.js';
+import { makePair, readTree, tempDir, writeTree } from './support/cli.js';
 
 function sampleDir(): string {
   const dir = tempDir('ferry-disk-');
@@ -309,16 +309,11 @@ describe('a sync that fails between staging and putting in place', () => {
   }
 
   test('leaves no staged file behind, in the batch that failed or the one staged meanwhile', async () => {
-    const top = tempDir('ferry-abandon-');
-    const alpha = join(top, 'alpha');
-    const beta = join(top, 'beta');
-    mkdirSync(alpha);
-    mkdirSync(beta);
     const files: Record<string, string> = {};
     // More than one batch (1,024 copies), so a second is staged while the first fails.
     for (let i = 0; i < 1500; i++) files[`d${i % 10}/f${i}`] = `file ${i}\n`;
-    writeTree(alpha, files);
-    const store = Store.open(join(top, 'home'));
+    const { alpha, beta, home } = makePair(files);
+    const store = Store.open(home);
     try {
       const session = store.session(alpha, beta, true);
       if (session === undefined) throw new Error('no session');
