@@ -30,6 +30,19 @@ export function have(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+/**
+ * waitAfterDeletions waits until a minute has passed since `since` (ms): on
+ * ext4, files created soon after thousands were deleted are slow to create
+ * (the inode allocator skips recently freed inodes), which would slow
+ * whichever timed command ran first.
+ */
+export function waitAfterDeletions(since) {
+  const wait = since + 60_000 - Date.now();
+  if (wait <= 0) return;
+  log(`  waiting ${Math.ceil(wait / 1000)} s first: trees deleted less than a minute ago (by a previous run) would slow file creation`);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+}
+
 export function freshDir(p) {
   rmrf(p);
   mkdirSync(p, { recursive: true });

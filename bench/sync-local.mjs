@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { countFiles, diffTrees, fail, firstLine, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, positiveInt, rmrf, snapshotFerry, stats, tail } from './lib.mjs';
+import { countFiles, diffTrees, fail, firstLine, flush, fmtS, fmtStat, freshDir, genTree, have, log, median, positiveInt, rmrf, snapshotFerry, stats, tail, waitAfterDeletions } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -210,11 +210,7 @@ function main() {
   // skips recently deleted inodes), which would slow whichever tool ran
   // right after a deletion.
   const F1 = freshDir(path.join(WORK, 'f1'));
-  const settle = began + 60_000 - Date.now();
-  if (settle > 0) {
-    log(`  waiting ${Math.ceil(settle / 1000)} s first: trees deleted less than a minute ago (by a previous run) would slow file creation`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, settle);
-  }
+  waitAfterDeletions(began);
   const f1Dir = (tool, rep) => path.join(F1, `${tool}-${rep + 1}`);
   const f1New = (tool, rep) => freshDir(f1Dir(tool, rep));
   const f1Tools = [

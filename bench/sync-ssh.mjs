@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { countFiles, diffTrees, fail, firstLine, flush, fmtS, fmtStat, freshDir, genLarge, genTree, have, log, median, positiveInt, rmrf, snapshotFerry, stats, tail } from './lib.mjs';
+import { countFiles, diffTrees, fail, firstLine, flush, fmtS, fmtStat, freshDir, genLarge, genTree, have, log, median, positiveInt, rmrf, snapshotFerry, stats, tail, waitAfterDeletions } from './lib.mjs';
 import { GUEST_USER, chownToGuest, guestCommands, guestUnisonCleanup, startSshd } from './sshd.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -349,11 +349,7 @@ async function main() {
     const res = Object.fromEntries(tools.flatMap((t) => [[t.key, []], ...(t.withSync ? [[`${t.key}Sync`, []]] : [])]));
     const keep = corpus.files > 1000;
     const kept = [];
-    const settle = began + 60_000 - Date.now();
-    if (keep && settle > 0) {
-      log(`  waiting ${Math.ceil(settle / 1000)} s first: trees deleted less than a minute ago (by a previous run) would slow file creation`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, settle);
-    }
+    if (keep) waitAfterDeletions(began);
     for (let rep = -1; rep < RUNS; rep++) {
       const order = tools.map((_, i) => tools[(i + rep + 1) % tools.length]);
       const line = [];

@@ -327,6 +327,23 @@ static napi_value queue_work(napi_env env, const char *name, napi_async_execute_
   return promise;
 }
 
+// results_array makes the array of a batch's `count` outcomes, one per job
+// from `outcome`; false if the array could not be made.
+typedef napi_value (*outcome_fn)(napi_env env, void *job, size_t i);
+static bool results_array(napi_env env, void *job, size_t count, outcome_fn outcome, napi_value *out) {
+  if (napi_create_array_with_length(env, count, out) != napi_ok) return false;
+  for (size_t i = 0; i < count; i++) napi_set_element(env, *out, (uint32_t)i, outcome(env, job, i));
+  return true;
+}
+
+// settle_results resolves a batch's promise with its outcomes, or rejects it
+// when they cannot be handed over (or the work was cancelled).
+static void settle_results(napi_env env, napi_status status, napi_deferred deferred, void *job, size_t count, outcome_fn outcome, const char *syscall) {
+  napi_value results;
+  if (status != napi_ok || !results_array(env, job, count, outcome, &results)) napi_reject_deferred(env, deferred, make_error(env, EIO, syscall, ""));
+  else napi_resolve_deferred(env, deferred, results);
+}
+
 static napi_value open_root(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   if (!args(env, info, 1, argv, "openRoot(path)")) return NULL;
@@ -525,20 +542,17 @@ static void rename_execute(napi_env env, void *data) {
   for (size_t i = 0; i < job->count; i++) job->errs[i] = rename_beneath(job->root, job->froms[i], job->tos[i], 1, &job->digests[i]);
 }
 
+static napi_value rename_outcome(napi_env env, void *data, size_t i) {
+  rename_job *job = data;
+  napi_value item;
+  if (job->errs[i]) return make_error(env, job->errs[i], "renameat2", job->tos[i]);
+  napi_create_double(env, job->digests[i], &item);
+  return item;
+}
+
 static void rename_complete(napi_env env, napi_status status, void *data) {
   rename_job *job = data;
-  napi_value results;
-  if (status != napi_ok || napi_create_array_with_length(env, job->count, &results) != napi_ok) {
-    napi_reject_deferred(env, job->deferred, make_error(env, EIO, "renameat2", ""));
-  } else {
-    for (size_t i = 0; i < job->count; i++) {
-      napi_value item;
-      if (job->errs[i]) item = make_error(env, job->errs[i], "renameat2", job->tos[i]);
-      else napi_create_double(env, job->digests[i], &item);
-      napi_set_element(env, results, (uint32_t)i, item);
-    }
-    napi_resolve_deferred(env, job->deferred, results);
-  }
+  settle_results(env, status, job->deferred, job, job->count, rename_outcome, "renameat2");
   napi_delete_async_work(env, job->work);
   rename_job_free(job);
 }
@@ -1099,15 +1113,13 @@ static napi_value copy_result(napi_env env, const copy_item *item) {
   return result;
 }
 
+static napi_value copy_outcome(napi_env env, void *data, size_t i) {
+  return copy_result(env, &((copy_job *)data)->items[i]);
+}
+
 static void copy_complete(napi_env env, napi_status status, void *data) {
   copy_job *job = data;
-  napi_value results;
-  if (status != napi_ok || napi_create_array_with_length(env, job->count, &results) != napi_ok) {
-    napi_reject_deferred(env, job->deferred, make_error(env, EIO, "copy", ""));
-  } else {
-    for (size_t i = 0; i < job->count; i++) napi_set_element(env, results, (uint32_t)i, copy_result(env, &job->items[i]));
-    napi_resolve_deferred(env, job->deferred, results);
-  }
+  settle_results(env, status, job->deferred, job, job->count, copy_outcome, "copy");
   napi_delete_async_work(env, job->work);
   copy_job_free(job);
 }
@@ -1219,7 +1231,7 @@ static void free_data(napi_env env, void *data, void *hint) {
 static void read_complete(napi_env env, napi_status status, void *data) {
   copy_job *job = data;
   napi_value results, bytes, pair;
-  bool ok = status == napi_ok && napi_create_array_with_length(env, job->count, &results) == napi_ok;
+  bool ok = status == napi_ok && results_array(env, job, job->count, copy_outcome, &results);
   if (ok && job->used > 0) {
     ok = napi_create_external_buffer(env, job->used, job->data, free_data, NULL, &bytes) == napi_ok;
     if (ok) job->data = NULL;  // the Buffer owns it now
@@ -1230,7 +1242,6 @@ static void read_complete(napi_env env, napi_status status, void *data) {
   if (!ok) {
     napi_reject_deferred(env, job->deferred, make_error(env, EIO, "read", ""));
   } else {
-    for (size_t i = 0; i < job->count; i++) napi_set_element(env, results, (uint32_t)i, copy_result(env, &job->items[i]));
     napi_set_element(env, pair, 0, bytes);
     napi_set_element(env, pair, 1, results);
     napi_resolve_deferred(env, job->deferred, pair);

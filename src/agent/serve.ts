@@ -40,8 +40,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
 
   const reply = (message: unknown) => send(encodeJson(message));
   const fail = (id: number, error: unknown) => {
-    const code = error instanceof ChangedError ? 'changed' : 'path';
-    const message = (error instanceof Error ? error.message : String(error)).slice(0, 4000);
+    const [code, message] = wireError(error);
     return reply({ t: 'error', id, code, message });
   };
 
@@ -109,7 +108,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
               staged.set(id + i, result);
               return [result.size, result.hash];
             } catch (error) {
-              return [error instanceof ChangedError ? 'changed' : 'path', (error instanceof Error ? error.message : String(error)).slice(0, 4000)];
+              return wireError(error);
             }
           });
           return await reply({ t: 'stagedMany', id, results });
@@ -140,7 +139,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
           const results = slots.map((slot, i): CommitNewResult => {
             const result = slot === undefined ? new ChangedError(`#${request.staged[i] ?? '?'}`, 'nothing staged under that id') : done[slot];
             if (result === undefined) return ['path', 'no outcome was given'];
-            if (result instanceof Error) return [result instanceof ChangedError ? 'changed' : 'path', result.message.slice(0, 4000)];
+            if (result instanceof Error) return wireError(result);
             return result.digest;
           });
           return await reply({ t: 'committedNew', id, results });
@@ -229,6 +228,11 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
   await stopWatching?.();
   await endpoint?.sweep();
   await outgoing.flush();
+}
+
+// An error as the host is told it: a change under the path (rescanned there) or a failure, and why.
+function wireError(error: unknown): ['changed' | 'path', string] {
+  return [error instanceof ChangedError ? 'changed' : 'path', (error instanceof Error ? error.message : String(error)).slice(0, 4000)];
 }
 
 function wireKind(item: ScanItem): number {

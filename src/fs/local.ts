@@ -258,18 +258,10 @@ export class LocalEndpoint implements Endpoint {
         gathered.push(chunk);
       }
     }
-    let fd;
-    try {
-      fd = this.tree.open(temp, OPEN_STAGE, NEW_FILE_MODE);
-    } catch (error) {
-      throw this.stageError(path, error);
-    }
+    const fd = this.openTemp(temp, path);
     try {
       if (expectedSize <= SMALL_FILE) {
-        for (const chunk of gathered) {
-          let written = 0;
-          while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written);
-        }
+        for (const chunk of gathered) writeAllSync(fd, chunk);
       } else {
         for await (const chunk of content) {
           take(chunk);
@@ -278,13 +270,27 @@ export class LocalEndpoint implements Endpoint {
         }
       }
     } catch (error) {
-      closeSync(fd);
-      this.unlinkQuietly(temp);
-      throw this.stageError(path, error);
+      throw this.dropTemp(fd, temp, path, error);
     }
     closeSync(fd);
     this.touched.add(temp);
     return { path, temp, size: hasher.size, hash: hasher.digest() };
+  }
+
+  // Creates the staged file `temp` for path; the error for path if it cannot.
+  private openTemp(temp: string, path: string): number {
+    try {
+      return this.tree.open(temp, OPEN_STAGE, NEW_FILE_MODE);
+    } catch (error) {
+      throw this.stageError(path, error);
+    }
+  }
+
+  // Closes and removes a staged file whose writing failed; the error for path.
+  private dropTemp(fd: number, temp: string, path: string, error: unknown): Error {
+    closeSync(fd);
+    this.unlinkQuietly(temp);
+    return this.stageError(path, error);
   }
 
   copyFrom(source: Endpoint, path: string, entry: FileEntry): Promise<LocalStaged> | undefined {
@@ -325,23 +331,18 @@ export class LocalEndpoint implements Endpoint {
   /** stageBytes stages a small file whose whole content is at hand (synchronously). */
   stageBytes(path: string, content: Uint8Array): LocalStaged {
     const temp = this.tempPath(path);
-    let fd;
     try {
-      fd = this.tree.open(temp, OPEN_STAGE, NEW_FILE_MODE);
-    } catch (error) {
-      this.release(temp);
-      throw this.stageError(path, error);
-    }
-    try {
-      let written = 0;
-      while (written < content.length) written += writeSync(fd, content, written, content.length - written);
-    } catch (error) {
+      const fd = this.openTemp(temp, path);
+      try {
+        writeAllSync(fd, content);
+      } catch (error) {
+        throw this.dropTemp(fd, temp, path, error);
+      }
       closeSync(fd);
-      this.unlinkQuietly(temp);
+    } catch (error) {
       this.release(temp);
-      throw this.stageError(path, error);
+      throw error;
     }
-    closeSync(fd);
     this.touched.add(temp);
     return { path, temp, size: content.length, hash: hashBytes(content) };
   }
@@ -593,6 +594,11 @@ export class LocalEndpoint implements Endpoint {
 }
 
 /** readWhole reads a small file of known size, failing if it turns out shorter. */
+function writeAllSync(fd: number, chunk: Uint8Array): void {
+  let written = 0;
+  while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written);
+}
+
 function readWhole(fd: number, path: string, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   let filled = 0;

@@ -109,9 +109,7 @@ async function scanDir(path: string, expect?: number): Promise<RawListing> {
 // (renameManyNoReplace) costs no thread hop per file.
 function renameNoReplace(from: string, to: string): void {
   if (!lstatSync(from).isDirectory()) {
-    // link(2) fails with EEXIST when `to` exists: an atomic no-replace move of a file.
-    linkSync(from, to);
-    unlinkSync(from);
+    moveFileNoReplace(from, to);
     return;
   }
   // RACE: a directory cannot be linked; something created at `to` between
@@ -119,6 +117,12 @@ function renameNoReplace(from: string, to: string): void {
   // makes the rename fail otherwise. Only the guest agent takes this path.
   if (existsNoFollow(to)) throw Object.assign(new Error(`EEXIST: ${to} exists`), { code: 'EEXIST' });
   renameSync(from, to);
+}
+
+// link(2) fails with EEXIST when `to` exists: an atomic no-replace move of a file.
+function moveFileNoReplace(from: string, to: string): void {
+  linkSync(from, to);
+  unlinkSync(from);
 }
 
 function existsNoFollow(path: string): boolean {
@@ -226,9 +230,8 @@ class PortableTree implements Tree {
     return Promise.resolve(
       pairs.map(([from, to]) => {
         try {
-          // Files only (staged ones): link(2) fails with EEXIST when `to` exists.
-          linkSync(this.abs(from), this.abs(to));
-          unlinkSync(this.abs(from));
+          // Files only (staged ones): no lstat to tell them from directories.
+          moveFileNoReplace(this.abs(from), this.abs(to));
           return undefined;
         } catch (error) {
           return asError(error);

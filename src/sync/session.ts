@@ -304,10 +304,10 @@ class Pass {
   }
 
   /**
-   * Files staged at once. Between local directories, small files are many:
-   * their copies go to the worker threads in batches, so more in flight
-   * means fewer, fuller trips; a large file holds a buffer while it is
-   * copied, so fewer of those. Across a network, enough to fill the pipe.
+   * Files staged at once through the queue (copies a target batches itself,
+   * copyFrom, skip it). Between local directories small files are many and
+   * cheap to hold, a large one holds a buffer while it is copied, so fewer
+   * of those. Across a network, enough to fill the pipe.
    */
   private concurrency(small: boolean): number {
     if (this.options.concurrency !== undefined) return this.options.concurrency;

@@ -69,6 +69,8 @@ const REASONS: Record<number, UnsupportedReason> = {
   [WIRE_KIND.badName]: 'bad-name',
 };
 
+/** How long a starting agent may take to say anything. */
+export const HANDSHAKE_MS = 30_000;
 const STAGE_CHUNK = 1 << 20;
 /** stageMany requests in flight at once, and the fewest files worth one. */
 const STAGE_MANY_PARALLEL = 4;
@@ -147,7 +149,7 @@ export class RemoteEndpoint implements Endpoint {
   }
 
   /** start performs the handshake: magic bytes and versions both ways. */
-  async start(timeoutMs = 30_000): Promise<void> {
+  async start(timeoutMs = HANDSHAKE_MS): Promise<void> {
     await this.send(HOST_MAGIC);
     await this.send(encodeJson({ t: 'hello', version: PROTOCOL_VERSION, root: this.root }));
     await new Promise<void>((resolve, reject) => {
@@ -325,11 +327,14 @@ export class RemoteEndpoint implements Endpoint {
     await this.send(encodeJson({ ...request, id }));
     const answer = await reply;
     if (answer.t === 'error') {
-      const path = 'path' in request ? String((request as { path: string }).path) : this.label;
-      if (answer.code === 'changed') throw new ChangedError(path, `on ${this.side}: ${answer.message}`);
-      throw new PathError(path, `${this.side} (${this.label}): ${answer.message}`);
+      throw this.guestError('path' in request ? String((request as { path: string }).path) : this.label, answer.code, answer.message);
     }
     return answer as Extract<Reply, { t: K }>;
+  }
+
+  // The error the guest reported for path: a change under it (rescanned), or a failure there.
+  private guestError(path: string, code: 'changed' | 'path', message: string): ChangedError | PathError {
+    return code === 'changed' ? new ChangedError(path, `on ${this.side}: ${message}`) : new PathError(path, `${this.side} (${this.label}): ${message}`);
   }
 
   async prepare(): Promise<void> {
@@ -397,10 +402,7 @@ export class RemoteEndpoint implements Endpoint {
       await this.send(encodeJson({ t: 'end', id })).catch(() => undefined);
     }
     const answer = await reply;
-    if (answer.t === 'error') {
-      if (answer.code === 'changed') throw new ChangedError(path, `on ${this.side}: ${answer.message}`);
-      throw new PathError(path, `${this.side} (${this.label}): ${answer.message}`);
-    }
+    if (answer.t === 'error') throw this.guestError(path, answer.code, answer.message);
     if (answer.t !== 'staged') throw this.break('a staging answered with the wrong reply', true);
     if (answer.size !== sent) throw this.break(`it staged ${answer.size} bytes of the ${sent} sent`, true);
     const staged: Staged = { path, size: answer.size, hash: answer.hash };
@@ -439,10 +441,7 @@ export class RemoteEndpoint implements Endpoint {
     await this.send(encodeJson({ t: 'end', id }));
     const answer = await reply;
     if (answer.t === 'error') {
-      for (const i of sent) {
-        const { path } = files[i] as FileToRead;
-        out[i] = answer.code === 'changed' ? new ChangedError(path, `on ${this.side}: ${answer.message}`) : new PathError(path, `${this.side} (${this.label}): ${answer.message}`);
-      }
+      for (const i of sent) out[i] = this.guestError((files[i] as FileToRead).path, answer.code, answer.message);
       return out;
     }
     if (answer.t !== 'stagedMany') throw this.break('a staging answered with the wrong reply', true);
@@ -450,8 +449,7 @@ export class RemoteEndpoint implements Endpoint {
     sent.forEach((i, k) => {
       const { path, entry } = files[i] as FileToRead;
       const result = answer.results[k] as StageManyResult;
-      if (result[0] === 'changed') out[i] = new ChangedError(path, `on ${this.side}: ${result[1]}`);
-      else if (result[0] === 'path') out[i] = new PathError(path, `${this.side} (${this.label}): ${result[1]}`);
+      if (typeof result[0] !== 'number') out[i] = this.guestError(path, result[0], result[1]);
       else if (result[0] !== entry.size || result[1] !== hashes[i]) throw this.break(`it staged other bytes for ${path} than were sent (${result[0]} bytes, hash ${result[1]})`, true);
       else {
         const staged: Staged = { path, size: entry.size, hash: result[1] };
@@ -490,8 +488,7 @@ export class RemoteEndpoint implements Endpoint {
         }
         const result = reply.results[k++] as CommitNewResult;
         if (typeof result === 'number') out.push({ digest: result, strippedExec: false });
-        else if (result[0] === 'changed') out.push(new ChangedError(file.path, `on ${this.side}: ${result[1]}`));
-        else out.push(new PathError(file.path, `${this.side} (${this.label}): ${result[1]}`));
+        else out.push(this.guestError(file.path, result[0], result[1]));
       });
     }
     return out;

@@ -17,7 +17,7 @@ import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
 import { bindingPath, hostPlatform, type Platform } from '../fs/watcher-binding.js';
 import { type SshTarget, targetLabel } from './target.js';
-import { type ChannelLimits, RemoteEndpoint } from './remote.js';
+import { type ChannelLimits, HANDSHAKE_MS, RemoteEndpoint } from './remote.js';
 
 /** SshOptions are the user's choices for one connection. */
 export interface SshOptions {
@@ -222,10 +222,10 @@ export class SshLink {
 
   /**
    * openAgent starts an agent serving `root` over a new channel, installing
-   * it first if needed. The first agent of a connection is started straight
-   * away when the guest has this build installed already (the usual case):
-   * the probe of the guest's Node.js and platform, a second program start in
-   * the guest, is only needed when it has not.
+   * it first if needed. The agent is started straight away when the guest
+   * has this build installed already (the usual case): the probe of the
+   * guest's Node.js and platform, a second program start in the guest, is
+   * only needed when it has not.
    */
   async openAgent(side: Side, root: string, onViolation?: (reason: string) => void, limits?: ChannelLimits): Promise<Guest> {
     const label = `${this.label}${root.startsWith('/') ? '' : '/~/'}${root}`;
@@ -404,9 +404,6 @@ function quickAgentCommand(): string | undefined {
   quick = `sh -c 'd="$HOME/.cache/ferry"; if [ -f ${agent} ]; then ${start}; fi; echo ${AGENT_MISSING.toString('utf8').trim()}'`;
   return quick;
 }
-
-/** How long a starting agent may take to say anything. */
-const HANDSHAKE_MS = 30_000;
 
 // The first `n` bytes the channel sends (fewer, maybe none, if it closes
 // first), or 'silent' if it sends nothing within HANDSHAKE_MS.
