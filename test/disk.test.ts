@@ -326,3 +326,88 @@ describe('a sync that fails between staging and putting in place', () => {
     }
   });
 });
+
+describe('subtrees found unchanged', () => {
+  test('unchangedDirs judges each directory by its own listing, as scanDir digests it, on both disks', async () => {
+    const dir = tempDir('ferry-disk-');
+    const files: Record<string, string | null> = { 'p/q/r': 'r', 'p/s': 's', 'gone/x': 'x', 'flip/': null, 'same/': null };
+    for (let i = 0; i < 40; i++) files[`many/m${i}/f`] = `f${i}`;
+    writeTree(dir, files);
+    const dirs = ['p', 'p/q', 'gone', 'flip', 'same', ...Array.from({ length: 40 }, (_, i) => `many/m${i}`)];
+    for (const disk of [nativeDisk(), portableDisk]) {
+      const tree = disk.open(dir);
+      const digests = await Promise.all(dirs.map(async (d) => (await tree.scanDir(d)).digest));
+      expect(await tree.unchangedDirs(dirs, digests)).toEqual(dirs.map(() => true));
+      tree.close();
+    }
+    const before = await nativeDisk().open(dir).scanDir('p/q');
+    const digests = await Promise.all(dirs.map(async (d) => (await nativeDisk().open(dir).scanDir(d)).digest));
+    writeFileSync(join(dir, 'p/q/r'), 'changed');
+    execFileSync('rm', ['-r', join(dir, 'gone')]);
+    execFileSync('rm', ['-r', join(dir, 'flip')]);
+    symlinkSync('/tmp', join(dir, 'flip'));
+    for (let i = 0; i < 40; i += 3) writeFileSync(join(dir, `many/m${i}/new`), 'new');
+    const expected = [true, false, false, false, true, ...Array.from({ length: 40 }, (_, i) => i % 3 !== 0)];
+    for (const disk of [nativeDisk(), portableDisk]) {
+      const tree = disk.open(dir);
+      expect(await tree.unchangedDirs(dirs, digests)).toEqual(expected);
+      tree.close();
+    }
+    expect(before.digest).toBe(digests[1]);
+  });
+
+  // A real local side that notes which directories the walk listed.
+  class Listed extends LocalEndpoint {
+    readonly listed: string[] = [];
+    override list(path: string, expect?: number) {
+      this.listed.push(path);
+      return super.list(path, expect);
+    }
+  }
+
+  test('a full pass lists only the directories at or above a change, and still finds every change', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) Object.assign(files, { [`t${i}/g`]: `g${i}`, [`t${i}/u/v/f`]: `f${i}` });
+    const { alpha, beta, home } = makePair(files);
+    const store = Store.open(home);
+    try {
+      const session = store.session(alpha, beta, true);
+      if (session === undefined) throw new Error('no session');
+      const run = async () => {
+        const sides = { alpha: new Listed('alpha', alpha, nativeDisk()), beta: new Listed('beta', beta, nativeDisk()) };
+        const summary = await syncSession({ store, session, ...sides });
+        await Promise.all([sides.alpha.close(), sides.beta.close()]);
+        return { summary, alpha: [...new Set(sides.alpha.listed)].sort(), beta: [...new Set(sides.beta.listed)].sort() };
+      };
+      await run(); // copies everything
+      const recording = await run(); // in agreement: listings recorded
+      expect(recording.alpha.length).toBe(31);
+      const quiet = await run();
+      expect(quiet.alpha).toEqual(['']);
+      expect(quiet.beta).toEqual(['']);
+      expect(quiet.summary.scanned).toBe(30);
+
+      writeFileSync(join(beta, 't3/u/v/f'), 'changed on beta');
+      writeFileSync(join(alpha, 't7/g'), 'changed on alpha');
+      writeTree(beta, { 't5/u/new/n': 'new on beta' });
+      writeFileSync(join(alpha, 't9/u/v/f'), 'alpha');
+      writeFileSync(join(beta, 't9/u/v/f'), 'beta');
+      const changed = await run();
+      expect(changed.alpha).toEqual(['', 't3', 't3/u', 't3/u/v', 't5', 't5/u', 't7', 't9', 't9/u', 't9/u/v']);
+      expect(changed.beta).toEqual(['', 't3', 't3/u', 't3/u/v', 't5', 't5/u', 't5/u/new', 't7', 't9', 't9/u', 't9/u/v']);
+      expect(changed.summary.copied).toEqual({ alpha: 2, beta: 1 });
+      expect(store.openConflicts(session.id).map((c) => c.path)).toEqual(['t9/u/v/f']);
+      expect(readFileSync(join(alpha, 't3/u/v/f'), 'utf8')).toBe('changed on beta');
+      expect(readFileSync(join(beta, 't7/g'), 'utf8')).toBe('changed on alpha');
+      expect(readFileSync(join(alpha, 't5/u/new/n'), 'utf8')).toBe('new on beta');
+
+      // The conflict's directories are listed on every pass until it is resolved.
+      await run();
+      const later = await run();
+      expect(later.alpha).toEqual(['', 't9', 't9/u', 't9/u/v']);
+      expect(store.openConflicts(session.id).map((c) => c.path)).toEqual(['t9/u/v/f']);
+    } finally {
+      store.close();
+    }
+  });
+});

@@ -24,6 +24,9 @@
 //       name, kind, and for non-directories the stamp digest). When it equals
 //       `expect`, only the subdirectories are returned (complete: false):
 //       nothing else changed since that digest was recorded.
+//   unchangedDirs(root, rels, expects) -> Promise<Buffer>: many directories
+//       scanned as scanDir does in one worker thread, one byte each: 1 when
+//       the directory was listed and its digest equals its expected one.
 //   syncfs(root)             -> Promise<void>: syncfs(2) on the file system
 //       holding root: ferry's batched durability barrier.
 //   fsyncAt(root, rels)      -> Promise<void>: fsync(2) of each file or
@@ -557,6 +560,18 @@ static void rename_complete(napi_env env, napi_status status, void *data) {
   rename_job_free(job);
 }
 
+// batch_args reads the arguments (root, a, b) of a batch call whose arrays
+// a and b go together, throwing `usage` unless they have the same length.
+static int batch_args(napi_env env, napi_callback_info info, napi_value *argv, const char *usage, int32_t *root, uint32_t *count) {
+  uint32_t other = 0;
+  if (!args(env, info, 3, argv, usage) || !get_fd(env, argv[0], root)) return 0;
+  if (napi_get_array_length(env, argv[1], count) != napi_ok || napi_get_array_length(env, argv[2], &other) != napi_ok || *count != other) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  return 1;
+}
+
 // path_pair reads element i of two parallel arrays of paths.
 static int path_pair(napi_env env, napi_value a, napi_value b, uint32_t i, char **x, char **y) {
   napi_value item;
@@ -573,12 +588,8 @@ static int path_pair(napi_env env, napi_value a, napi_value b, uint32_t i, char 
 static napi_value rename_batch(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t root;
-  uint32_t count = 0, count_to = 0;
-  if (!args(env, info, 3, argv, "renameBatch(root, froms, tos)") || !get_fd(env, argv[0], &root)) return NULL;
-  if (napi_get_array_length(env, argv[1], &count) != napi_ok || napi_get_array_length(env, argv[2], &count_to) != napi_ok || count != count_to) {
-    napi_throw_type_error(env, NULL, "renameBatch: froms and tos must be arrays of paths of the same length");
-    return NULL;
-  }
+  uint32_t count = 0;
+  if (!batch_args(env, info, argv, "renameBatch(root, froms, tos): froms and tos are arrays of paths of the same length", &root, &count)) return NULL;
   rename_job *job = calloc(1, sizeof *job);
   size_t n = count ? count : 1;
   if (job) {
@@ -675,11 +686,12 @@ static void scan_sort(scan_job *job) {
   job->names = names;
   job->name_lens = lens;
   job->records = records;
+  job->cap = job->count;
 }
 
-static void scan_execute(napi_env env, void *data) {
-  (void)env;
-  scan_job *job = data;
+// scan_list lists and lstats job->path beneath job->root into job, sorted,
+// and computes its digest; job->err is set when it cannot.
+static void scan_list(scan_job *job) {
   int dfd = beneath(job->root, job->path, O_RDONLY | O_DIRECTORY, 0);
   if (dfd < 0) { job->err = errno; return; }
   DIR *dir = fdopendir(dfd);
@@ -720,6 +732,13 @@ static void scan_execute(napi_env env, void *data) {
   }
   job->digest = (double)(h >> 12);
   job->complete = 1;
+}
+
+static void scan_execute(napi_env env, void *data) {
+  (void)env;
+  scan_job *job = data;
+  scan_list(job);
+  if (job->err) return;
   if (job->has_expect && job->digest == job->expect) {
     // Unchanged since the digest was recorded: keep only the subdirectories.
     size_t kept = 0;
@@ -813,6 +832,96 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
     }
   }
   return queue_work(env, "ferry:scanDir", scan_execute, scan_complete, job, &job->deferred, &job->work);
+}
+
+// ---- unchangedDirs ---------------------------------------------------------
+// Many directories scanned as scanDir does, in one worker thread, each only
+// compared with its expected digest: nothing of their listings is kept.
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int root;
+  size_t count;
+  char **paths;
+  double *expects;
+  unsigned char *same;  // 1: listed, and its digest is the expected one
+} unchanged_job;
+
+static void unchanged_job_free(unchanged_job *job) {
+  for (size_t i = 0; i < job->count; i++) free(job->paths[i]);
+  free(job->paths);
+  free(job->expects);
+  free(job->same);
+  free(job);
+}
+
+static void unchanged_execute(napi_env env, void *data) {
+  (void)env;
+  unchanged_job *job = data;
+  scan_job scan;
+  memset(&scan, 0, sizeof scan);
+  scan.root = job->root;
+  for (size_t i = 0; i < job->count; i++) {
+    scan.path = job->paths[i];
+    scan.err = 0;
+    scan_list(&scan);
+    job->same[i] = scan.err == 0 && scan.digest == job->expects[i];
+    for (size_t k = 0; k < scan.count; k++) free(scan.names[k]);
+    scan.count = 0;
+  }
+  free(scan.names);
+  free(scan.name_lens);
+  free(scan.records);
+}
+
+static void unchanged_complete(napi_env env, napi_status status, void *data) {
+  unchanged_job *job = data;
+  napi_value result;
+  void *copy = NULL;
+  if (status != napi_ok || napi_create_buffer_copy(env, job->count, job->count ? (void *)job->same : (void *)"", &copy, &result) != napi_ok) {
+    napi_reject_deferred(env, job->deferred, make_error(env, EIO, "scandir", ""));
+  } else {
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  napi_delete_async_work(env, job->work);
+  unchanged_job_free(job);
+}
+
+static napi_value unchanged_dirs(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t root;
+  uint32_t count = 0;
+  if (!batch_args(env, info, argv, "unchangedDirs(root, dirs, expects): an array of paths and one of numbers, of the same length", &root, &count)) return NULL;
+  unchanged_job *job = calloc(1, sizeof *job);
+  size_t n = count ? count : 1;
+  if (job) {
+    job->paths = calloc(n, sizeof *job->paths);
+    job->expects = calloc(n, sizeof *job->expects);
+    job->same = calloc(n, 1);
+  }
+  if (!job || !job->paths || !job->expects || !job->same) {
+    if (job) unchanged_job_free(job);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  job->root = root;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    char *path = napi_get_element(env, argv[1], i, &item) == napi_ok ? get_path(env, item) : NULL;
+    if (!path) {
+      unchanged_job_free(job);
+      return NULL;
+    }
+    job->paths[i] = path;
+    job->count = i + 1;
+    if (napi_get_element(env, argv[2], i, &item) != napi_ok || napi_get_value_double(env, item, &job->expects[i]) != napi_ok) {
+      unchanged_job_free(job);
+      napi_throw_type_error(env, NULL, "unchangedDirs: expects must be numbers");
+      return NULL;
+    }
+  }
+  return queue_work(env, "ferry:unchangedDirs", unchanged_execute, unchanged_complete, job, &job->deferred, &job->work);
 }
 
 // ---- syncfs and fsyncAt ------------------------------------------------------
@@ -1305,6 +1414,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unlinkAt", NULL, unlink_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"renameAt", NULL, rename_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unchangedDirs", NULL, unchanged_dirs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, sync_fs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fsyncAt", NULL, fsync_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyBatch", NULL, copy_batch, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -89,6 +89,12 @@ export interface Endpoint {
   prepare(): Promise<void>;
   /** list returns one directory's entries; only its subdirectories when its digest equals `expect`. */
   list(path: string, expect?: number): Promise<Listing>;
+  /**
+   * unchanged tells, for each directory, whether its listing digest still is
+   * the one given, checking them all at once (false too for one that cannot
+   * be listed). Undefined where this side cannot (then list each one).
+   */
+  unchanged?(dirs: readonly string[], digests: readonly number[]): Promise<boolean[]> | undefined;
   /** sweep removes the stale temporaries that listings met. */
   sweep(): Promise<void>;
   /** hash returns the content hash of a scanned file, failing if it changed since it was scanned. */

@@ -42,6 +42,12 @@ export interface Tree {
   readonly root: string;
   /** scanDir lists and lstats one directory, sorted by name bytes; only its subdirectories when its digest equals `expect`. */
   scanDir(dir: string, expect?: number): Promise<RawListing>;
+  /**
+   * unchangedDirs scans each directory as scanDir does and tells whether its
+   * digest still is the one expected (false too where it cannot be listed),
+   * keeping nothing else of the listings.
+   */
+  unchangedDirs(dirs: readonly string[], expects: readonly number[]): Promise<boolean[]>;
   /** stat is lstat of path; undefined when nothing is there. */
   stat(path: string): FileStat | undefined;
   /** open returns a file descriptor for path (O_NOFOLLOW always), to be closed by the caller. */

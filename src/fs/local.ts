@@ -152,6 +152,10 @@ export class LocalEndpoint implements Endpoint {
     return listing;
   }
 
+  unchanged(dirs: readonly string[], digests: readonly number[]): Promise<boolean[]> {
+    return this.tree.unchangedDirs(dirs, digests);
+  }
+
   async inspect(path: string): Promise<Entry | undefined> {
     const st = this.statAt(path);
     if (st === undefined) return undefined;

@@ -23,6 +23,7 @@ interface Shims {
   unlinkAt(root: number, rel: string, isDir: boolean): void;
   renameAt(root: number, from: string, to: string, mode: (typeof RENAME)[keyof typeof RENAME]): number;
   scanDir(root: number, rel: string, expect?: number): Promise<RawListing>;
+  unchangedDirs(root: number, rels: readonly string[], expects: readonly number[]): Promise<Buffer>;
   syncfs(root: number): Promise<void>;
   fsyncAt(root: number, rels: readonly string[]): Promise<void>;
   renameBatch(root: number, froms: readonly string[], tos: readonly string[]): Promise<(number | Error)[]>;
@@ -40,6 +41,9 @@ type ReadJob = readonly [path: string, size: number, stamp: Buffer | null];
 
 /** renameAt's modes: replace, RENAME_NOREPLACE, RENAME_EXCHANGE. */
 const RENAME = { replace: 0, noReplace: 1, exchange: 2 } as const;
+
+/** Worker threads one tree's unchangedDirs uses: the tree's other side checks its own meanwhile. */
+const UNCHANGED_PARALLEL = 2;
 
 /** Worker threads a batch of copies may use at once (libuv's pool has 4 by default). */
 const COPY_PARALLEL = 4;
@@ -133,6 +137,15 @@ class NativeTree implements Tree {
 
   scanDir(dir: string, expect?: number): Promise<RawListing> {
     return this.shims.scanDir(this.handle, dir, expect);
+  }
+
+  // In UNCHANGED_PARALLEL chunks: a whole tree's directories at once, the
+  // lstat of every entry being the work.
+  async unchangedDirs(dirs: readonly string[], expects: readonly number[]): Promise<boolean[]> {
+    const size = Math.max(1, Math.ceil(dirs.length / UNCHANGED_PARALLEL));
+    const chunks: Promise<Buffer>[] = [];
+    for (let i = 0; i < dirs.length; i += size) chunks.push(this.shims.unchangedDirs(this.handle, dirs.slice(i, i + size), expects.slice(i, i + size)));
+    return (await Promise.all(chunks)).flatMap((same) => [...same].map((byte) => byte === 1));
   }
 
   stat(path: string): FileStat | undefined {

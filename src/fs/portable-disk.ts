@@ -184,6 +184,18 @@ class PortableTree implements Tree {
     return scanDir(this.abs(dir), expect);
   }
 
+  async unchangedDirs(dirs: readonly string[], expects: readonly number[]): Promise<boolean[]> {
+    const same: boolean[] = [];
+    for (const [i, dir] of dirs.entries()) {
+      const digest = await scanDir(this.abs(dir)).then(
+        (raw) => raw.digest,
+        () => undefined,
+      );
+      same.push(digest !== undefined && digest === expects[i]);
+    }
+    return same;
+  }
+
   stat(path: string): FileStat | undefined {
     let st;
     try {

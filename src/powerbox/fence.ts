@@ -35,6 +35,9 @@ export class FencedEndpoint implements Endpoint {
   list(path: string, expect?: number): Promise<Listing> {
     return this.inner.list(path, expect);
   }
+  unchanged(dirs: readonly string[], digests: readonly number[]): Promise<boolean[]> | undefined {
+    return this.inner.unchanged?.(dirs, digests);
+  }
   sweep(): Promise<void> {
     return this.inner.sweep();
   }

@@ -38,6 +38,11 @@ export function pathKey(path: string): string {
   return path.replaceAll('/', '\x01');
 }
 
+/** keyPath is pathKey undone. */
+function keyPath(key: string): string {
+  return key.replaceAll('\x01', '/');
+}
+
 
 /** SessionRecord is a pair of roots synced together. */
 export interface SessionRecord {
@@ -206,6 +211,7 @@ export class Store {
         .raw(true),
       archiveChildDirs: db.prepare<[number, string]>('SELECT name, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND parent = ? AND kind = 1 ORDER BY name').raw(true),
       archiveGet: db.prepare<[number, string, string]>('SELECT name, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND parent = ? AND name = ?').raw(true),
+      archiveDirs: db.prepare<[number]>('SELECT parent, name FROM archive WHERE session = ? AND kind = 1').raw(true),
       archiveAny: db.prepare<[number]>('SELECT 1 FROM archive WHERE session = ? LIMIT 1').pluck(true),
       archiveCount: db.prepare<[number]>('SELECT count(*) FROM archive WHERE session = ?').pluck(true),
       archiveTotals: db.prepare<[number], { bytes: number | null; entries: number }>('SELECT sum(size) AS bytes, count(*) AS entries FROM archive WHERE session = ?'),
@@ -214,6 +220,7 @@ export class Store {
       ),
       archiveDelete: db.prepare<[number, string, string]>('DELETE FROM archive WHERE session = ? AND parent = ? AND name = ?'),
       archiveDeleteBelow: db.prepare<[number, string, string]>('DELETE FROM archive WHERE session = ? AND parent >= ? AND parent < ?'),
+      listingsOf: db.prepare<[number]>('SELECT key, alpha, beta FROM listings WHERE session = ?').raw(true),
       listingGet: db.prepare<[number, string]>('SELECT alpha, beta FROM listings WHERE session = ? AND key = ?').raw(true),
       listingPut: db.prepare<[number, string, number, number]>('INSERT OR REPLACE INTO listings (session, key, alpha, beta) VALUES (?, ?, ?, ?)'),
       listingDrop: db.prepare<[number, string]>('DELETE FROM listings WHERE session = ? AND key = ?'),
@@ -308,6 +315,11 @@ export class Store {
     return raw.map((r) => recordFromRaw(dir, r));
   }
 
+  /** archiveDirs returns the paths of every directory in a session's archive, in no particular order. */
+  archiveDirs(session: number): string[] {
+    return (this.stmts.archiveDirs.all(session) as [string, string][]).map(([parent, name]) => joinPath(keyPath(parent), name));
+  }
+
   /** archiveGet returns the archive record at path, if any. */
   archiveGet(session: number, path: string): ArchiveRecord | undefined {
     const raw = this.stmts.archiveGet.get(session, pathKey(parentOf(path)), baseName(path)) as ArchiveRaw | undefined;
@@ -375,6 +387,11 @@ export class Store {
   listing(session: number, dir: string): { alpha: number; beta: number } | undefined {
     const raw = this.stmts.listingGet.get(session, pathKey(dir)) as [number, number] | undefined;
     return raw === undefined ? undefined : { alpha: raw[0], beta: raw[1] };
+  }
+
+  /** listings returns every directory's recorded listing digests, in no particular order. */
+  listings(session: number): { dir: string; alpha: number; beta: number }[] {
+    return (this.stmts.listingsOf.all(session) as [string, number, number][]).map(([key, alpha, beta]) => ({ dir: keyPath(key), alpha, beta }));
   }
 
   /** putListing records the listing digests of a directory whose children are all in agreement. */

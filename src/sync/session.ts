@@ -278,6 +278,8 @@ class Pass {
   private inbound: { bytes: number; entries: number } | undefined;
   /** With a scope: the directories walked entry by entry, where conflicts were looked for. */
   private readonly walked = new Set<string>();
+  /** In a full pass: the subtrees found unchanged, each with the number of archived directories below it. */
+  private unchangedTrees: Map<string, number> | undefined;
 
   constructor(
     private readonly options: SessionOptions,
@@ -331,6 +333,7 @@ class Pass {
     await Promise.all([alpha.prepare(), beta.prepare()]);
     await this.recoverIntents();
     const starts = this.options.scope === undefined || this.options.only !== undefined ? [''] : await this.startingPoints(this.options.scope);
+    if (this.options.scope === undefined && this.options.only === undefined) this.unchangedTrees = await this.findUnchangedTrees();
     try {
       for (const start of starts) await this.walkFrom(start, resolutions);
     } catch (error) {
@@ -373,6 +376,45 @@ class Pass {
         });
     const found = await Promise.all(chain.flatMap((d) => [inspect('alpha', d), inspect('beta', d)]));
     return found.every((entry) => entry?.kind === 'dir');
+  }
+
+  // The subtrees a full pass need not enter: every directory in them is
+  // archived, had its listings recorded, and lists now with the same digests
+  // on both sides (each entry lstat'ed, as the walk would), and no open
+  // conflict lies below. One check of all directories at once spares the
+  // walk a trip per directory. Maps each such directory to the number of
+  // archived directories below it: the rows the walk would have counted.
+  private async findUnchangedTrees(): Promise<Map<string, number> | undefined> {
+    const { alpha, beta } = this.options;
+    if (alpha.unchanged === undefined || beta.unchanged === undefined) return undefined;
+    const recorded = this.store.listings(this.sessionId).filter((listing) => listing.dir !== '');
+    if (recorded.length === 0) return undefined;
+    const dirs = recorded.map((listing) => listing.dir);
+    const check = (side: Side) => this.endpoint(side).unchanged?.(dirs, recorded.map((listing) => listing[side]))?.catch(() => undefined);
+    const checks = Promise.all([check('alpha'), check('beta')]);
+    const archived = this.store.archiveDirs(this.sessionId);
+    const [onAlpha, onBeta] = await checks;
+    if (onAlpha === undefined || onBeta === undefined) return undefined;
+    const same = new Set(dirs.filter((_, i) => onAlpha[i] === true && onBeta[i] === true));
+    // A directory is changed when it is, or anything below it is.
+    const changed = new Set<string>();
+    const markUp = (dir: string) => {
+      for (let d = dir; d !== '' && !changed.has(d); d = parentOf(d)) changed.add(d);
+    };
+    for (const dir of archived) if (!same.has(dir)) markUp(dir);
+    for (const conflict of this.store.openConflicts(this.sessionId)) markUp(parentOf(conflict.path));
+    const trees = new Map<string, number>();
+    for (const dir of archived) if (!changed.has(dir)) trees.set(dir, 0);
+    for (const dir of trees.keys()) {
+      for (let d = parentOf(dir); trees.has(d); d = parentOf(d)) trees.set(d, (trees.get(d) as number) + 1);
+    }
+    return trees;
+  }
+
+  // Whether a child directory lies in agreement at the top of a subtree found unchanged.
+  private unchangedTree(child: Child): boolean {
+    const settled = child.alpha?.kind === 'dir' && child.beta?.kind === 'dir' && child.base?.entry.kind === 'dir';
+    return settled && this.unchangedTrees?.has(child.path) === true;
   }
 
   // Walks the tree below `start` ('' for the root), deciding row by row.
@@ -429,7 +471,7 @@ class Pass {
         else this.observe(row, side, item, this.endpoint(side).trusted && child.base === undefined && child[otherSide(side)]?.kind !== 'file');
       }
       if (!this.quiet(row)) frame.quiet = false;
-      this.summary.scanned++;
+      this.summary.scanned += 1 + (descent === undefined && this.unchangedTree(child) ? (this.unchangedTrees?.get(child.path) ?? 0) : 0);
       if (window.length === 0 && row.hashes.length === 0) await decide(row);
       else {
         window.push(row);
@@ -463,7 +505,7 @@ class Pass {
   // scoped one only where something may have changed below it: a directory
   // new or gone on a side, or one in the scope or above it.
   private entered(child: Child): boolean {
-    if (!descends(child)) return false;
+    if (!descends(child) || this.unchangedTree(child)) return false;
     if (this.scopeDirs === undefined) return true;
     const settled = child.alpha?.kind === 'dir' && child.beta?.kind === 'dir' && child.base?.entry.kind === 'dir';
     return !settled || this.scopeDirs.has(child.path);
