@@ -205,11 +205,16 @@ export async function startSshd(user = GUEST_USER, extraConfig: readonly string[
       mkdirSync(base, { recursive: true });
       const path = join(base, `${prefix}-${process.pid}-${Date.now()}-${counter++}`);
       mkdirSync(path);
-      execFileSync('chown', ['-R', `${user}:${user}`, base]);
+      // Not -R: that would touch (and change the ctime of) every file of the
+      // tests running meanwhile, making their guests rehash.
+      execFileSync('chown', [`${user}:${user}`, base, path]);
       return path;
     },
     chownToGuest(path: string) {
-      execFileSync('chown', ['-R', `${user}:${user}`, path]);
+      // Only what is not the guest's yet: a chown changes ctime, and so the
+      // stamp of every file it touches, which would make each run rehash
+      // (and never record a listing as unchanged) on the guest.
+      execFileSync('find', [path, '(', '!', '-user', user, '-o', '!', '-group', user, ')', '-exec', 'chown', '-h', `${user}:${user}`, '{}', '+']);
     },
     url(path: string) {
       return `ssh://${user}@127.0.0.1:${port}${path}`;
