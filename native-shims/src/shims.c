@@ -572,12 +572,21 @@ static int batch_args(napi_env env, napi_callback_info info, napi_value *argv, c
   return 1;
 }
 
+// element_path reads element i of an array of paths (NULL with an exception pending if it cannot).
+static char *element_path(napi_env env, napi_value array, uint32_t i) {
+  napi_value item;
+  if (napi_get_element(env, array, i, &item) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected an array of paths");
+    return NULL;
+  }
+  return get_path(env, item);
+}
+
 // path_pair reads element i of two parallel arrays of paths.
 static int path_pair(napi_env env, napi_value a, napi_value b, uint32_t i, char **x, char **y) {
-  napi_value item;
-  *x = napi_get_element(env, a, i, &item) == napi_ok ? get_path(env, item) : NULL;
+  *x = element_path(env, a, i);
   if (!*x) return 0;
-  *y = napi_get_element(env, b, i, &item) == napi_ok ? get_path(env, item) : NULL;
+  *y = element_path(env, b, i);
   if (!*y) {
     free(*x);
     return 0;
@@ -907,14 +916,14 @@ static napi_value unchanged_dirs(napi_env env, napi_callback_info info) {
   }
   job->root = root;
   for (uint32_t i = 0; i < count; i++) {
-    napi_value item;
-    char *path = napi_get_element(env, argv[1], i, &item) == napi_ok ? get_path(env, item) : NULL;
+    char *path = element_path(env, argv[1], i);
     if (!path) {
       unchanged_job_free(job);
       return NULL;
     }
     job->paths[i] = path;
     job->count = i + 1;
+    napi_value item;
     if (napi_get_element(env, argv[2], i, &item) != napi_ok || napi_get_value_double(env, item, &job->expects[i]) != napi_ok) {
       unchanged_job_free(job);
       napi_throw_type_error(env, NULL, "unchangedDirs: expects must be numbers");
@@ -1005,8 +1014,7 @@ static napi_value fsync_at(napi_env env, napi_callback_info info) {
   job->root = root;
   job->paths = paths;
   for (uint32_t i = 0; i < count; i++) {
-    napi_value item;
-    char *path = napi_get_element(env, argv[1], i, &item) == napi_ok ? get_path(env, item) : NULL;
+    char *path = element_path(env, argv[1], i);
     if (!path) {
       for (size_t k = 0; k < job->count; k++) free(paths[k]);
       free(paths);

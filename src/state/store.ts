@@ -220,6 +220,7 @@ export class Store {
       ),
       archiveDelete: db.prepare<[number, string, string]>('DELETE FROM archive WHERE session = ? AND parent = ? AND name = ?'),
       archiveDeleteBelow: db.prepare<[number, string, string]>('DELETE FROM archive WHERE session = ? AND parent >= ? AND parent < ?'),
+      listingCount: db.prepare<[number]>('SELECT count(*) FROM listings WHERE session = ?').pluck(true),
       listingsOf: db.prepare<[number]>('SELECT key, alpha, beta FROM listings WHERE session = ?').raw(true),
       listingGet: db.prepare<[number, string]>('SELECT alpha, beta FROM listings WHERE session = ? AND key = ?').raw(true),
       listingPut: db.prepare<[number, string, number, number]>('INSERT OR REPLACE INTO listings (session, key, alpha, beta) VALUES (?, ?, ?, ?)'),
@@ -387,6 +388,11 @@ export class Store {
   listing(session: number, dir: string): { alpha: number; beta: number } | undefined {
     const raw = this.stmts.listingGet.get(session, pathKey(dir)) as [number, number] | undefined;
     return raw === undefined ? undefined : { alpha: raw[0], beta: raw[1] };
+  }
+
+  /** listingCount returns the number of directories whose listing digests are recorded. */
+  listingCount(session: number): number {
+    return this.stmts.listingCount.get(session) as number;
   }
 
   /** listings returns every directory's recorded listing digests, in no particular order. */

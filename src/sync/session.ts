@@ -106,6 +106,12 @@ const BATCH_ACTIONS = 4000;
 /** A batch is committed at least this often, so a long sync makes progress that survives a crash. */
 const BATCH_MS = 2000;
 const HASH_WINDOW = 32;
+/**
+ * A pass checks all recorded listings at once only up to this many
+ * directories (about 10 MB of paths and digests held); above it, the walk
+ * checks each as it enters it, in memory that does not grow with the tree.
+ */
+const UNCHANGED_CHECK_MAX = 50_000;
 /** The hash of a file whose hash is left to the copy that reads it. */
 const DEFERRED_HASH = '';
 
@@ -387,10 +393,18 @@ class Pass {
   private async findUnchangedTrees(): Promise<Map<string, number> | undefined> {
     const { alpha, beta } = this.options;
     if (alpha.unchanged === undefined || beta.unchanged === undefined) return undefined;
+    if (this.store.listingCount(this.sessionId) > UNCHANGED_CHECK_MAX) return undefined;
     const recorded = this.store.listings(this.sessionId).filter((listing) => listing.dir !== '');
     if (recorded.length === 0) return undefined;
     const dirs = recorded.map((listing) => listing.dir);
-    const check = (side: Side) => this.endpoint(side).unchanged?.(dirs, recorded.map((listing) => listing[side]))?.catch(() => undefined);
+    // A check that fails leaves the walk to list each directory (and meet the error there).
+    const check = (side: Side) =>
+      this.endpoint(side)
+        .unchanged?.(dirs, recorded.map((listing) => listing[side]))
+        ?.catch((error: unknown) => {
+          if (error instanceof SessionHalt) throw error;
+          return undefined;
+        });
     const checks = Promise.all([check('alpha'), check('beta')]);
     const archived = this.store.archiveDirs(this.sessionId);
     const [onAlpha, onBeta] = await checks;
