@@ -41,6 +41,8 @@ interface HostileCase {
   readonly param?: (top: string) => string;
   /** Sync honestly first, then change beta like this, so the lie is about an update of a file alpha has. */
   readonly after?: (beta: string) => void;
+  /** How many honest syncs come before `after` (1 unless given). */
+  readonly honest?: number;
 }
 
 const IMPOSSIBLE_NAME = /listing entry 0 has an impossible name/;
@@ -89,6 +91,9 @@ const CASES: HostileCase[] = [
   { mode: 'stage-lie', what: 'a staged hash other than that of the bytes sent', reason: /it staged other bytes for \S+ than were sent/ },
   { mode: 'commit-count', what: 'fewer outcomes than the files it was asked to commit', reason: /it answered 3 of 4 commits/ },
   { mode: 'commit-schema', what: 'a commit outcome that is neither a digest nor an error', reason: /committedNew result 0 is neither a digest nor \[code, message\]/ },
+  // Honest syncs first, so that listings are recorded for the lying one to be asked about.
+  { mode: 'same-count', what: 'fewer answers than the directories asked about', reason: /answered for 1 of the 2 directories asked about/, after: () => undefined, honest: 2 },
+  { mode: 'same-schema', what: 'an answer about a directory that is not a boolean', reason: /same 0 is not a boolean/, after: () => undefined, honest: 2 },
   { mode: 'lie-hash', what: 'a hash reply that does not match the content sent', reason: CONTENT_LIE },
   { mode: 'silent', what: 'an agent that never says hello', reason: /did not answer within 30 s/, handshake: true },
 ];
@@ -149,9 +154,11 @@ describe('a hostile guest agent', () => {
       const top = dirname(pair.alpha);
       writeFileSync(join(top, 'sentinel.txt'), 'outside both trees\n');
       if (c.after !== undefined) {
-        const honest = await run(pair, 'pass');
-        expect(honest.stderr).toBe('');
-        expect(honest.status).toBe(0);
+        for (let i = 0; i < (c.honest ?? 1); i++) {
+          const honest = await run(pair, 'pass');
+          expect(honest.stderr).toBe('');
+          expect(honest.status).toBe(0);
+        }
         c.after(pair.beta);
       }
       // FERRY_HOME lives next to alpha; it is ferry's own state, not the user's files.

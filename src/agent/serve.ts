@@ -56,6 +56,13 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
           const entries: WireListed[] = listing.items.map((item) => [baseName(item.path), wireKind(item), item.mode, item.size, toHex(item.stamp), item.digest]);
           return await reply({ t: 'listing', id, digest: listing.digest, complete: listing.complete, entries });
         }
+        case 'unchanged': {
+          const same = await ep.unchanged(
+            request.dirs.map(([dir]) => dir),
+            request.dirs.map(([, digest]) => digest),
+          );
+          return await reply({ t: 'same', id, same });
+        }
         case 'hash': {
           const stamp = fromHex(request.stamp);
           const item: ScanItem = { path: request.path, kind: 'file', size: request.size, mode: 0, stamp, digest: 0 };

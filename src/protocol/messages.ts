@@ -24,6 +24,8 @@ export type WireListed = [string, number, number, number, string, number];
 export type Request =
   | { t: 'prepare'; id: number }
   | { t: 'list'; id: number; path: string; expect?: number }
+  /** Which of these directories still list with the digest given: many recorded listings checked in one round trip. */
+  | { t: 'unchanged'; id: number; dirs: [path: string, digest: number][] }
   | { t: 'hash'; id: number; path: string; size: number; stamp: string }
   | { t: 'read'; id: number; path: string; size: number; stamp?: string }
   | { t: 'stage'; id: number; path: string; size: number }
@@ -52,6 +54,8 @@ export type Request =
 export type Reply =
   | { t: 'ok'; id: number }
   | { t: 'listing'; id: number; digest: number; complete: boolean; entries: WireListed[] }
+  /** For each directory of an unchanged request, in order: whether it lists with the digest given. */
+  | { t: 'same'; id: number; same: boolean[] }
   | { t: 'hash'; id: number; hash: string }
   | { t: 'end'; id: number }
   | { t: 'staged'; id: number; size: number; hash: string }
@@ -146,6 +150,8 @@ export const MAX_STAGE_MANY = 256;
 export const MAX_STAGE_MANY_FILE = 64 * 1024;
 /** Staged files one commitNew may name (a batch of the engine's is smaller). */
 export const MAX_COMMIT_NEW = 4096;
+/** Directories one unchanged request may name. */
+export const MAX_UNCHANGED = 4096;
 /** Directories one change notice may name; a watcher with more asks for a rescan instead. */
 export const MAX_CHANGED_DIRS = 4096;
 
@@ -211,6 +217,11 @@ export function checkReply(value: unknown): Reply {
       });
       break;
     }
+    case 'same':
+      exactKeys(o, ['t', 'id', 'same'], [], 'same');
+      if (!Array.isArray(o.same) || o.same.length > MAX_UNCHANGED) fail(`same is not an array of at most ${MAX_UNCHANGED}`);
+      (o.same as unknown[]).forEach((same, i) => bool(same, `same ${i}`));
+      break;
     case 'hash':
       exactKeys(o, ['t', 'id', 'hash'], [], 'hash');
       hex(o.hash, 16, 'hash');
@@ -321,6 +332,15 @@ export function checkRequest(value: unknown): Request {
     case 'list':
       withPath([], ['expect']);
       if (o.expect !== undefined) uint(o.expect, MAX_DIGEST, 'list expect');
+      break;
+    case 'unchanged':
+      exactKeys(o, ['t', 'id', 'dirs'], [], 'unchanged');
+      if (!Array.isArray(o.dirs) || o.dirs.length === 0 || o.dirs.length > MAX_UNCHANGED) fail(`unchanged dirs is not an array of 1..${MAX_UNCHANGED}`);
+      (o.dirs as unknown[]).forEach((dir, i) => {
+        if (!Array.isArray(dir) || dir.length !== 2) fail(`unchanged dir ${i} is not [path, digest]`);
+        path(dir[0], `unchanged dir ${i} path`);
+        uint(dir[1], MAX_DIGEST, `unchanged dir ${i} digest`);
+      });
       break;
     case 'hash':
       withPath(['size', 'stamp']);

@@ -22,6 +22,11 @@ import { Coalescer } from '../protocol/coalesce.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
 import { type CommitNewResult, MAX_COMMIT_NEW, MAX_STAGE_MANY, MAX_STAGE_MANY_FILE, type Reply, type Request, type StageManyResult, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
 
+/** Directories asked about in one unchanged request (MAX_UNCHANGED at most)... */
+const UNCHANGED_CHUNK = 1024;
+/** ...and at most about this many characters of their paths: far below the frame limit, escaped or not. */
+const UNCHANGED_CHUNK_CHARS = 1 << 20;
+
 /** Channel is the byte stream to an agent. */
 export interface Channel {
   write(data: Uint8Array): boolean;
@@ -323,8 +328,10 @@ export class RemoteEndpoint implements Endpoint {
     if (this.broken !== undefined) throw this.broken;
     if (this.pending.size === 0) this.lastHeard = Date.now();
     const id = this.nextId++;
+    // Encoded first: a request too large for a frame is never registered as waiting.
+    const frame = encodeJson({ ...request, id });
     const reply = this.expectReply(id, accepts, data);
-    await this.send(encodeJson({ ...request, id }));
+    await this.send(frame);
     const answer = await reply;
     if (answer.t === 'error') {
       throw this.guestError('path' in request ? String((request as { path: string }).path) : this.label, answer.code, answer.message);
@@ -364,6 +371,29 @@ export class RemoteEndpoint implements Endpoint {
     if (!reply.complete && items.some((item) => item.kind !== 'dir')) throw this.break('a partial listing holds more than directories', true);
     if (!reply.complete && expect === undefined) throw this.break('a partial listing nobody asked for', true);
     return { items, digest: reply.digest, complete: reply.complete };
+  }
+
+  // One request after another, each well inside a frame and answered in
+  // moments (the agent lstats every entry of its directories before it
+  // answers): a long check never looks like a guest that stopped answering.
+  async unchanged(dirs: readonly string[], digests: readonly number[]): Promise<boolean[]> {
+    const same: boolean[] = [];
+    let chunk: [string, number][] = [];
+    let chars = 0;
+    const ask = async () => {
+      const reply = await this.call({ t: 'unchanged', dirs: chunk } as Omit<Request, 'id'>, ['same']);
+      if (reply.same.length !== chunk.length) throw this.break(`answered for ${reply.same.length} of the ${chunk.length} directories asked about`, true);
+      same.push(...reply.same);
+      chunk = [];
+      chars = 0;
+    };
+    for (const [i, dir] of dirs.entries()) {
+      chunk.push([dir, digests[i] as number]);
+      chars += dir.length;
+      if (chunk.length === UNCHANGED_CHUNK || chars > UNCHANGED_CHUNK_CHARS) await ask();
+    }
+    if (chunk.length > 0) await ask();
+    return same;
   }
 
   async hash(item: ScanItem): Promise<Hash> {

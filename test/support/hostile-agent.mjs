@@ -443,6 +443,12 @@ function onReply(message) {
     case 'commit-count':
       if (message.t === 'committedNew') message.results.pop();
       break;
+    case 'same-count':
+      if (message.t === 'same') message.same.pop();
+      break;
+    case 'same-schema':
+      if (message.t === 'same') message.same[0] = 'yes';
+      break;
     case 'commit-schema':
       if (message.t === 'committedNew') message.results[0] = 'done';
       break;
