@@ -356,6 +356,19 @@ describe('subtrees found unchanged', () => {
     expect(before.digest).toBe(digests[1]);
   });
 
+  test('the portable disk answers in order for a check large enough to split', async () => {
+    const dir = tempDir('ferry-disk-');
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 260; i++) files[`d${i}/f`] = `f${i}`;
+    writeTree(dir, files);
+    const dirs = Object.keys(files).map((path) => path.slice(0, -2));
+    const tree = portableDisk.open(dir);
+    const digests = await Promise.all(dirs.map(async (d) => (await tree.scanDir(d)).digest));
+    for (const i of [3, 200, 259]) writeFileSync(join(dir, `d${i}/f`), 'changed');
+    const same = await tree.unchangedDirs(dirs, digests);
+    expect(same.map((s, i) => (s ? -1 : i)).filter((i) => i >= 0)).toEqual([3, 200, 259]);
+  });
+
   // A real local side that notes which directories the walk listed.
   class Listed extends LocalEndpoint {
     readonly listed: string[] = [];

@@ -72,6 +72,40 @@ describe('remote endpoint over the agent', () => {
       store.close();
     }
   });
+
+  // Enough directories for the agent to check half of them in a worker thread (where the guest has 2 cores).
+  test('a synced tree of 300 directories: changes in any of them come through the one-request check', async () => {
+    const top = tempDir('ferry-remote-');
+    const alpha = join(top, 'alpha');
+    const betaRoot = join(top, 'beta');
+    mkdirSync(alpha);
+    mkdirSync(betaRoot);
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) files[`d${String(i).padStart(3, '0')}/f`] = `file ${i}`;
+    writeTree(alpha, files);
+    const store = Store.open(join(top, 'home'));
+    try {
+      const session = store.session(alpha, betaRoot, true);
+      if (session === undefined) throw new Error('no session');
+      const run = () => withRemote(betaRoot, (beta) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta }));
+      await run();
+      await run(); // records the listings
+      expect(store.listingCount(session.id)).toBe(301);
+      const quiet = await run();
+      expect(quiet.scanned).toBe(300);
+      expect(quiet.copied).toEqual({ alpha: 0, beta: 0 });
+      // One change in each half of the directories, on the guest.
+      writeFileSync(join(betaRoot, 'd010/f'), 'changed early');
+      writeFileSync(join(betaRoot, 'd290/f'), 'changed late');
+      const changed = await run();
+      expect(changed.copied).toEqual({ alpha: 2, beta: 0 });
+      expect(readFileSync(join(alpha, 'd010/f'), 'utf8')).toBe('changed early');
+      expect(readFileSync(join(alpha, 'd290/f'), 'utf8')).toBe('changed late');
+      expect(readTree(alpha)).toEqual(readTree(betaRoot));
+    } finally {
+      store.close();
+    }
+  });
 });
 
 // A peer that says hello properly and then sends whatever the test gives it.

@@ -4,12 +4,16 @@
  * stdin/stdout, logs to stderr.
  */
 
+import { isMainThread } from 'node:worker_threads';
 import { serve } from './serve.js';
 
-serve(process.stdin, process.stdout).then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`ferry agent: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  },
-);
+// A worker thread loads this bundle too (src/fs/portable-disk.ts), for its own task only.
+if (isMainThread) {
+  serve(process.stdin, process.stdout).then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`ferry agent: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

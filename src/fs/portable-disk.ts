@@ -13,6 +13,8 @@
 import { execFile } from 'node:child_process';
 import { type BigIntStats, constants as C, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { join } from 'node:path';
 import { asError } from '../core/errors.js';
 import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, type Disk, type FileStat, type RawListing, type RootState, type Tree, rootStateOf, statFromRecord } from './disk.js';
@@ -48,10 +50,14 @@ function writeRecord(r: Buffer, kind: number, st: BigIntStats | undefined): void
   r.writeDoubleLE(stampDigest(r.subarray(STAMP_OFFSET, STAMP_OFFSET + 40)), DIGEST_OFFSET);
 }
 
+// Synchronous calls: the agent serves one host, and a promise per entry
+// costs more than the lstat it waits for.
 async function scanDir(path: string, expect?: number): Promise<RawListing> {
-  // Synchronous calls: the agent serves one host, and a promise per entry
-  // costs more than the lstat it waits for.
   await Promise.resolve();
+  return scanDirSync(path, expect);
+}
+
+function scanDirSync(path: string, expect?: number): RawListing {
   const raw = readdirSync(path, { encoding: 'buffer' });
   raw.sort((a, b) => Buffer.compare(a, b));
   const prefix = Buffer.from(`${path}/`);
@@ -103,6 +109,37 @@ async function scanDir(path: string, expect?: number): Promise<RawListing> {
     return { names: dirNames, records: Buffer.concat(dirRecords), digest, complete: false };
   }
   return { names, records: records.subarray(0, count * RECORD_SIZE), digest, complete: true };
+}
+
+/** Directories that make a check worth a second thread (one starts in some 30 ms). */
+const WORKER_MIN_DIRS = 200;
+/** The workerData key of a check handed to a worker thread. */
+const WORKER_TASK = 'ferryUnchanged';
+
+interface UnchangedTask {
+  readonly paths: readonly string[];
+  readonly expects: readonly number[];
+}
+
+// Whether each directory (an absolute path) lists with its expected digest.
+function unchangedSync({ paths, expects }: UnchangedTask): boolean[] {
+  return paths.map((path, i) => {
+    try {
+      return scanDirSync(path).digest === expects[i];
+    } catch {
+      return false;
+    }
+  });
+}
+
+// unchangedSync in a worker thread running this module (see its end).
+function unchangedInWorker(task: UnchangedTask): Promise<boolean[]> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL(import.meta.url), { workerData: { [WORKER_TASK]: task } });
+    worker.once('message', (same: boolean[]) => resolve(same));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the worker thread exited (${code}) without an answer`)));
+  });
 }
 
 // Synchronous: a file's move is a few quick calls, and a batch of them
@@ -184,16 +221,17 @@ class PortableTree implements Tree {
     return scanDir(this.abs(dir), expect);
   }
 
+  // The lstat of every entry is the work: with a second core, a worker
+  // thread takes half of the directories.
   async unchangedDirs(dirs: readonly string[], expects: readonly number[]): Promise<boolean[]> {
-    const same: boolean[] = [];
-    for (const [i, dir] of dirs.entries()) {
-      const digest = await scanDir(this.abs(dir)).then(
-        (raw) => raw.digest,
-        () => undefined,
-      );
-      same.push(digest !== undefined && digest === expects[i]);
-    }
-    return same;
+    const paths = dirs.map((dir) => this.abs(dir));
+    await Promise.resolve();
+    if (paths.length < WORKER_MIN_DIRS || availableParallelism() < 2) return unchangedSync({ paths, expects });
+    const half = Math.ceil(paths.length / 2);
+    const theirs = { paths: paths.slice(half), expects: expects.slice(half) };
+    const other = unchangedInWorker(theirs).catch(() => undefined);
+    const mine = unchangedSync({ paths: paths.slice(0, half), expects: expects.slice(0, half) });
+    return [...mine, ...((await other) ?? unchangedSync(theirs))];
   }
 
   stat(path: string): FileStat | undefined {
@@ -269,3 +307,7 @@ class PortableTree implements Tree {
 
 /** portableDisk is the Disk in plain Node. */
 export const portableDisk: Disk = { open: (root) => new PortableTree(root) };
+
+// In a worker thread started by unchangedInWorker: check its share and answer.
+const task = isMainThread ? undefined : (workerData as Record<string, UnchangedTask> | null)?.[WORKER_TASK];
+if (task !== undefined) parentPort?.postMessage(unchangedSync(task));
