@@ -356,6 +356,25 @@ describe('subtrees found unchanged', () => {
     expect(before.digest).toBe(digests[1]);
   });
 
+  // Under vitest this module is TypeScript, which a worker thread cannot
+  // load (the check above falls back to one thread): the helper thread is
+  // tried on the built module, in a node of its own.
+  test('the helper thread of the built portable disk answers each check it is sent', async () => {
+    const dir = tempDir('ferry-disk-');
+    writeTree(dir, { 'a/f': 'a', 'b/f': 'b', 'c/f': 'c' });
+    const paths = ['a', 'b', 'c', 'gone'].map((d) => join(dir, d));
+    const tree = portableDisk.open(dir);
+    const expects = await Promise.all(['a', 'b', 'c'].map(async (d) => (await tree.scanDir(d)).digest));
+    writeFileSync(join(dir, 'b/f'), 'changed');
+    const built = new URL('../dist/fs/portable-disk.js', import.meta.url).href;
+    const script = `const { checkInHelper } = await import(${JSON.stringify(built)});
+const task = ${JSON.stringify({ paths, expects: [...expects, 0] })};
+const answers = await Promise.all([checkInHelper(task), checkInHelper({ paths: task.paths.slice(0, 1), expects: task.expects.slice(0, 1) })]);
+process.stdout.write(JSON.stringify(answers));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(JSON.parse(out)).toEqual([[true, false, true, false], [true]]);
+  });
+
   test('the portable disk answers in order for a check large enough to split', async () => {
     const dir = tempDir('ferry-disk-');
     const files: Record<string, string> = {};

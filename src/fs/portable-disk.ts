@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { type BigIntStats, constants as C, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import * as os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { join } from 'node:path';
 import { asError } from '../core/errors.js';
@@ -111,12 +111,12 @@ function scanDirSync(path: string, expect?: number): RawListing {
   return { names, records: records.subarray(0, count * RECORD_SIZE), digest, complete: true };
 }
 
-/** Directories that make a check worth a second thread (one starts in some 30 ms). */
+/** Directories that make a check worth the second thread (started once, in some 50 ms). */
 const WORKER_MIN_DIRS = 200;
-/** The workerData key of a check handed to a worker thread. */
+/** The workerData key that makes a thread running this module the checking helper. */
 const WORKER_TASK = 'ferryUnchanged';
 
-interface UnchangedTask {
+export interface UnchangedTask {
   readonly paths: readonly string[];
   readonly expects: readonly number[];
 }
@@ -132,13 +132,46 @@ function unchangedSync({ paths, expects }: UnchangedTask): boolean[] {
   });
 }
 
-// unchangedSync in a worker thread running this module (see its end).
-function unchangedInWorker(task: UnchangedTask): Promise<boolean[]> {
+interface Waiter {
+  resolve(same: boolean[]): void;
+  reject(error: Error): void;
+}
+
+/** The helper thread that checks directories beside the agent's, started with the first large check. */
+let helper: { readonly worker: Worker; readonly waiting: Map<number, Waiter>; next: number } | undefined;
+
+/**
+ * checkInHelper runs unchangedSync in the helper thread (a worker running
+ * this module, see its end), starting it if need be. The thread stays for
+ * the next check; idle, it does not keep the process alive.
+ */
+export function checkInHelper(task: UnchangedTask): Promise<boolean[]> {
+  if (helper === undefined) {
+    // None of node's own options: they were the agent's (or a caller's), not the module's.
+    const worker = new Worker(new URL(import.meta.url), { workerData: { [WORKER_TASK]: true }, execArgv: [] });
+    worker.unref();
+    const started = { worker, waiting: new Map<number, Waiter>(), next: 0 };
+    const fail = (error: Error) => {
+      if (helper === started) helper = undefined;
+      for (const waiter of started.waiting.values()) waiter.reject(error);
+      started.waiting.clear();
+    };
+    worker.on('message', ([id, same]: [number, boolean[]]) => {
+      started.waiting.get(id)?.resolve(same);
+      started.waiting.delete(id);
+      if (started.waiting.size === 0) worker.unref();
+    });
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the checking thread exited (${code})`)));
+    helper = started;
+  }
+  const { worker, waiting } = helper;
+  const id = helper.next++;
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { [WORKER_TASK]: task } });
-    worker.once('message', (same: boolean[]) => resolve(same));
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the worker thread exited (${code}) without an answer`)));
+    // Held while it has work, so that an answer awaited is not cut short.
+    if (waiting.size === 0) worker.ref();
+    waiting.set(id, { resolve, reject });
+    worker.postMessage([id, task]);
   });
 }
 
@@ -226,10 +259,10 @@ class PortableTree implements Tree {
   async unchangedDirs(dirs: readonly string[], expects: readonly number[]): Promise<boolean[]> {
     const paths = dirs.map((dir) => this.abs(dir));
     await Promise.resolve();
-    if (paths.length < WORKER_MIN_DIRS || availableParallelism() < 2) return unchangedSync({ paths, expects });
+    if (paths.length < WORKER_MIN_DIRS || cores() < 2) return unchangedSync({ paths, expects });
     const half = Math.ceil(paths.length / 2);
     const theirs = { paths: paths.slice(half), expects: expects.slice(half) };
-    const other = unchangedInWorker(theirs).catch(() => undefined);
+    const other = checkInHelper(theirs).catch(() => undefined);
     const mine = unchangedSync({ paths: paths.slice(0, half), expects: expects.slice(0, half) });
     return [...mine, ...((await other) ?? unchangedSync(theirs))];
   }
@@ -308,6 +341,12 @@ class PortableTree implements Tree {
 /** portableDisk is the Disk in plain Node. */
 export const portableDisk: Disk = { open: (root) => new PortableTree(root) };
 
-// In a worker thread started by unchangedInWorker: check its share and answer.
-const task = isMainThread ? undefined : (workerData as Record<string, UnchangedTask> | null)?.[WORKER_TASK];
-if (task !== undefined) parentPort?.postMessage(unchangedSync(task));
+// availableParallelism is Node 18.14's; the agent runs on any Node 18.
+function cores(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+// In the helper thread started by checkInHelper: answer each check sent.
+if (!isMainThread && (workerData as Record<string, unknown> | null)?.[WORKER_TASK] === true) {
+  parentPort?.on('message', ([id, task]: [number, UnchangedTask]) => parentPort?.postMessage([id, unchangedSync(task)]));
+}
