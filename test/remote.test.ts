@@ -17,7 +17,7 @@ import { bindingPath, hostPlatform } from '../src/fs/watcher-binding.js';
 import { AGENT_MAGIC, PROTOCOL_VERSION, encodeJson } from '../src/protocol/frame.js';
 import { type Channel, RemoteEndpoint } from '../src/transport/remote.js';
 import { AGENT_BUNDLE, childChannel, spawnAgent } from './support/agent.js';
-import { readTree, tempDir, writeTree } from './support/cli.js';
+import { makePair, readTree, tempDir, writeTree } from './support/cli.js';
 
 async function withRemote<T>(betaRoot: string, fn: (beta: RemoteEndpoint) => Promise<T>): Promise<T> {
   const child = spawnAgent();
@@ -75,15 +75,10 @@ describe('remote endpoint over the agent', () => {
 
   // Enough directories for the agent to check half of them in a worker thread (where the guest has 2 cores).
   test('a synced tree of 300 directories: changes in any of them come through the one-request check', async () => {
-    const top = tempDir('ferry-remote-');
-    const alpha = join(top, 'alpha');
-    const betaRoot = join(top, 'beta');
-    mkdirSync(alpha);
-    mkdirSync(betaRoot);
     const files: Record<string, string> = {};
     for (let i = 0; i < 300; i++) files[`d${String(i).padStart(3, '0')}/f`] = `file ${i}`;
-    writeTree(alpha, files);
-    const store = Store.open(join(top, 'home'));
+    const { alpha, beta: betaRoot, home } = makePair(files);
+    const store = Store.open(home);
     try {
       const session = store.session(alpha, betaRoot, true);
       if (session === undefined) throw new Error('no session');
