@@ -17,7 +17,7 @@ import { portableDisk } from '../fs/portable-disk.js';
 import { loadWatcherFile } from '../fs/watcher-binding.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { Coalescer } from '../protocol/coalesce.js';
-import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
+import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, dataHeader, encodeJson } from '../protocol/frame.js';
 import { type CommitNewResult, type Request, type StageManyResult, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
 
 const READ_CHUNK = 1 << 20;
@@ -28,7 +28,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
     if (!output.write(bytes)) await new Promise<void>((resolve) => output.once('drain', () => resolve()));
   };
   const outgoing = new Coalescer(write);
-  const send = (bytes: Uint8Array): Promise<void> => outgoing.send(bytes);
+  const send = (...frame: Uint8Array[]): Promise<void> => outgoing.send(...frame);
   await send(AGENT_MAGIC);
   await send(encodeJson({ t: 'hello', version: PROTOCOL_VERSION, node: process.versions.node }));
 
@@ -71,7 +71,10 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
         case 'read': {
           const entry: FileEntry = { kind: 'file', size: request.size, hash: '', ...(request.stamp !== undefined ? { stamp: fromHex(request.stamp) } : {}) };
           for await (const chunk of ep.read(request.path, entry)) {
-            for (let off = 0; off < chunk.length; off += READ_CHUNK) await send(encodeData(id, chunk.subarray(off, off + READ_CHUNK)));
+            for (let off = 0; off < chunk.length; off += READ_CHUNK) {
+              const part = chunk.subarray(off, off + READ_CHUNK);
+              await send(dataHeader(id, part.length), part);
+            }
           }
           return await reply({ t: 'end', id });
         }

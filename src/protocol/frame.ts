@@ -47,14 +47,24 @@ export function encodeJson(message: unknown): Uint8Array {
   return out;
 }
 
-/** encodeData frames a chunk of data for request `id`. */
-export function encodeData(id: number, data: Uint8Array): Uint8Array {
-  if (data.length + 5 > MAX_FRAME) throw new ProtocolError(`chunk of ${data.length} bytes exceeds the frame limit`);
-  const out = new Uint8Array(9 + data.length);
+/**
+ * dataHeader is the header of a data frame: `length` bytes for request
+ * `id`, which follow it as they are (sent after it, never copied into it).
+ */
+export function dataHeader(id: number, length: number): Uint8Array {
+  if (length + 5 > MAX_FRAME) throw new ProtocolError(`chunk of ${length} bytes exceeds the frame limit`);
+  const out = new Uint8Array(9);
   const view = new DataView(out.buffer);
-  view.setUint32(0, data.length + 5);
+  view.setUint32(0, length + 5);
   out[4] = FRAME_DATA;
   view.setUint32(5, id);
+  return out;
+}
+
+/** encodeData frames a chunk of data for request `id` in one buffer. */
+export function encodeData(id: number, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(9 + data.length);
+  out.set(dataHeader(id, data.length));
   out.set(data, 9);
   return out;
 }

@@ -19,7 +19,7 @@ import { joinPath } from '../core/path.js';
 import { Batcher } from '../fs/batch.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { Coalescer } from '../protocol/coalesce.js';
-import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, encodeData, encodeJson } from '../protocol/frame.js';
+import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, dataHeader, encodeJson } from '../protocol/frame.js';
 import { type CommitNewResult, MAX_COMMIT_NEW, MAX_STAGE_MANY, MAX_STAGE_MANY_FILE, type Reply, type Request, type StageManyResult, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
 
 /** Directories asked about in one unchanged request (MAX_UNCHANGED at most)... */
@@ -290,9 +290,9 @@ export class RemoteEndpoint implements Endpoint {
     if (++this.windowMessages > this.limits.maxMessagesPerSecond) throw new ProtocolError(`limit hit: more than ${this.limits.maxMessagesPerSecond} messages in one second`);
   }
 
-  private send(bytes: Uint8Array): Promise<void> {
+  private send(...frame: Uint8Array[]): Promise<void> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
-    return this.outgoing.send(bytes);
+    return this.outgoing.send(...frame);
   }
 
   private async write(bytes: Uint8Array): Promise<void> {
@@ -424,7 +424,7 @@ export class RemoteEndpoint implements Endpoint {
         for (let off = 0; off < chunk.length; off += STAGE_CHUNK) {
           const part = chunk.subarray(off, off + STAGE_CHUNK);
           sent += part.length;
-          await this.send(encodeData(id, part));
+          await this.send(dataHeader(id, part.length), part);
         }
       }
     } finally {
@@ -467,7 +467,10 @@ export class RemoteEndpoint implements Endpoint {
     this.nextId += sent.length;
     const reply = this.expectReply(id, ['stagedMany']);
     await this.send(encodeJson({ t: 'stageMany', id, files: sent.map((i) => [(files[i] as FileToRead).path, (files[i] as FileToRead).entry.size]) }));
-    for (let off = 0; off < data.length; off += STAGE_CHUNK) await this.send(encodeData(id, data.subarray(off, off + STAGE_CHUNK)));
+    for (let off = 0; off < data.length; off += STAGE_CHUNK) {
+      const part = data.subarray(off, off + STAGE_CHUNK);
+      await this.send(dataHeader(id, part.length), part);
+    }
     await this.send(encodeJson({ t: 'end', id }));
     const answer = await reply;
     if (answer.t === 'error') {
