@@ -597,12 +597,13 @@ export class LocalEndpoint implements Endpoint {
   }
 }
 
-/** readWhole reads a small file of known size, failing if it turns out shorter. */
+/** writeAllSync writes the whole of chunk, however many writes that takes. */
 function writeAllSync(fd: number, chunk: Uint8Array): void {
   let written = 0;
   while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written);
 }
 
+/** readWhole reads a small file of known size, failing if it turns out shorter. */
 function readWhole(fd: number, path: string, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   let filled = 0;

@@ -142,10 +142,8 @@ class NativeTree implements Tree {
   // In UNCHANGED_PARALLEL chunks: a whole tree's directories at once, the
   // lstat of every entry being the work.
   async unchangedDirs(dirs: readonly string[], expects: readonly number[]): Promise<boolean[]> {
-    const size = Math.max(1, Math.ceil(dirs.length / UNCHANGED_PARALLEL));
-    const chunks: Promise<Buffer>[] = [];
-    for (let i = 0; i < dirs.length; i += size) chunks.push(this.shims.unchangedDirs(this.handle, dirs.slice(i, i + size), expects.slice(i, i + size)));
-    return (await Promise.all(chunks)).flatMap((same) => [...same].map((byte) => byte === 1));
+    const same = await inChunks(dirs.length, UNCHANGED_PARALLEL, 1, (start, end) => this.shims.unchangedDirs(this.handle, dirs.slice(start, end), expects.slice(start, end)));
+    return same.map((byte) => byte === 1);
   }
 
   stat(path: string): FileStat | undefined {
@@ -185,19 +183,15 @@ class NativeTree implements Tree {
   // Straight to the worker threads, RENAME_PARALLEL chunks of at least
   // RENAME_MIN_CHUNK: the pairs are a whole batch already.
   async renameManyNoReplace(pairs: readonly (readonly [string, string])[]): Promise<(number | undefined | Error)[]> {
-    const size = Math.max(RENAME_MIN_CHUNK, Math.ceil(pairs.length / RENAME_PARALLEL));
-    const chunks: Promise<(number | Error)[]>[] = [];
-    for (let i = 0; i < pairs.length; i += size) {
-      const chunk = pairs.slice(i, i + size);
-      chunks.push(
-        this.shims.renameBatch(
-          this.handle,
-          chunk.map((p) => p[0]),
-          chunk.map((p) => p[1]),
-        ),
+    const results = await inChunks(pairs.length, RENAME_PARALLEL, RENAME_MIN_CHUNK, (start, end) => {
+      const chunk = pairs.slice(start, end);
+      return this.shims.renameBatch(
+        this.handle,
+        chunk.map((p) => p[0]),
+        chunk.map((p) => p[1]),
       );
-    }
-    return (await Promise.all(chunks)).flat().map((r) => (r instanceof Error ? r : r >= 0 ? r : undefined));
+    });
+    return results.map((r) => (r instanceof Error ? r : r >= 0 ? r : undefined));
   }
 
   sync(touched: readonly string[]): Promise<void> {
@@ -234,6 +228,18 @@ class NativeTree implements Tree {
     closeSync(this.fd);
     this.fd = -1;
   }
+}
+
+/**
+ * inChunks hands `count` jobs to a native batch call in at most `parallel`
+ * chunks of at least `minChunk` (each [start, end) a trip to a worker
+ * thread, all at once) and joins their results in order.
+ */
+async function inChunks<R>(count: number, parallel: number, minChunk: number, run: (start: number, end: number) => Promise<Iterable<R>>): Promise<R[]> {
+  const size = Math.max(minChunk, Math.ceil(count / parallel));
+  const chunks: Promise<Iterable<R>>[] = [];
+  for (let start = 0; start < count; start += size) chunks.push(run(start, Math.min(start + size, count)));
+  return (await Promise.all(chunks)).flatMap((results) => [...results]);
 }
 
 /** nativeDisk loads the shims (once) and returns the Disk they implement. */

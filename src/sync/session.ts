@@ -187,6 +187,11 @@ function descends(child: Child): boolean {
   return child.alpha?.kind === 'dir' || child.beta?.kind === 'dir' || child.base?.entry.kind === 'dir';
 }
 
+// Whether a child is a directory on both sides and in the archive.
+function dirEverywhere(child: Child): boolean {
+  return child.alpha?.kind === 'dir' && child.beta?.kind === 'dir' && child.base?.entry.kind === 'dir';
+}
+
 // ---- applying decisions -------------------------------------------------
 
 type Action =
@@ -427,8 +432,7 @@ class Pass {
 
   // Whether a child directory lies in agreement at the top of a subtree found unchanged.
   private unchangedTree(child: Child): boolean {
-    const settled = child.alpha?.kind === 'dir' && child.beta?.kind === 'dir' && child.base?.entry.kind === 'dir';
-    return settled && this.unchangedTrees?.has(child.path) === true;
+    return dirEverywhere(child) && this.unchangedTrees?.has(child.path) === true;
   }
 
   // Walks the tree below `start` ('' for the root), deciding row by row.
@@ -521,8 +525,7 @@ class Pass {
   private entered(child: Child): boolean {
     if (!descends(child) || this.unchangedTree(child)) return false;
     if (this.scopeDirs === undefined) return true;
-    const settled = child.alpha?.kind === 'dir' && child.beta?.kind === 'dir' && child.base?.entry.kind === 'dir';
-    return !settled || this.scopeDirs.has(child.path);
+    return !dirEverywhere(child) || this.scopeDirs.has(child.path);
   }
 
   // Lists a directory on the sides that hold it, asking each side to skip
@@ -541,8 +544,7 @@ class Pass {
   }
 
   private descendInto(child: Child): Promise<Descent> {
-    const bothDirs = child.alpha?.kind === 'dir' && child.beta?.kind === 'dir' && child.base?.entry.kind === 'dir';
-    return this.descend(child.path, child.alpha?.kind === 'dir', child.beta?.kind === 'dir', bothDirs ? this.store.listing(this.sessionId, child.path) : undefined);
+    return this.descend(child.path, child.alpha?.kind === 'dir', child.beta?.kind === 'dir', dirEverywhere(child) ? this.store.listing(this.sessionId, child.path) : undefined);
   }
 
   private prefetch(frame: Frame): void {
