@@ -49,6 +49,7 @@ import { type CliResult, type Tree, runFerry, tempDir, writeTree } from './suppo
 import { Daemon } from './support/daemon.js';
 import { type Snapshot, dangerous, snapshot } from './support/snapshot.js';
 import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
+import type { GuestDisk } from '../src/protocol/messages.js';
 import { eventually, sleep, until } from './support/wait.js';
 
 const skip = sshdUnavailable();
@@ -212,9 +213,9 @@ describe.skipIf(skip !== undefined)('a compromised guest against the powerbox da
   const uid = (vm: Sshd): number => statSync(vm.guestHome).uid;
 
   /** hostile sets what the evil guest's agent does on its next channels. */
-  const hostile = (mode: string, param?: string) => {
+  const hostile = (mode: string, param?: string, disk: GuestDisk = 'native') => {
     const file = join(evilCache, 'hostile.json');
-    writeFileSync(file, JSON.stringify({ mode, agent: honestAgent, ...(param !== undefined ? { param } : {}) }));
+    writeFileSync(file, JSON.stringify({ mode, agent: honestAgent, disk, ...(param !== undefined ? { param } : {}) }));
     evil.chownToGuest(file);
     rmSync(join(evilCache, 'hostile.log'), { force: true });
   };
@@ -355,9 +356,12 @@ describe.skipIf(skip !== undefined)('a compromised guest against the powerbox da
       return join(evil.guestHome, this.guestPath);
     }
 
+    /** The disk the real agent behind the hostile one works on: the native shims the daemon uploads, unless a case says otherwise. */
+    agentDisk: GuestDisk = 'native';
+
     /** grant runs `ferry grant evil` with the agent in `mode`; one still running after limitMs is killed (status null). */
     async grant(mode: string, param?: string, args: readonly string[] = [], limitMs = GRANT_LIMIT_MS + 30_000): Promise<CliResult & { ms: number }> {
-      hostile(mode, param);
+      hostile(mode, param, this.agentDisk);
       const started = Date.now();
       const r = await ferry(['grant', 'evil', this.host, '--json', ...args], limitMs).catch((error: unknown) => ({ status: null, stdout: '', stderr: (error as Error).message }));
       const ms = Date.now() - started;
@@ -601,8 +605,24 @@ describe.skipIf(skip !== undefined)('a compromised guest against the powerbox da
     await s.verify(['decoy']);
   }, 90_000);
 
-  test.fails('a subdirectory swapped for a symlink just as the host sends a file into it: nothing lands outside the guest copy and the host keeps its file (BUG: the guest agent follows the symlink)', async () => {
+  // The guest's agent works on the native shims the daemon uploaded: openat2
+  // beneath the guest copy refuses the link. On plain Node (a guest of
+  // another platform) it follows it: the case below.
+  test('a subdirectory swapped for a symlink just as the host sends a file into it: nothing lands outside the guest copy and the host keeps its file', async () => {
     const s = new Scene();
+    await s.granted('swap-on-stage', s.decoy);
+    writeFileSync(join(s.host, 'sub', 'sent.txt'), 'sent by the host\n');
+    await eventually(() => expect(read(join(evilCache, 'hostile.log'))).toMatch(/^swapped sub back$/m), 20_000);
+    await settle(s.grantId);
+    expect(readdirSync(s.decoy)).toEqual(['target.txt']);
+    expect(read(join(s.host, 'sub', 'sent.txt'))).toBe('sent by the host\n');
+    await eventually(() => expect(read(join(s.guest, 'sub', 'sent.txt'))).toBe('sent by the host\n'), 20_000);
+    await s.verify();
+  }, 90_000);
+
+  test.fails('the same swap with the guest agent on plain Node: nothing lands outside the guest copy (BUG: the portable agent follows the symlink)', async () => {
+    const s = new Scene();
+    s.agentDisk = 'portable';
     await s.granted('swap-on-stage', s.decoy);
     writeFileSync(join(s.host, 'sub', 'sent.txt'), 'sent by the host\n');
     await eventually(() => expect(read(join(evilCache, 'hostile.log'))).toMatch(/^swapped sub back$/m), 20_000);

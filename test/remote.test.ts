@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LocalEndpoint } from '../src/fs/local.js';
-import { nativeDisk } from '../src/fs/native.js';
+import { nativeDisk, shimsPath } from '../src/fs/native.js';
 import { Store } from '../src/state/store.js';
 import { syncSession } from '../src/sync/session.js';
 import type { WatchHint } from '../src/core/endpoint.js';
@@ -19,8 +19,8 @@ import { type Channel, RemoteEndpoint } from '../src/transport/remote.js';
 import { AGENT_BUNDLE, childChannel, spawnAgent } from './support/agent.js';
 import { makePair, readTree, tempDir, writeTree } from './support/cli.js';
 
-async function withRemote<T>(betaRoot: string, fn: (beta: RemoteEndpoint) => Promise<T>): Promise<T> {
-  const child = spawnAgent();
+async function withRemote<T>(betaRoot: string, fn: (beta: RemoteEndpoint) => Promise<T>, env: Readonly<Record<string, string>> = {}): Promise<T> {
+  const child = spawnAgent(undefined, [], env);
   const beta = new RemoteEndpoint('beta', `agent:${betaRoot}`, childChannel(child), betaRoot);
   try {
     await beta.start();
@@ -31,7 +31,16 @@ async function withRemote<T>(betaRoot: string, fn: (beta: RemoteEndpoint) => Pro
   }
 }
 
-describe('remote endpoint over the agent', () => {
+// The agent on plain Node (no FERRY_SHIMS: a guest of another platform),
+// on the native shims the host uploads to a guest of its own platform, and
+// given shims it cannot load (it falls back to plain Node).
+const disks = [
+  { name: 'portable', env: {} },
+  { name: 'native', env: { FERRY_SHIMS: shimsPath() } },
+  { name: 'portable', env: { FERRY_SHIMS: AGENT_BUNDLE } },
+] as const;
+
+describe.each(disks)('remote endpoint over the agent, disk $name, env $env', ({ name, env }) => {
   test('syncs both ways, with conflicts, large files and removals', async () => {
     const top = tempDir('ferry-remote-');
     const alpha = join(top, 'alpha');
@@ -46,7 +55,15 @@ describe('remote endpoint over the agent', () => {
     try {
       const session = store.session(alpha, betaRoot, true);
       if (session === undefined) throw new Error('no session');
-      const run = () => withRemote(betaRoot, (beta) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta }));
+      const run = () =>
+        withRemote(
+          betaRoot,
+          (beta) => {
+            expect(beta.agent?.disk).toBe(name);
+            return syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta });
+          },
+          env,
+        );
       const first = await run();
       expect(first.failures).toEqual([]);
       expect(readTree(betaRoot)).toEqual(readTree(alpha));
@@ -82,7 +99,7 @@ describe('remote endpoint over the agent', () => {
     try {
       const session = store.session(alpha, betaRoot, true);
       if (session === undefined) throw new Error('no session');
-      const run = () => withRemote(betaRoot, (beta) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta }));
+      const run = () => withRemote(betaRoot, (beta) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta }), env);
       await run();
       await run(); // records the listings
       expect(store.listingCount(session.id)).toBe(301);
@@ -172,7 +189,7 @@ describe('watching through the agent', () => {
     const beta = new RemoteEndpoint('beta', 'scripted', channel, '/nowhere', (why) => violations.push(why));
     const started = beta.start();
     raw(AGENT_MAGIC);
-    send({ t: 'hello', version: PROTOCOL_VERSION, node: '20.0.0' });
+    send({ t: 'hello', version: PROTOCOL_VERSION, node: '20.0.0', disk: 'portable' });
     await started;
     const watching = beta.watch(() => undefined);
     send({ t: 'ok', id: 1 });

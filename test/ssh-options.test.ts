@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FERRY_BIN, type CliResult, readTree, tempDir, writeTree } from './support/cli.js';
 import { type Sshd, sshdUnavailable, startSshd } from './support/sshd.js';
+import { shimsPath } from '../src/fs/native.js';
 
 function ferry(home: string, args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
@@ -100,16 +101,19 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     }
   });
 
-  test('the agent and the watcher binding are installed once per build, by content hash, under ~/.cache/ferry', async () => {
+  test('the agent, the native shims and the watcher binding are installed once per build, by content hash, under ~/.cache/ferry', async () => {
     const { alpha, home, url } = setup();
     writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
     const cache = join(sshd.guestHome, '.cache', 'ferry');
     rmSync(cache, { recursive: true, force: true });
     expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
     const installed = readdirSync(cache).sort();
-    expect(installed).toHaveLength(2);
+    expect(installed).toHaveLength(3);
     expect(installed[0]).toMatch(/^agent-[0-9a-f]{16}\.mjs$/);
-    expect(installed[1]).toMatch(/^watcher-[0-9a-f]{16}\.node$/);
+    expect(installed[1]).toMatch(/^shims-[0-9a-f]{16}\.node$/);
+    expect(installed[2]).toMatch(/^watcher-[0-9a-f]{16}\.node$/);
+    // The guest runs this machine's platform: it gets the shims built here.
+    expect(readFileSync(join(cache, installed[1] ?? '')).equals(readFileSync(shimsPath()))).toBe(true);
     const file = join(cache, installed[0] ?? '');
     expect(statSync(file).uid).not.toBe(0);
     const before = statSync(file).mtimeMs;
@@ -117,13 +121,35 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
     expect(readdirSync(cache).sort()).toEqual(installed);
     expect(statSync(file).mtimeMs).toBe(before);
-    // The agent is there but not its watcher: the quick start falls back
-    // to the probe, which installs the watcher again.
-    rmSync(join(cache, installed[1] ?? ''));
-    writeFileSync(join(alpha, 'a.txt'), 'and again');
-    expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
-    expect(readdirSync(cache).sort()).toEqual(installed);
-    expect(statSync(file).mtimeMs).toBe(before);
+    // The agent is there but not its shims, or not its watcher: the quick
+    // start falls back to the probe, which installs the missing one again.
+    for (const [n, part] of [installed[1], installed[2]].entries()) {
+      rmSync(join(cache, part ?? ''));
+      writeFileSync(join(alpha, 'a.txt'), `and again ${n}`);
+      expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+      expect(readdirSync(cache).sort()).toEqual(installed);
+      expect(statSync(file).mtimeMs).toBe(before);
+    }
+  });
+
+  test('FERRY_GUEST_DISK=portable keeps the native shims out of the guest; the agent then works on plain Node', async () => {
+    const { alpha, beta, home, url } = setup();
+    writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+    const cache = join(sshd.guestHome, '.cache', 'ferry');
+    rmSync(cache, { recursive: true, force: true });
+    const run = async (env: Record<string, string>) => {
+      const r = await ferry(home, ['sync', alpha, url, '--once', '--json', '--key', sshd.clientKey], env);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      return (JSON.parse(r.stdout) as { agent?: { disk: string; node: string } }).agent;
+    };
+    expect(await run({ FERRY_GUEST_DISK: 'portable' })).toEqual({ disk: 'portable', node: process.versions.node });
+    expect(readdirSync(cache).some((name) => name.startsWith('shims-'))).toBe(false);
+    expect(readTree(beta)).toEqual(readTree(alpha));
+    writeFileSync(join(alpha, 'a.txt'), 'natively');
+    expect(await run({})).toEqual({ disk: 'native', node: process.versions.node });
+    expect(readdirSync(cache).some((name) => name.startsWith('shims-'))).toBe(true);
+    expect(readTree(beta)).toEqual(readTree(alpha));
   });
 
   test('a guest without Node.js: a clear error naming what to install, with its agent installed or not', async () => {

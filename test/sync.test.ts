@@ -23,24 +23,26 @@ async function conflicts(home: string): Promise<ConflictJson[]> {
   return JSON.parse(r.stdout) as ConflictJson[];
 }
 
-// Every scenario runs twice: beta a local directory, and beta a directory in
-// the guest behind a real sshd on 127.0.0.1.
-const modes = ['local', 'ssh'] as const;
+// Every scenario runs three times: beta a local directory, and beta a
+// directory in the guest behind a real sshd on 127.0.0.1, with the guest
+// agent on ferry's native shims (as for a guest of the host's platform) and
+// on plain Node (as for any other).
+const modes = ['local', 'ssh', 'ssh, portable agent'] as const;
 
 // The SSH scenarios need root (sshd, the guest user); without it they are
 // skipped, and as root a missing sshd fails them rather than skipping.
-for (const mode of modes) describe.skipIf(mode === 'ssh' && process.getuid?.() !== 0)(`ferry sync --once (beta ${mode})`, () => {
+for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.() !== 0)(`ferry sync --once (beta ${mode})`, () => {
   let sshd: Sshd | undefined;
-  const unavailable = mode === 'ssh' ? sshdUnavailable() : undefined;
+  const unavailable = mode !== 'local' ? sshdUnavailable() : undefined;
   beforeAll(async () => {
-    if (mode === 'ssh' && unavailable === undefined) sshd = await startSshd();
+    if (mode !== 'local' && unavailable === undefined) sshd = await startSshd();
   });
   afterAll(async () => {
     await sshd?.stop();
   });
   const makePair = (alphaTree?: Tree, betaTree?: Tree): Pair => {
-    if (mode === 'ssh' && sshd === undefined) throw new Error(`the SSH scenarios cannot run: ${unavailable ?? 'sshd did not start'}`);
-    return makeLocalOrRemotePair(alphaTree, betaTree, sshd);
+    if (mode !== 'local' && sshd === undefined) throw new Error(`the SSH scenarios cannot run: ${unavailable ?? 'sshd did not start'}`);
+    return makeLocalOrRemotePair(alphaTree, betaTree, sshd, mode === 'ssh, portable agent' ? { FERRY_GUEST_DISK: 'portable' } : {});
   };
 
   test('an initial sync merges both trees and a second run has nothing to do', async () => {
@@ -52,9 +54,11 @@ for (const mode of modes) describe.skipIf(mode === 'ssh' && process.getuid?.() !
     expect(readTree(pair.alpha)).toMatchObject({ 'a.txt': 'alpha', 'b.txt': 'beta', 'deep/er/file': 'deep', 'other/y': 'y' });
     const second = await pair.sync('--json');
     expect(second.status).toBe(0);
-    const summary = JSON.parse(second.stdout) as { copied: { alpha: number; beta: number }; status: string };
+    const summary = JSON.parse(second.stdout) as { copied: { alpha: number; beta: number }; status: string; agent?: { disk: string } };
     expect(summary.status).toBe('in-sync');
     expect(summary.copied).toEqual({ alpha: 0, beta: 0 });
+    // The mode is what it says: the agent reports the disk it works on.
+    expect(summary.agent?.disk).toBe(mode === 'local' ? undefined : mode === 'ssh' ? 'native' : 'portable');
   });
 
   for (const [from, to] of [

@@ -1,8 +1,10 @@
 /**
  * The guest agent's protocol loop: serves one root over a byte stream (the
- * SSH exec channel's stdin/stdout), with a LocalEndpoint on the portable
- * disk doing the work. The guest keeps no authoritative state: staged files
- * are temporaries, and everything else is answered from the disk.
+ * SSH exec channel's stdin/stdout), with a LocalEndpoint doing the work: on
+ * ferry's native shims where the host uploaded a build this guest can load
+ * (FERRY_SHIMS), else on the portable disk. The guest keeps no
+ * authoritative state: staged files are temporaries, and everything else is
+ * answered from the disk.
  */
 
 import type { Readable, Writable } from 'node:stream';
@@ -12,15 +14,37 @@ import type { FileEntry } from '../core/entry.js';
 import { ChangedError, asError } from '../core/errors.js';
 import { baseName } from '../core/path.js';
 import { initHash } from '../fs/hash.js';
+import type { Disk } from '../fs/disk.js';
 import { LocalEndpoint } from '../fs/local.js';
+import { nativeDisk } from '../fs/native.js';
 import { portableDisk } from '../fs/portable-disk.js';
 import { loadWatcherFile } from '../fs/watcher-binding.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { Coalescer } from '../protocol/coalesce.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, dataHeader, encodeJson } from '../protocol/frame.js';
-import { type CommitNewResult, type Request, type StageManyResult, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
+import { type CommitNewResult, type GuestDisk, type Request, type StageManyResult, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
 
 const READ_CHUNK = 1 << 20;
+
+/**
+ * guestDisk is the disk this agent works on: the native shims at
+ * FERRY_SHIMS if they load and this kernel has openat2, else plain Node.
+ * Both list into the same records and digests, so the host cannot tell
+ * them apart but by the hello.
+ */
+export function guestDisk(shims = process.env.FERRY_SHIMS): { disk: Disk; name: GuestDisk } {
+  if (shims !== undefined && shims !== '') {
+    try {
+      const disk = nativeDisk(shims);
+      disk.open('/').close();
+      return { disk, name: 'native' };
+    } catch {
+      // Built against a newer C library, or a kernel before Linux 5.6: the
+      // portable disk does the same work with more system calls.
+    }
+  }
+  return { disk: portableDisk, name: 'portable' };
+}
 
 /** serve runs the agent over `input`/`output` until the host closes the stream. */
 export async function serve(input: Readable, output: Writable): Promise<void> {
@@ -30,7 +54,8 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
   const outgoing = new Coalescer(write);
   const send = (...frame: Uint8Array[]): Promise<void> => outgoing.send(...frame);
   await send(AGENT_MAGIC);
-  await send(encodeJson({ t: 'hello', version: PROTOCOL_VERSION, node: process.versions.node }));
+  const { disk, name: diskName } = guestDisk();
+  await send(encodeJson({ t: 'hello', version: PROTOCOL_VERSION, node: process.versions.node, disk: diskName }));
 
   const decoder = new FrameDecoder(HOST_MAGIC);
   let endpoint: LocalEndpoint | undefined;
@@ -217,7 +242,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
             const hello = checkHostHello(message);
             if (hello.version !== PROTOCOL_VERSION) throw new ProtocolError(`the host speaks protocol ${hello.version}, this agent ${PROTOCOL_VERSION}`);
             const root = isAbsolute(hello.root) ? hello.root : resolve(hello.root);
-            endpoint = new LocalEndpoint('beta', root, portableDisk, () => loadWatcherFile(process.env.FERRY_WATCHER ?? ''));
+            endpoint = new LocalEndpoint('beta', root, disk, () => loadWatcherFile(process.env.FERRY_WATCHER ?? ''));
             continue;
           }
           const request = checkRequest(message);

@@ -67,7 +67,7 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
     return {
       alpha: new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher),
       beta: guest?.endpoint ?? new LocalEndpoint('beta', betaRoot, nativeDisk(), watcher),
-      ...(guest !== undefined ? { lost: guest.endpoint.ended } : {}),
+      ...(guest !== undefined ? { lost: guest.endpoint.ended, ...(guest.endpoint.agent !== undefined ? { agent: guest.endpoint.agent } : {}) } : {}),
       close: () => {
         guest?.close();
         return Promise.resolve();
@@ -114,6 +114,7 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
       session: session.id,
       alpha: alphaRoot,
       beta: betaRoot,
+      ...(link.agent !== undefined ? { agent: link.agent } : {}),
       ...summary,
       conflicts: remaining.map((c) => ({ id: c.id, path: c.path, reason: c.reason, state: c.state, resolution: c.resolution })),
     });

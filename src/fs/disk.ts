@@ -1,10 +1,10 @@
 /**
  * Disk and Tree: every file-system call an endpoint makes, relative to a
- * pinned root, with two implementations — the native shims on the host
- * (src/fs/native.ts: openat2 beneath a root fd, DESIGN rule 6) and a portable
- * one in plain Node for the guest agent (src/fs/portable-disk.ts). Both list
- * directories into the same records, sorted the same way, with the same
- * digests.
+ * pinned root, with two implementations — the native shims on the host and
+ * in a guest agent of the host's platform (src/fs/native.ts: openat2 beneath
+ * a root fd, DESIGN rule 6) and a portable one in plain Node for any other
+ * guest agent (src/fs/portable-disk.ts). Both list directories into the same
+ * records, sorted the same way, with the same digests.
  */
 
 import { lstatSync } from 'node:fs';

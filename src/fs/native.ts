@@ -62,21 +62,28 @@ const addonPath = join(here, '..', '..', 'native-shims', 'build', 'Release', 'fe
 let loaded: Disk | undefined;
 let addon: Shims | undefined;
 
-function shimsAddon(): Shims {
+// Loads the shims from `path` (this installation's build by default; in the
+// guest agent, the copy the host uploaded), once.
+function shimsAddon(path = addonPath): Shims {
   if (addon !== undefined) return addon;
   let shims: Shims;
   try {
-    shims = createRequire(import.meta.url)(addonPath) as Shims;
+    shims = createRequire(import.meta.url)(path) as Shims;
   } catch (error) {
     throw new FerryError(
       'ENATIVE',
-      `ferry's native shims are not built (${addonPath}): run \`npm install\` (or \`npm rebuild\`) in the ferry checkout; it needs python3, make and a C compiler`,
+      `ferry's native shims are not built (${path}): run \`npm install\` (or \`npm rebuild\`) in the ferry checkout; it needs python3, make and a C compiler`,
       { cause: error },
     );
   }
   if (shims.RECORD_SIZE !== RECORD_SIZE || typeof shims.openRoot !== 'function') throw new FerryError('ENATIVE', "ferry's native shims are out of date; run `npm rebuild`");
   addon = shims;
   return shims;
+}
+
+/** shimsPath is where this installation's native shims are built. */
+export function shimsPath(): string {
+  return addonPath;
 }
 
 /** peerUid returns the uid of the process at the other end of a connected unix socket. */
@@ -242,10 +249,13 @@ async function inChunks<R>(count: number, parallel: number, minChunk: number, ru
   return (await Promise.all(chunks)).flatMap((results) => [...results]);
 }
 
-/** nativeDisk loads the shims (once) and returns the Disk they implement. */
-export function nativeDisk(): Disk {
+/**
+ * nativeDisk loads the shims (once: from `path` if given, else this
+ * installation's build) and returns the Disk they implement.
+ */
+export function nativeDisk(path?: string): Disk {
   if (loaded !== undefined) return loaded;
-  const shims = shimsAddon();
+  const shims = shimsAddon(path);
   loaded = { open: (root) => new NativeTree(shims, root) };
   return loaded;
 }

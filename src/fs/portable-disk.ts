@@ -1,8 +1,10 @@
 /**
- * The portable Disk, in plain Node, for the guest agent (the guest has no
- * compiler and no ferry build): readdir + lstat, link + unlink for a rename
- * that must not replace, fsync of each touched file and directory for
- * durability. Its records, order and digests equal the native scanner's.
+ * The portable Disk, in plain Node, for a guest agent without ferry's native
+ * shims (a guest of another platform than the host's, or one that cannot
+ * load them: the guest has no compiler and no ferry build): readdir +
+ * lstat, link + unlink for a rename that must not replace, fsync of each
+ * touched file and directory for durability. Its records, order and digests
+ * equal the native scanner's.
  *
  * Paths are joined to the root: the last component is never followed
  * (O_NOFOLLOW, lstat), but a directory on the way that the guest swapped for

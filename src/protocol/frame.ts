@@ -15,7 +15,7 @@ export const AGENT_MAGIC = new TextEncoder().encode('FERRYAG1');
 /** The host's magic bytes, sent first by the host. */
 export const HOST_MAGIC = new TextEncoder().encode('FERRYHO1');
 /** The protocol version both sides must speak. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Frame types. */
 export const FRAME_JSON = 1;

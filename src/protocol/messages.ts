@@ -81,6 +81,17 @@ export interface AgentHello {
   t: 'hello';
   version: number;
   node: string;
+  /** The disk the agent works on: ferry's native shims, or plain Node where they are not there or do not load. */
+  disk: GuestDisk;
+}
+
+/** GuestDisk names the disk a guest agent works on. */
+export type GuestDisk = 'native' | 'portable';
+
+/** AgentInfo is what an agent says of itself: its Node.js version and its disk. */
+export interface AgentInfo {
+  readonly node: string;
+  readonly disk: GuestDisk;
 }
 
 /** The host's first message: which root to serve. */
@@ -294,9 +305,10 @@ export function checkReply(value: unknown): Reply {
 export function checkAgentHello(value: unknown): AgentHello {
   const o = object(value, 'hello');
   if (o.t !== 'hello') fail('the agent did not say hello first');
-  exactKeys(o, ['t', 'version', 'node'], [], 'hello');
+  exactKeys(o, ['t', 'version', 'node', 'disk'], [], 'hello');
   uint(o.version, 1000, 'hello version');
   text(o.node, 64, 'hello node');
+  if (o.disk !== 'native' && o.disk !== 'portable') fail('hello disk is neither "native" nor "portable"');
   return o as unknown as AgentHello;
 }
 

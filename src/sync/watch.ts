@@ -16,6 +16,7 @@ import type { Endpoint, WatchHint } from '../core/endpoint.js';
 import { ConnectionLost, FerryError, SessionHalt } from '../core/errors.js';
 import { parentOf } from '../core/path.js';
 import type { Limits } from '../core/limits.js';
+import type { AgentInfo } from '../protocol/messages.js';
 import { DirtySet } from '../fs/watch.js';
 import type { SessionRecord, Store } from '../state/store.js';
 import { lockSession } from './lock.js';
@@ -51,6 +52,8 @@ export interface Link {
   readonly beta: Endpoint;
   /** Settles when the connection to a side breaks while nothing is using it. */
   readonly lost?: Promise<Error>;
+  /** What the guest agent said of itself, when beta is reached over SSH. */
+  readonly agent?: AgentInfo;
   close(): Promise<void>;
 }
 

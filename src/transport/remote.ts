@@ -20,7 +20,7 @@ import { Batcher } from '../fs/batch.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { Coalescer } from '../protocol/coalesce.js';
 import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, dataHeader, encodeJson } from '../protocol/frame.js';
-import { type CommitNewResult, MAX_COMMIT_NEW, MAX_STAGE_MANY, MAX_STAGE_MANY_FILE, type Reply, type Request, type StageManyResult, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
+import { type AgentInfo, type CommitNewResult, MAX_COMMIT_NEW, MAX_STAGE_MANY, MAX_STAGE_MANY_FILE, type Reply, type Request, type StageManyResult, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
 
 /** Directories asked about in one unchanged request (MAX_UNCHANGED at most)... */
 const UNCHANGED_CHUNK = 1024;
@@ -98,6 +98,8 @@ export class RemoteEndpoint implements Endpoint {
   private broken: SessionHalt | undefined;
   private hello: ((error?: Error) => void) | undefined;
   private helloDone = false;
+  /** What the agent said of itself in its hello. */
+  agent: AgentInfo | undefined;
   private readonly stagedIds = new WeakMap<Staged, number>();
   /** Small files from each source that reads many at once, gathered into stageMany requests. */
   private readonly stagings = new WeakMap<Endpoint, Batcher<FileToRead, Staged>>();
@@ -255,6 +257,7 @@ export class RemoteEndpoint implements Endpoint {
             throw new ProtocolError(`the agent speaks protocol version ${hello.version}, this ferry ${PROTOCOL_VERSION}; reinstall the agent`);
           }
           this.helloDone = true;
+          this.agent = { node: hello.node, disk: hello.disk };
           const h = this.hello;
           this.hello = undefined;
           h?.();

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import ssh2, { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
+import { shimsPath } from '../fs/native.js';
 import { bindingPath, hostPlatform, type Platform } from '../fs/watcher-binding.js';
 import { type SshTarget, targetLabel } from './target.js';
 import { type ChannelLimits, HANDSHAKE_MS, RemoteEndpoint } from './remote.js';
@@ -388,19 +389,21 @@ const AGENT_MISSING = Buffer.from('ferry-agent-missing\n');
 let quick: string | undefined;
 
 // The command that starts this build's agent if the guest has it, with the
-// watcher this installation would upload to a guest of its own platform
-// when that is there too; else it prints AGENT_MISSING. None when
-// FERRY_AGENT_COMMAND replaces the agent command.
+// native files this installation would upload to a guest of its own
+// platform when those are there too; else it prints AGENT_MISSING. None
+// when FERRY_AGENT_COMMAND replaces the agent command.
 function quickAgentCommand(): string | undefined {
   const override = process.env.FERRY_AGENT_COMMAND;
   if (override !== undefined && override !== '') return undefined;
   if (quick !== undefined) return quick;
   const { hash } = agentBundle();
   const agent = `"$d/agent-${hash}.mjs"`;
-  const watcher = watcherFor(hostPlatform());
+  const parts = nativeParts(hostPlatform());
   // No single quotes in here: it goes inside sh -c '...'.
   const start =
-    watcher === undefined ? `exec node ${agent}` : `if [ -f "$d/watcher-${watcher.hash}.node" ]; then exec env FERRY_WATCHER="$d/watcher-${watcher.hash}.node" node ${agent}; fi`;
+    parts.length === 0
+      ? `exec node ${agent}`
+      : `if ${parts.map((part) => `[ -f "$d/${part.name}" ]`).join(' && ')}; then exec env ${parts.map((part) => `${part.variable}="$d/${part.name}"`).join(' ')} node ${agent}; fi`;
   quick = `sh -c 'd="$HOME/.cache/ferry"; if [ -f ${agent} ]; then ${start}; fi; echo ${AGENT_MISSING.toString('utf8').trim()}'`;
   return quick;
 }
@@ -459,11 +462,10 @@ async function agentCommand(client: Client, label: string): Promise<string> {
     if (done.code !== 0) throw new FerryError('EAGENT', `unable to install ${what} in ${label}: ${done.stderr.trim() || `exit ${String(done.code)}`}`);
   };
   await install(`agent-${hash}.mjs`, code, 'the ferry agent');
-  const watcher = watcherFor({ os, arch, libc: os === 'linux' ? libc : '' });
-  if (watcher === undefined) return `exec node ${file}`;
-  const watcherName = `watcher-${watcher.hash}.node`;
-  await install(watcherName, watcher.code, 'the file watcher');
-  return `exec env FERRY_WATCHER="$HOME/.cache/ferry/${watcherName}" node ${file}`;
+  const parts = nativeParts({ os, arch, libc: os === 'linux' ? libc : '' });
+  for (const part of parts) await install(part.name, part.code, part.what);
+  if (parts.length === 0) return `exec node ${file}`;
+  return `exec env ${parts.map((part) => `${part.variable}="$HOME/.cache/ferry/${part.name}"`).join(' ')} node ${file}`;
 }
 
 // What the guest's node said of itself; anything unexpected reads as unknown.
@@ -480,10 +482,29 @@ function parseDescription(line: string): { version: string; os: string; arch: st
   return { version: word(version) || '?', os: word(os), arch: word(arch), libc: glibc === true ? 'glibc' : 'musl' };
 }
 
-// The prebuilt watcher binding for a guest's platform and its content hash, if this installation has it.
-function watcherFor(platform: Platform): { code: Buffer; hash: string } | undefined {
-  const path = bindingPath(platform);
-  if (path === undefined) return undefined;
-  const code = readFileSync(path);
-  return { code, hash: createHash('sha256').update(code).digest('hex').slice(0, 16) };
+/** A native file uploaded beside the agent: its name there (by content hash), the variable that tells the agent where it is, and what it is. */
+interface NativePart {
+  readonly name: string;
+  readonly variable: string;
+  readonly what: string;
+  readonly code: Buffer;
+}
+
+// The native files this installation uploads beside the agent to a guest of
+// `platform`: the file watcher's prebuilt binding where it has one, and
+// ferry's native shims where the guest's platform is this machine's (they
+// were built here, for here) unless FERRY_GUEST_DISK=portable. A guest that
+// cannot load the shims works on plain Node instead.
+function nativeParts(platform: Platform): NativePart[] {
+  const parts: NativePart[] = [];
+  const part = (kind: string, variable: string, what: string, path: string) => {
+    const code = readFileSync(path);
+    parts.push({ name: `${kind}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.node`, variable, what, code });
+  };
+  const watcher = bindingPath(platform);
+  if (watcher !== undefined) part('watcher', 'FERRY_WATCHER', 'the file watcher', watcher);
+  const host = hostPlatform();
+  const samePlatform = platform.os === host.os && platform.arch === host.arch && platform.libc === host.libc;
+  if (samePlatform && process.env.FERRY_GUEST_DISK !== 'portable' && existsSync(shimsPath())) part('shims', 'FERRY_SHIMS', "ferry's native shims", shimsPath());
+  return parts;
 }

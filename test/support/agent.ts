@@ -37,7 +37,7 @@ export function childChannel(child: ChildProcessWithoutNullStreams): Channel {
   };
 }
 
-/** spawnAgent starts `node script` (the real agent by default). */
-export function spawnAgent(script = AGENT_BUNDLE, args: string[] = []): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** spawnAgent starts `node script` (the real agent by default), with `env` added to this process's environment. */
+export function spawnAgent(script = AGENT_BUNDLE, args: string[] = [], env: Readonly<Record<string, string>> = {}): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }

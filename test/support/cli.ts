@@ -80,8 +80,11 @@ export interface RemoteGuest {
   url(path: string): string;
 }
 
-/** makePair creates alpha and beta with the given trees; beta lives in the guest when `guest` is given. */
-export function makePair(alphaTree: Tree = {}, betaTree: Tree = {}, guest?: RemoteGuest): Pair {
+/**
+ * makePair creates alpha and beta with the given trees; beta lives in the
+ * guest when `guest` is given, and its syncs run with `env` added.
+ */
+export function makePair(alphaTree: Tree = {}, betaTree: Tree = {}, guest?: RemoteGuest, env: Readonly<Record<string, string>> = {}): Pair {
   const top = tempDir();
   const alpha = join(top, 'alpha');
   const home = join(top, 'home');
@@ -118,7 +121,7 @@ export function makePair(alphaTree: Tree = {}, betaTree: Tree = {}, guest?: Remo
     sync: (...extra) => {
       // The test writes into beta as root; the guest user must own it all.
       guest.chownToGuest(beta);
-      return runFerry(home, ['sync', alpha, betaArg, '--once', '--key', guest.clientKey, ...extra]);
+      return runFerry(home, ['sync', alpha, betaArg, '--once', '--key', guest.clientKey, ...extra], undefined, env);
     },
   };
 }

@@ -2,7 +2,7 @@
  * Test only: a hostile ferry guest agent.
  *
  *   node hostile-agent.mjs MODE /path/to/agent.mjs [PARAM]
- *   node hostile-agent.mjs            (reads hostile.json beside itself: {"mode", "agent", "param"})
+ *   node hostile-agent.mjs            (reads hostile.json beside itself: {"mode", "agent", "param", "disk"})
  *
  * It is a real peer that lies: it spawns the real agent bundle, relays the
  * host's bytes to it unchanged, and relays the agent's frames back to the
@@ -38,7 +38,8 @@ function configuration() {
   }
 }
 
-const { mode = 'pass', agent: agentPath, param } = configuration();
+// With "disk": "portable", the real agent is not given the native shims the host uploaded.
+const { mode = 'pass', agent: agentPath, param, disk } = configuration();
 if (typeof agentPath !== 'string') {
   process.stderr.write('usage: node hostile-agent.mjs MODE /path/to/agent.mjs [PARAM], or a hostile.json beside it\n');
   process.exit(2);
@@ -100,7 +101,9 @@ function parser(onMagic, onFrame) {
 
 // ---- the real agent ----------------------------------------------------------
 
-const agent = spawn(process.execPath, [agentPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+const agentEnv = { ...process.env };
+if (disk === 'portable') delete agentEnv.FERRY_SHIMS;
+const agent = spawn(process.execPath, [agentPath], { stdio: ['pipe', 'pipe', 'inherit'], env: agentEnv });
 let finished = false;
 
 // Set while the agent goes on talking after the host closed the channel.
