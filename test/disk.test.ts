@@ -15,7 +15,7 @@ import { nativeDisk } from '../src/fs/native.js';
 import { portableDisk } from '../src/fs/portable-disk.js';
 import { stampDigest, stampOf } from '../src/fs/stamp.js';
 import { Store } from '../src/state/store.js';
-import { syncSession } from '../src/sync/session.js';
+import { type EarlyCheck, checkEarly, syncSession } from '../src/sync/session.js';
 import { makePair, readTree, tempDir, writeTree } from './support/cli.js';
 
 function sampleDir(): string {
@@ -438,6 +438,52 @@ process.stdout.write(JSON.stringify(answers));`;
       const later = await run();
       expect(later.alpha).toEqual(['', 't9', 't9/u', 't9/u/v']);
       expect(store.openConflicts(session.id).map((c) => c.path)).toEqual(['t9/u/v/f']);
+    } finally {
+      store.close();
+    }
+  });
+
+  // `ferry sync` to a guest starts alpha's side of the check while it connects.
+  test("an early check of alpha's listings stands for the first pass's, and only while the listings are still those it checked", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) Object.assign(files, { [`t${i}/g`]: `g${i}`, [`t${i}/u/v/f`]: `f${i}` });
+    const { alpha, beta, home } = makePair(files);
+    const store = Store.open(home);
+    try {
+      const session = store.session(alpha, beta, true);
+      if (session === undefined) throw new Error('no session');
+      const run = async (early?: (a: LocalEndpoint) => EarlyCheck | undefined) => {
+        const sides = { alpha: new Listed('alpha', alpha, nativeDisk()), beta: new Listed('beta', beta, nativeDisk()) };
+        const summary = await syncSession({ store, session, ...sides, early: early?.(sides.alpha) });
+        await Promise.all([sides.alpha.close(), sides.beta.close()]);
+        return { summary, alpha: [...new Set(sides.alpha.listed)].sort() };
+      };
+      await run();
+      await run(); // listings recorded
+      expect(checkEarly(store, session.id, new LocalEndpoint('alpha', alpha, nativeDisk()))?.recorded).toHaveLength(30);
+
+      // Checked, then changed: the pass takes the tree as the check found it.
+      const quietAlpha = new LocalEndpoint('alpha', alpha, nativeDisk());
+      const early = checkEarly(store, session.id, quietAlpha);
+      expect(await early?.same).toEqual(Array(30).fill(true));
+      writeFileSync(join(alpha, 't7/g'), 'changed after the check');
+      const trusted = await run(() => early);
+      expect(trusted.alpha).toEqual(['']);
+      expect(trusted.summary.copied).toEqual({ alpha: 0, beta: 0 });
+      const next = await run();
+      expect(next.summary.copied).toEqual({ alpha: 0, beta: 1 });
+      expect(readFileSync(join(beta, 't7/g'), 'utf8')).toBe('changed after the check');
+
+      // Checked, then the listings changed (another sync ran): the check is not used.
+      await run(); // listings recorded again
+      const stale = checkEarly(store, session.id, quietAlpha);
+      writeFileSync(join(beta, 't3/u/v/f'), 'changed on beta');
+      expect((await run()).summary.copied).toEqual({ alpha: 1, beta: 0 });
+      writeFileSync(join(alpha, 't1/g'), 'changed on alpha');
+      const notTrusted = await run(() => stale);
+      expect(notTrusted.alpha).toContain('t1');
+      expect(notTrusted.summary.copied).toEqual({ alpha: 0, beta: 1 });
+      expect(readFileSync(join(beta, 't1/g'), 'utf8')).toBe('changed on alpha');
     } finally {
       store.close();
     }

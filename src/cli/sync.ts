@@ -10,7 +10,7 @@ import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk, requireOpenat2 } from '../fs/native.js';
 import { hostWatcher } from '../fs/watcher-binding.js';
 import type { Store } from '../state/store.js';
-import { type Summary, type SyncEvent, syncSession } from '../sync/session.js';
+import { type EarlyCheck, type Summary, type SyncEvent, checkEarly, syncSession } from '../sync/session.js';
 import type { Link, WatchEvent } from '../sync/watch.js';
 import { checkPair, checkRoot } from './roots.js';
 import { EXIT, formatBytes, plural, printJson } from './output.js';
@@ -45,7 +45,7 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   if (remote === undefined) checkPair(alphaRoot, betaRoot);
   const watcher = values.watch ? hostWatcher : undefined;
 
-  const connect = async (): Promise<Link> => {
+  const connect = async (alpha = new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher)): Promise<Link> => {
     const guest =
       remote === undefined
         ? undefined
@@ -65,7 +65,7 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
       throw error;
     }
     return {
-      alpha: new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher),
+      alpha,
       beta: guest?.endpoint ?? new LocalEndpoint('beta', betaRoot, nativeDisk(), watcher),
       ...(guest !== undefined ? { lost: guest.endpoint.ended, ...(guest.endpoint.agent !== undefined ? { agent: guest.endpoint.agent } : {}) } : {}),
       close: () => {
@@ -75,9 +75,14 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
     };
   };
   if (values.watch) return await runWatch(store, values.json, verifyEveryMs, alphaRoot, betaRoot, connect);
-  const link = await connect();
+  // While the guest connects, alpha checks the directories whose listings
+  // the last sync recorded: the first half of the pass's first step.
+  const alpha = new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher);
+  const last = remote === undefined ? undefined : store.session(alphaRoot, betaRoot, false);
+  const early = last === undefined ? undefined : checkEarly(store, last.id, alpha);
+  const link = await connect(alpha);
   try {
-    return await runSync(store, values.json, alphaRoot, betaRoot, link);
+    return await runSync(store, values.json, alphaRoot, betaRoot, link, early);
   } finally {
     await link.close();
   }
@@ -92,7 +97,7 @@ function parseDuration(text: string, flag: string): number {
   return ms;
 }
 
-async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot: string, link: Link): Promise<number> {
+async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot: string, link: Link, early?: EarlyCheck): Promise<number> {
   const values = { json };
   const session = store.session(alphaRoot, betaRoot, true);
   if (session === undefined) throw new Error('session was not created');
@@ -102,7 +107,7 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
   };
   let summary: Summary;
   try {
-    summary = await syncSession({ store, session, alpha: link.alpha, beta: link.beta, onEvent });
+    summary = await syncSession({ store, session, alpha: link.alpha, beta: link.beta, onEvent, early });
   } finally {
     progress?.clear();
   }

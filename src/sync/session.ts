@@ -98,6 +98,49 @@ export interface SessionOptions {
   readonly readOnly?: boolean;
   /** Limits on what beta may bring to alpha (a grant's guest). */
   readonly limits?: Limits;
+  /** Alpha's side of the first pass's check of recorded listings, started early (see checkEarly). */
+  readonly early?: EarlyCheck | undefined;
+}
+
+/**
+ * EarlyCheck is alpha's side of a full pass's check of the recorded
+ * listings, started before the sync (while beta connects): the listings it
+ * checked, and its verdicts (undefined if it failed).
+ */
+export interface EarlyCheck {
+  readonly recorded: readonly RecordedListing[];
+  readonly same: Promise<boolean[] | undefined>;
+}
+
+type RecordedListing = ReturnType<Store['listings']>[number];
+
+// The listings a full pass checks at once: every directory's but the
+// root's, when there are some and not too many.
+function checkedListings(store: Store, sessionId: number): RecordedListing[] | undefined {
+  if (store.listingCount(sessionId) > UNCHANGED_CHECK_MAX) return undefined;
+  const recorded = store.listings(sessionId).filter((listing) => listing.dir !== '');
+  return recorded.length > 0 ? recorded : undefined;
+}
+
+/**
+ * checkEarly starts alpha's side of the first pass's check of recorded
+ * listings for a session, to be given to syncSession as `early` with the
+ * same alpha endpoint. It is used only if the listings are still those it
+ * checked when the pass begins. A check that fails leaves the walk to list
+ * each directory (and meet the error there).
+ */
+export function checkEarly(store: Store, sessionId: number, alpha: Endpoint): EarlyCheck | undefined {
+  const recorded = alpha.unchanged === undefined ? undefined : checkedListings(store, sessionId);
+  if (recorded === undefined) return undefined;
+  const same = alpha.unchanged?.(
+    recorded.map((listing) => listing.dir),
+    recorded.map((listing) => listing.alpha),
+  );
+  return { recorded, same: same?.catch(() => undefined) ?? Promise.resolve(undefined) };
+}
+
+function sameListings(a: readonly RecordedListing[], b: readonly RecordedListing[]): boolean {
+  return a.length === b.length && a.every((listing, i) => listing.dir === b[i]?.dir && listing.alpha === b[i]?.alpha && listing.beta === b[i]?.beta);
 }
 
 const BATCH_FILES = 1024;
@@ -233,7 +276,8 @@ export async function runPasses(options: SessionOptions): Promise<Summary> {
   const maxPasses = options.maxPasses ?? 3;
   for (let pass = 1; pass <= maxPasses; pass++) {
     const before = summary.retried;
-    await new Pass(options, summary).run();
+    // An early check answers for the tree as the first pass finds it.
+    await new Pass(pass === 1 ? options : { ...options, early: undefined }, summary).run();
     summary.passes = pass;
     if (summary.retried === before) break;
   }
@@ -398,18 +442,20 @@ class Pass {
   private async findUnchangedTrees(): Promise<Map<string, number> | undefined> {
     const { alpha, beta } = this.options;
     if (alpha.unchanged === undefined || beta.unchanged === undefined) return undefined;
-    if (this.store.listingCount(this.sessionId) > UNCHANGED_CHECK_MAX) return undefined;
-    const recorded = this.store.listings(this.sessionId).filter((listing) => listing.dir !== '');
-    if (recorded.length === 0) return undefined;
+    const recorded = checkedListings(this.store, this.sessionId);
+    if (recorded === undefined) return undefined;
     const dirs = recorded.map((listing) => listing.dir);
+    const { early } = this.options;
     // A check that fails leaves the walk to list each directory (and meet the error there).
     const check = (side: Side) =>
-      this.endpoint(side)
-        .unchanged?.(dirs, recorded.map((listing) => listing[side]))
-        ?.catch((error: unknown) => {
-          if (error instanceof SessionHalt) throw error;
-          return undefined;
-        });
+      side === 'alpha' && early !== undefined && sameListings(early.recorded, recorded)
+        ? early.same
+        : this.endpoint(side)
+            .unchanged?.(dirs, recorded.map((listing) => listing[side]))
+            ?.catch((error: unknown) => {
+              if (error instanceof SessionHalt) throw error;
+              return undefined;
+            });
     const checks = Promise.all([check('alpha'), check('beta')]);
     const archived = this.store.archiveDirs(this.sessionId);
     const [onAlpha, onBeta] = await checks;
