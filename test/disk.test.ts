@@ -14,7 +14,7 @@ import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
 import { portableDisk } from '../src/fs/portable-disk.js';
 import { stampDigest, stampOf } from '../src/fs/stamp.js';
-import { Store } from '../src/state/store.js';
+import { type SessionRecord, Store } from '../src/state/store.js';
 import { type EarlyCheck, checkEarly, syncSession } from '../src/sync/session.js';
 import { makePair, readTree, tempDir, writeTree } from './support/cli.js';
 
@@ -397,7 +397,8 @@ process.stdout.write(JSON.stringify(answers));`;
     }
   }
 
-  test('a full pass lists only the directories at or above a change, and still finds every change', async () => {
+  // Ten subtrees t0..t9 (t/g, t/u/v/f) in alpha and an empty beta, a store and their session.
+  const withTenTrees = async (fn: (store: Store, session: SessionRecord, alpha: string, beta: string) => Promise<void>) => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 10; i++) Object.assign(files, { [`t${i}/g`]: `g${i}`, [`t${i}/u/v/f`]: `f${i}` });
     const { alpha, beta, home } = makePair(files);
@@ -405,12 +406,24 @@ process.stdout.write(JSON.stringify(answers));`;
     try {
       const session = store.session(alpha, beta, true);
       if (session === undefined) throw new Error('no session');
-      const run = async () => {
-        const sides = { alpha: new Listed('alpha', alpha, nativeDisk()), beta: new Listed('beta', beta, nativeDisk()) };
-        const summary = await syncSession({ store, session, ...sides });
-        await Promise.all([sides.alpha.close(), sides.beta.close()]);
-        return { summary, alpha: [...new Set(sides.alpha.listed)].sort(), beta: [...new Set(sides.beta.listed)].sort() };
-      };
+      await fn(store, session, alpha, beta);
+    } finally {
+      store.close();
+    }
+  };
+
+  // Syncs a pair once on Listed sides (alpha's side of the check started
+  // early by `early`, if given): the summary and the directories each side listed.
+  const listedSync = async (store: Store, session: SessionRecord, alpha: string, beta: string, early?: (alpha: LocalEndpoint) => EarlyCheck | undefined) => {
+    const sides = { alpha: new Listed('alpha', alpha, nativeDisk()), beta: new Listed('beta', beta, nativeDisk()) };
+    const summary = await syncSession({ store, session, ...sides, early: early?.(sides.alpha) });
+    await Promise.all([sides.alpha.close(), sides.beta.close()]);
+    return { summary, alpha: [...new Set(sides.alpha.listed)].sort(), beta: [...new Set(sides.beta.listed)].sort() };
+  };
+
+  test('a full pass lists only the directories at or above a change, and still finds every change', () =>
+    withTenTrees(async (store, session, alpha, beta) => {
+      const run = () => listedSync(store, session, alpha, beta);
       await run(); // copies everything
       const recording = await run(); // in agreement: listings recorded
       expect(recording.alpha.length).toBe(31);
@@ -438,26 +451,12 @@ process.stdout.write(JSON.stringify(answers));`;
       const later = await run();
       expect(later.alpha).toEqual(['', 't9', 't9/u', 't9/u/v']);
       expect(store.openConflicts(session.id).map((c) => c.path)).toEqual(['t9/u/v/f']);
-    } finally {
-      store.close();
-    }
-  });
+    }));
 
   // `ferry sync` to a guest starts alpha's side of the check while it connects.
-  test("an early check of alpha's listings stands for the first pass's, and only while the listings are still those it checked", async () => {
-    const files: Record<string, string> = {};
-    for (let i = 0; i < 10; i++) Object.assign(files, { [`t${i}/g`]: `g${i}`, [`t${i}/u/v/f`]: `f${i}` });
-    const { alpha, beta, home } = makePair(files);
-    const store = Store.open(home);
-    try {
-      const session = store.session(alpha, beta, true);
-      if (session === undefined) throw new Error('no session');
-      const run = async (early?: (a: LocalEndpoint) => EarlyCheck | undefined) => {
-        const sides = { alpha: new Listed('alpha', alpha, nativeDisk()), beta: new Listed('beta', beta, nativeDisk()) };
-        const summary = await syncSession({ store, session, ...sides, early: early?.(sides.alpha) });
-        await Promise.all([sides.alpha.close(), sides.beta.close()]);
-        return { summary, alpha: [...new Set(sides.alpha.listed)].sort() };
-      };
+  test("an early check of alpha's listings stands for the first pass's, and only while the listings are still those it checked", () =>
+    withTenTrees(async (store, session, alpha, beta) => {
+      const run = (early?: (a: LocalEndpoint) => EarlyCheck | undefined) => listedSync(store, session, alpha, beta, early);
       await run();
       await run(); // listings recorded
       expect(checkEarly(store, session.id, new LocalEndpoint('alpha', alpha, nativeDisk()))?.recorded).toHaveLength(30);
@@ -484,8 +483,5 @@ process.stdout.write(JSON.stringify(answers));`;
       expect(notTrusted.alpha).toContain('t1');
       expect(notTrusted.summary.copied).toEqual({ alpha: 0, beta: 1 });
       expect(readFileSync(join(beta, 't1/g'), 'utf8')).toBe('changed on alpha');
-    } finally {
-      store.close();
-    }
-  });
+    }));
 });

@@ -10,6 +10,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FERRY_BIN, type CliResult, readTree, tempDir, writeTree } from './support/cli.js';
 import { type Sshd, sshdUnavailable, startSshd } from './support/sshd.js';
 import { shimsPath } from '../src/fs/native.js';
+import { generateKeyPair } from '../src/transport/ssh.js';
+import ssh2 from 'ssh2';
+
+const ssh2utils = ssh2.utils;
 
 function ferry(home: string, args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
@@ -196,5 +200,36 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     expect(gone.status).toBe(1);
     expect(gone.stderr).toMatch(/has vanished since the last sync; nothing was changed/);
     expect(readTree(alpha)).toEqual({ 'a.txt': 'a', d: null, 'd/b.txt': 'b' });
+  });
+});
+
+// The key `ferry vm add` makes when given none.
+describe('generateKeyPair', () => {
+  const publicBytes = (line: string) => Buffer.from(line.split(' ')[1] ?? '', 'base64').subarray(-32);
+
+  test('every key it makes reads back, in ssh2 and in ssh-keygen, with a public key that starts with a zero byte too', () => {
+    const pairs: { private: string; public: string }[] = [];
+    // Until one public key starts with a zero byte (one in 256), and 300 at least.
+    for (let i = 0; i < 20_000 && (pairs.length < 300 || !pairs.some((p) => publicBytes(p.public)[0] === 0)); i++) pairs.push(generateKeyPair(`ferry-vm-t${i}`));
+    const zeroLed = pairs.filter((p) => publicBytes(p.public)[0] === 0);
+    expect(zeroLed.length).toBeGreaterThan(0);
+    for (const pair of pairs) {
+      const priv = ssh2utils.parseKey(pair.private);
+      const pub = ssh2utils.parseKey(pair.public);
+      if (priv instanceof Error) throw priv;
+      if (pub instanceof Error) throw pub;
+      expect(priv.type).toBe('ssh-ed25519');
+      expect(priv.getPublicSSH().equals(pub.getPublicSSH())).toBe(true);
+      const data = Buffer.from(pair.public);
+      expect(pub.verify(data, priv.sign(data))).toBe(true);
+    }
+    // OpenSSH derives the same public key from the private one.
+    const dir = tempDir('ferry-keygen-');
+    for (const [i, pair] of [pairs[0], zeroLed[0]].entries()) {
+      const file = join(dir, `k${i}`);
+      writeFileSync(file, pair?.private ?? '', { mode: 0o600 });
+      const derived = execFileSync('ssh-keygen', ['-y', '-f', file], { encoding: 'utf8' }).trim();
+      expect(derived.split(' ').slice(0, 2)).toEqual(pair?.public.split(' ').slice(0, 2));
+    }
   });
 });

@@ -6,13 +6,13 @@
  * one connection may carry several agents, one channel each.
  */
 
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ssh2, { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
 import { shimsPath } from '../fs/native.js';
@@ -186,10 +186,39 @@ export async function fetchHostKey(host: string, port: number): Promise<Buffer> 
   return seen;
 }
 
-/** generateKeyPair makes an ed25519 key pair in OpenSSH formats. */
+/** An SSH wire string: its length (u32, big-endian), then its bytes. */
+function sshString(bytes: Buffer | string): Buffer {
+  const data = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  return Buffer.concat([length, data]);
+}
+
+/**
+ * generateKeyPair makes an ed25519 key pair in OpenSSH formats: the private
+ * key unencrypted ("openssh-key-v1", as `ssh-keygen -N ''` writes it) and
+ * the public key's authorized_keys line. Encoded here from node:crypto's
+ * raw key: ssh2's own generator drops the leading zero bytes of a public
+ * key that has some (one key in 256), and nothing reads that key back.
+ */
 export function generateKeyPair(comment: string): { private: string; public: string } {
-  // ssh2 is CommonJS: its utils are on the default export only.
-  return ssh2.utils.generateKeyPairSync('ed25519', { comment });
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  const seed = Buffer.from(jwk.d ?? '', 'base64url');
+  const pub = Buffer.from(jwk.x ?? '', 'base64url');
+  if (seed.length !== 32 || pub.length !== 32) throw new Error('node:crypto gave an ed25519 key of an unexpected size');
+  const publicBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
+  const check = randomBytes(4);
+  let secret = Buffer.concat([check, check, sshString('ssh-ed25519'), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)]);
+  // Padded with 1, 2, 3, ... to the cipher's block size (8 for "none").
+  const padding = Buffer.from(Array.from({ length: (8 - (secret.length % 8)) % 8 }, (_, i) => i + 1));
+  secret = Buffer.concat([secret, padding]);
+  const body = Buffer.concat([Buffer.from('openssh-key-v1\0'), sshString('none'), sshString('none'), sshString(''), Buffer.from([0, 0, 0, 1]), sshString(publicBlob), sshString(secret)]);
+  const lines = body.toString('base64').match(/.{1,70}/g) ?? [];
+  return {
+    private: `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`,
+    public: `ssh-ed25519 ${publicBlob.toString('base64')} ${comment}`,
+  };
 }
 
 /** describeHostKey returns "type SHA256:…" for people. */
