@@ -460,6 +460,8 @@ process.stdout.write(JSON.stringify(answers));`;
       await run();
       await run(); // listings recorded
       expect(checkEarly(store, session.id, new LocalEndpoint('alpha', alpha, nativeDisk()))?.recorded).toHaveLength(30);
+      // A root that cannot be opened is left to the pass to meet.
+      expect(checkEarly(store, session.id, new LocalEndpoint('alpha', join(alpha, 'gone'), nativeDisk()))).toBeUndefined();
 
       // Checked, then changed: the pass takes the tree as the check found it.
       const quietAlpha = new LocalEndpoint('alpha', alpha, nativeDisk());

@@ -132,10 +132,16 @@ function checkedListings(store: Store, sessionId: number): RecordedListing[] | u
 export function checkEarly(store: Store, sessionId: number, alpha: Endpoint): EarlyCheck | undefined {
   const recorded = alpha.unchanged === undefined ? undefined : checkedListings(store, sessionId);
   if (recorded === undefined) return undefined;
-  const same = alpha.unchanged?.(
-    recorded.map((listing) => listing.dir),
-    recorded.map((listing) => listing.alpha),
-  );
+  let same: Promise<boolean[]> | undefined;
+  try {
+    same = alpha.unchanged?.(
+      recorded.map((listing) => listing.dir),
+      recorded.map((listing) => listing.alpha),
+    );
+  } catch {
+    // A root that cannot be opened: the pass meets that itself.
+    return undefined;
+  }
   return { recorded, same: same?.catch(() => undefined) ?? Promise.resolve(undefined) };
 }
 
