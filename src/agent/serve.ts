@@ -21,10 +21,8 @@ import { portableDisk } from '../fs/portable-disk.js';
 import { loadWatcherFile } from '../fs/watcher-binding.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { Coalescer } from '../protocol/coalesce.js';
-import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, dataHeader, encodeJson } from '../protocol/frame.js';
+import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, dataFrames, encodeJson } from '../protocol/frame.js';
 import { type CommitNewResult, type GuestDisk, type Request, type StageManyResult, WIRE_KIND, checkHostHello, checkRequest, fromHex, fromWire, toHex, type WireListed } from '../protocol/messages.js';
-
-const READ_CHUNK = 1 << 20;
 
 /**
  * guestDisk is the disk this agent works on: the native shims at
@@ -96,10 +94,7 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
         case 'read': {
           const entry: FileEntry = { kind: 'file', size: request.size, hash: '', ...(request.stamp !== undefined ? { stamp: fromHex(request.stamp) } : {}) };
           for await (const chunk of ep.read(request.path, entry)) {
-            for (let off = 0; off < chunk.length; off += READ_CHUNK) {
-              const part = chunk.subarray(off, off + READ_CHUNK);
-              await send(dataHeader(id, part.length), part);
-            }
+            for (const frame of dataFrames(id, chunk)) await send(...frame);
           }
           return await reply({ t: 'end', id });
         }

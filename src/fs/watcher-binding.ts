@@ -18,11 +18,17 @@ export interface Platform {
   readonly libc: string;
 }
 
-/** hostPlatform describes this machine. */
+let host: Platform | undefined;
+
+/** hostPlatform describes this machine (asked once: on Linux, a diagnostic report of some milliseconds tells the C library). */
 export function hostPlatform(): Platform {
-  if (process.platform !== 'linux') return { os: process.platform, arch: process.arch, libc: '' };
-  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
-  return { os: 'linux', arch: process.arch, libc: header?.glibcVersionRuntime !== undefined ? 'glibc' : 'musl' };
+  if (host !== undefined) return host;
+  if (process.platform !== 'linux') host = { os: process.platform, arch: process.arch, libc: '' };
+  else {
+    const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+    host = { os: 'linux', arch: process.arch, libc: header?.glibcVersionRuntime !== undefined ? 'glibc' : 'musl' };
+  }
+  return host;
 }
 
 /** bindingPath returns the prebuilt watcher.node for a platform, if this installation has it. */

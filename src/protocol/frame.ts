@@ -61,6 +61,21 @@ export function dataHeader(id: number, length: number): Uint8Array {
   return out;
 }
 
+/** DATA_CHUNK is the most one data frame carries: a large file goes out in many. */
+export const DATA_CHUNK = 1 << 20;
+
+/**
+ * dataFrames splits `data` into the data frames of request `id`, each a
+ * header and at most DATA_CHUNK bytes of `data` (not copied), to be sent
+ * one after the other.
+ */
+export function* dataFrames(id: number, data: Uint8Array): Generator<[header: Uint8Array, part: Uint8Array]> {
+  for (let off = 0; off < data.length; off += DATA_CHUNK) {
+    const part = data.subarray(off, off + DATA_CHUNK);
+    yield [dataHeader(id, part.length), part];
+  }
+}
+
 /** encodeData frames a chunk of data for request `id` in one buffer. */
 export function encodeData(id: number, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(9 + data.length);

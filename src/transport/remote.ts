@@ -19,7 +19,7 @@ import { joinPath } from '../core/path.js';
 import { Batcher } from '../fs/batch.js';
 import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { Coalescer } from '../protocol/coalesce.js';
-import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, dataHeader, encodeJson } from '../protocol/frame.js';
+import { AGENT_MAGIC, FrameDecoder, HOST_MAGIC, PROTOCOL_VERSION, ProtocolError, dataFrames, encodeJson } from '../protocol/frame.js';
 import { type AgentInfo, type CommitNewResult, MAX_COMMIT_NEW, MAX_STAGE_MANY, MAX_STAGE_MANY_FILE, type Reply, type Request, type StageManyResult, WIRE_KIND, checkAgentHello, checkReply, fromHex, fromWire, toHex, toWire } from '../protocol/messages.js';
 
 /** Directories asked about in one unchanged request (MAX_UNCHANGED at most)... */
@@ -76,7 +76,6 @@ const REASONS: Record<number, UnsupportedReason> = {
 
 /** How long a starting agent may take to say anything. */
 export const HANDSHAKE_MS = 30_000;
-const STAGE_CHUNK = 1 << 20;
 /** stageMany requests in flight at once, and the fewest files worth one. */
 const STAGE_MANY_PARALLEL = 4;
 const STAGE_MANY_MIN = 16;
@@ -424,11 +423,8 @@ export class RemoteEndpoint implements Endpoint {
     let sent = 0;
     try {
       for await (const chunk of content) {
-        for (let off = 0; off < chunk.length; off += STAGE_CHUNK) {
-          const part = chunk.subarray(off, off + STAGE_CHUNK);
-          sent += part.length;
-          await this.send(dataHeader(id, part.length), part);
-        }
+        sent += chunk.length;
+        for (const frame of dataFrames(id, chunk)) await this.send(...frame);
       }
     } finally {
       // The agent ends its staging either way; a short file fails its size check.
@@ -470,10 +466,7 @@ export class RemoteEndpoint implements Endpoint {
     this.nextId += sent.length;
     const reply = this.expectReply(id, ['stagedMany']);
     await this.send(encodeJson({ t: 'stageMany', id, files: sent.map((i) => [(files[i] as FileToRead).path, (files[i] as FileToRead).entry.size]) }));
-    for (let off = 0; off < data.length; off += STAGE_CHUNK) {
-      const part = data.subarray(off, off + STAGE_CHUNK);
-      await this.send(dataHeader(id, part.length), part);
-    }
+    for (const frame of dataFrames(id, data)) await this.send(...frame);
     await this.send(encodeJson({ t: 'end', id }));
     const answer = await reply;
     if (answer.t === 'error') {
