@@ -75,6 +75,12 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     const again = await ferry('vm', 'add', 'vm1', '--ssh', `${vm1.user}@127.0.0.1:${vm1.port}`);
     expect(again.status).toBe(2);
     expect(again.stderr).toMatch(/a VM named vm1 exists already/);
+    // The daemon connects unattended: a key with a passphrase is refused at once.
+    const locked = join(tempDir('ferry-lockedkey-'), 'k');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'a passphrase', '-f', locked]);
+    const lockedVm = await ferry('vm', 'add', 'vm3', '--ssh', `${vm1.user}@127.0.0.1:${vm1.port}`, '--key', locked);
+    expect(lockedVm.status).toBe(2);
+    expect(lockedVm.stderr).toContain(`--key ${locked} is protected by a passphrase; a VM's key must have none`);
     const list = (await json('vm', 'list')) as { name: string }[];
     expect(list.map((v) => v.name)).toEqual(['vm1', 'vm2']);
   }, 60_000);

@@ -90,19 +90,80 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     const noKey = await ferry(home, ['sync', alpha, url, '--once'], { HOME: tempDir('ferry-nohome-') });
     expect(noKey.status).toBe(1);
     expect(noKey.stderr).toMatch(/SSH authentication as ferry-guest3@127\.0\.0\.1 failed; give --key FILE, or load the key into ssh-agent/);
+    await withSshAgent(async (sock) => {
+      const r = await ferry(home, ['sync', alpha, url, '--once'], { SSH_AUTH_SOCK: sock, HOME: tempDir('ferry-nohome-') });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(readTree(beta)).toEqual(readTree(alpha));
+    });
+  });
+
+  // Runs `fn` with a real ssh-agent holding the guest's client key.
+  async function withSshAgent(fn: (sock: string) => Promise<void>): Promise<void> {
     const sock = join(tempDir('ferry-agent-'), 'agent.sock');
     const agent = spawnSync('ssh-agent', ['-a', sock], { encoding: 'utf8' });
     expect(agent.status).toBe(0);
     const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
     try {
       execFileSync('ssh-add', ['-q', sshd.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
-      const r = await ferry(home, ['sync', alpha, url, '--once'], { SSH_AUTH_SOCK: sock, HOME: tempDir('ferry-nohome-') });
-      expect(r.stderr).toBe('');
-      expect(r.status).toBe(0);
-      expect(readTree(beta)).toEqual(readTree(alpha));
+      await fn(sock);
     } finally {
       if (pid !== undefined) process.kill(Number(pid));
     }
+  }
+
+  // A home whose ~/.ssh holds `keys`: name to the key file to copy there.
+  function sshHome(keys: Record<string, string>): string {
+    const home = tempDir('ferry-userhome-');
+    mkdirSync(join(home, '.ssh'), { mode: 0o700 });
+    for (const [name, from] of Object.entries(keys)) writeFileSync(join(home, '.ssh', name), readFileSync(from), { mode: 0o600 });
+    return home;
+  }
+
+  function encryptedKey(): string {
+    const file = join(tempDir('ferry-enckey-'), 'k');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'a passphrase', '-f', file]);
+    return file;
+  }
+
+  test('a key file protected by a passphrase is left to ssh-agent, and the failure says how to load it', async () => {
+    const { alpha, beta, home, url } = setup();
+    writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+    const source = encryptedKey();
+    const userHome = sshHome({ id_ed25519: source });
+    const locked = join(userHome, '.ssh', 'id_ed25519');
+    const noAgent = await ferry(home, ['sync', alpha, url, '--once'], { HOME: userHome });
+    expect(noAgent.status).toBe(1);
+    expect(noAgent.stderr).toContain(`Not tried: ${locked} (protected by a passphrase, which ferry does not ask for: load it into ssh-agent with \`ssh-add ${locked}\`)`);
+    const given = await ferry(home, ['sync', alpha, url, '--once', '--key', locked], { HOME: userHome });
+    expect(given.status).toBe(2);
+    expect(given.stderr).toContain(`--key ${locked} is protected by a passphrase`);
+    const pub = await ferry(home, ['sync', alpha, url, '--once', '--key', `${source}.pub`], { HOME: userHome });
+    expect(pub.status).toBe(2);
+    expect(pub.stderr).toContain('not a private key (a public key, perhaps');
+    expect(readTree(beta)).toEqual({});
+
+    // The usual desktop: the locked key in ~/.ssh, the working one in ssh-agent.
+    await withSshAgent(async (sock) => {
+      const r = await ferry(home, ['sync', alpha, url, '--once'], { SSH_AUTH_SOCK: sock, HOME: userHome });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(readTree(beta)).toEqual(readTree(alpha));
+    });
+  });
+
+  test('an ssh-agent that cannot be reached is skipped: the key files are tried, and the failure names it', async () => {
+    const { alpha, beta, home, url } = setup();
+    writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+    const stale = join(tempDir('ferry-agent-'), 'gone.sock');
+    const nothing = await ferry(home, ['sync', alpha, url, '--once'], { SSH_AUTH_SOCK: stale, HOME: sshHome({}) });
+    expect(nothing.status).toBe(1);
+    expect(nothing.stderr).toContain(`Not tried: ssh-agent (SSH_AUTH_SOCK=${stale}: Failed to connect to agent)`);
+    // The second default name, after an unusable first one.
+    const r = await ferry(home, ['sync', alpha, url, '--once'], { SSH_AUTH_SOCK: stale, HOME: sshHome({ id_ed25519: encryptedKey(), id_rsa: sshd.clientKey }) });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(readTree(beta)).toEqual(readTree(alpha));
   });
 
   test('the agent, the native shims and the watcher binding are installed once per build, by content hash, under ~/.cache/ferry', async () => {

@@ -33,7 +33,9 @@ Usage:
       unsupported, error, reconnecting, stopped.
       Over SSH: the host key must be in ~/.ssh/known_hosts or
       $FERRY_HOME/known_hosts (--accept-new-host-key trusts and records a new
-      one); keys come from --key, ssh-agent (SSH_AUTH_SOCK) or ~/.ssh/id_*.
+      one); keys come from --key (then ssh-agent), else from ssh-agent
+      (SSH_AUTH_SOCK) and ~/.ssh/id_ed25519, id_ecdsa, id_rsa. ferry never
+      asks for a passphrase: ssh-add such a key.
       The guest needs Node.js 18 or newer; ferry installs its agent in
       ~/.cache/ferry there.
   ferry conflicts [--json]           List unresolved conflicts.

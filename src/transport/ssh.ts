@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2, { type AnyAuthMethod, Client, type ClientChannel, type ConnectConfig, type ParsedKey } from 'ssh2';
 import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
 import { shimsPath } from '../fs/native.js';
@@ -108,9 +108,87 @@ export function agentBundle(): { code: Buffer; hash: string } {
   return { code, hash: createHash('sha256').update(code).digest('hex').slice(0, 16) };
 }
 
-function defaultKeys(): string[] {
-  const dir = join(homedir(), '.ssh');
-  return ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((name) => join(dir, name)).filter((file) => existsSync(file));
+/** The ways one connection authenticates, in the order tried, and what to tell the user when none works. */
+interface AuthPlan {
+  readonly methods: AnyAuthMethod[];
+  /** agentFailed notes why the ssh-agent could not be used (ssh2 went on without it). */
+  agentFailed(reason: string): void;
+  /** '. Tried: ... Not tried: ... (why).', for the end of the failure's message. */
+  describe(): string;
+}
+
+// authPlan lists how to authenticate as OpenSSH would without a config
+// file: the --key given, else ssh-agent and then the default key files
+// (~/.ssh/id_ed25519, id_ecdsa, id_rsa). A key file protected by a
+// passphrase is not tried (ferry never prompts): ssh-agent may hold it, and
+// the message says so if nothing else works. A powerbox VM uses only its key.
+function authPlan(username: string, options: SshOptions): AuthPlan {
+  const methods: AnyAuthMethod[] = [];
+  const tried: string[] = [];
+  const skipped: string[] = [];
+  const sock = process.env.SSH_AUTH_SOCK;
+  const agent = options.pinnedHostKey === undefined && sock !== undefined && sock !== '' ? sock : undefined;
+  const addAgent = () => {
+    if (agent === undefined) return;
+    methods.push({ type: 'agent', username, agent });
+    tried.push('ssh-agent');
+  };
+  const addKey = (file: string, given: boolean) => {
+    let key: ReturnType<typeof readPrivateKey>;
+    try {
+      key = readPrivateKey(file);
+    } catch (error) {
+      if (given) throw new UsageError(`--key ${file}: ${(error as Error).message}`);
+      skipped.push(`${file} (${(error as Error).message})`);
+      return;
+    }
+    if (key === 'passphrase') {
+      if (given && options.pinnedHostKey !== undefined) {
+        throw new UsageError(`--key ${file} is protected by a passphrase; a VM's key must have none, as the powerbox connects unattended and without ssh-agent: leave out --key and ferry makes one`);
+      }
+      if (given && agent === undefined) {
+        throw new UsageError(`--key ${file} is protected by a passphrase, and ferry does not ask for passphrases: load the key into ssh-agent (\`ssh-add ${file}\`) and rerun, or give a key without one`);
+      }
+      skipped.push(`${file} (protected by a passphrase, which ferry does not ask for: load it into ssh-agent with \`ssh-add ${file}\`)`);
+      return;
+    }
+    methods.push({ type: 'publickey', username, key });
+    tried.push(file);
+  };
+  if (options.key !== undefined) {
+    addKey(options.key, true);
+    addAgent();
+  } else {
+    addAgent();
+    const dir = join(homedir(), '.ssh');
+    for (const name of ['id_ed25519', 'id_ecdsa', 'id_rsa']) if (existsSync(join(dir, name))) addKey(join(dir, name), false);
+  }
+  return {
+    methods,
+    agentFailed: (reason) => {
+      const at = tried.indexOf('ssh-agent');
+      if (at >= 0) tried.splice(at, 1);
+      skipped.unshift(`ssh-agent (SSH_AUTH_SOCK=${agent ?? ''}: ${reason})`);
+    },
+    describe: () => {
+      if (tried.length === 0 && skipped.length === 0) return `. There was nothing to try: no ssh-agent, no key file in ${join(homedir(), '.ssh')}.`;
+      return `${tried.length > 0 ? `. Tried: ${tried.join(', ')}` : ''}${skipped.length > 0 ? `. Not tried: ${skipped.join('; ')}` : ''}.`;
+    },
+  };
+}
+
+// Reads an SSH private key file; 'passphrase' when it is protected by one.
+// Throws, with a reason fit for a message, when the file is not a private key.
+function readPrivateKey(file: string): ParsedKey | 'passphrase' {
+  const data = readFileSync(file);
+  const parsed = ssh2.utils.parseKey(data) as ParsedKey | ParsedKey[] | Error;
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (key instanceof Error) {
+    if (/passphrase/i.test(key.message)) return 'passphrase';
+    throw new Error(`not a private key ferry can use (${key.message})`);
+  }
+  if (key === undefined || !key.isPrivateKey()) throw new Error('not a private key (a public key, perhaps: give the file without .pub)');
+  return key;
 }
 
 interface ExecResult {
@@ -367,17 +445,8 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
       return true;
     },
   };
-  if (options.key !== undefined) {
-    try {
-      config.privateKey = readFileSync(options.key);
-    } catch (error) {
-      throw new UsageError(`--key ${options.key}: ${(error as Error).message}`);
-    }
-  } else {
-    const keyFile = defaultKeys()[0];
-    if (keyFile !== undefined) config.privateKey = readFileSync(keyFile);
-  }
-  if (options.pinnedHostKey === undefined && process.env.SSH_AUTH_SOCK !== undefined && process.env.SSH_AUTH_SOCK !== '') config.agent = process.env.SSH_AUTH_SOCK;
+  const auth = authPlan(target.user, options);
+  config.authHandler = auth.methods;
 
   // Requests and replies are small and pipelined: Nagle's algorithm would
   // hold each small write for the peer's delayed ACK (40 ms on Linux).
@@ -387,23 +456,37 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
   socket.connect(target.port, target.host);
   const client = new Client();
   await new Promise<void>((resolve, reject) => {
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      reject(new FerryError('ECONNECT', `cannot connect to ${target.host} port ${target.port}: ${error.code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
-    });
-    client.once('ready', () => resolve());
-    client.once('error', (error: Error & { level?: string }) => {
-      if (refusal !== undefined) reject(new FerryError('EHOSTKEY', refusal));
+    const fail = (error: FerryError) => {
+      client.off('error', onError);
+      // Whatever ssh2 still has to say of this connection goes nowhere.
+      client.on('error', () => undefined);
+      socket.destroy();
+      reject(error);
+    };
+    const onError = (error: Error & { level?: string }) => {
+      // An ssh-agent that cannot be reached is one way to authenticate
+      // fewer: ssh2 goes on to the next.
+      if (error.level === 'agent') return auth.agentFailed(error.message);
+      if (refusal !== undefined) fail(new FerryError('EHOSTKEY', refusal));
       else if (error.level === 'client-authentication') {
-        reject(new FerryError('EAUTH', `SSH authentication as ${target.user}@${target.host} failed; give --key FILE, or load the key into ssh-agent (SSH_AUTH_SOCK)`));
+        fail(new FerryError('EAUTH', `SSH authentication as ${target.user}@${target.host} failed; give --key FILE, or load the key into ssh-agent (SSH_AUTH_SOCK)${auth.describe()}`));
       } else {
         const code = (error as NodeJS.ErrnoException).code;
-        reject(new FerryError('ECONNECT', `cannot connect to ${target.host} port ${target.port}: ${code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
+        fail(new FerryError('ECONNECT', `cannot connect to ${target.host} port ${target.port}: ${code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
       }
+    };
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      fail(new FerryError('ECONNECT', `cannot connect to ${target.host} port ${target.port}: ${error.code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
     });
+    client.once('ready', () => {
+      client.off('error', onError);
+      resolve();
+    });
+    client.on('error', onError);
     try {
       client.connect(config);
     } catch (error) {
-      reject(new FerryError('ECONNECT', `cannot connect to ${target.host}: ${(error as Error).message}`));
+      fail(new FerryError('ECONNECT', `cannot connect to ${target.host}: ${(error as Error).message}`));
     }
   });
   return client;
