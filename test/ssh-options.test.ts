@@ -166,6 +166,28 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     expect(readTree(beta)).toEqual(readTree(alpha));
   });
 
+  test('a Host alias of ~/.ssh/config leads where ssh would take it: its HostName, User, Port and IdentityFile', async () => {
+    const { alpha, beta, home, url } = setup();
+    // known_hosts names the machine's address, not the alias, as for ssh.
+    writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+    const userHome = sshHome({});
+    const key = join(tempDir('ferry-keys-'), 'guest key');
+    writeFileSync(key, readFileSync(sshd.clientKey), { mode: 0o600 });
+    writeFileSync(
+      join(userHome, '.ssh', 'config'),
+      `Host myguest\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile "${key}"\nHost hidden\n  ProxyJump myguest\nHost *\n  Port 1\n`,
+    );
+    const path = url.slice(url.indexOf('/', 'ssh://'.length));
+    const r = await ferry(home, ['sync', alpha, `myguest:${path}`, '--once', '--json'], { HOME: userHome });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect((JSON.parse(r.stdout) as { beta: string }).beta).toBe(`ssh://${sshd.user}@myguest:${sshd.port}${path}`);
+    expect(readTree(beta)).toEqual(readTree(alpha));
+    const proxied = await ferry(home, ['sync', alpha, `hidden:${path}`, '--once'], { HOME: userHome });
+    expect(proxied.status).toBe(2);
+    expect(proxied.stderr).toContain('~/.ssh/config reaches hidden through ProxyJump myguest, which ferry cannot follow');
+  });
+
   test('the agent, the native shims and the watcher binding are installed once per build, by content hash, under ~/.cache/ferry', async () => {
     const { alpha, home, url } = setup();
     writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);

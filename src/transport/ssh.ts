@@ -117,17 +117,19 @@ interface AuthPlan {
   describe(): string;
 }
 
-// authPlan lists how to authenticate as OpenSSH would without a config
-// file: the --key given, else ssh-agent and then the default key files
-// (~/.ssh/id_ed25519, id_ecdsa, id_rsa). A key file protected by a
+// authPlan lists how to authenticate as OpenSSH would: the --key given,
+// else ssh-agent and then the key files ~/.ssh/config gives for the host,
+// or else the default ones (~/.ssh/id_ed25519, id_ecdsa, id_rsa); with
+// IdentitiesOnly, no ssh-agent. A key file protected by a
 // passphrase is not tried (ferry never prompts): ssh-agent may hold it, and
 // the message says so if nothing else works. A powerbox VM uses only its key.
-function authPlan(username: string, options: SshOptions): AuthPlan {
+function authPlan(target: SshTarget, options: SshOptions): AuthPlan {
+  const username = target.user;
   const methods: AnyAuthMethod[] = [];
   const tried: string[] = [];
   const skipped: string[] = [];
   const sock = process.env.SSH_AUTH_SOCK;
-  const agent = options.pinnedHostKey === undefined && sock !== undefined && sock !== '' ? sock : undefined;
+  const agent = options.pinnedHostKey === undefined && target.identitiesOnly !== true && sock !== undefined && sock !== '' ? sock : undefined;
   const addAgent = () => {
     if (agent === undefined) return;
     methods.push({ type: 'agent', username, agent });
@@ -158,6 +160,9 @@ function authPlan(username: string, options: SshOptions): AuthPlan {
   if (options.key !== undefined) {
     addKey(options.key, true);
     addAgent();
+  } else if (target.identityFiles !== undefined) {
+    addAgent();
+    for (const file of target.identityFiles) addKey(file, false);
   } else {
     addAgent();
     const dir = join(homedir(), '.ssh');
@@ -414,9 +419,12 @@ export class SshLink {
 
 async function openClient(target: SshTarget, options: SshOptions): Promise<Client> {
   const knownFiles = [join(homedir(), '.ssh', 'known_hosts'), join(options.home, 'known_hosts')];
+  // The machine's address (~/.ssh/config's HostName for an alias): known_hosts is read for it, as ssh does.
+  const address = target.hostName ?? target.host;
+  const named = target.hostName === undefined ? target.host : `${target.host} (${target.hostName})`;
   let refusal: string | undefined;
   const config: ConnectConfig = {
-    host: target.host,
+    host: address,
     port: target.port,
     username: target.user,
     readyTimeout: 20_000,
@@ -427,25 +435,25 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
       const fp = fingerprint(key);
       if (options.pinnedHostKey !== undefined) {
         if (key.equals(options.pinnedHostKey)) return true;
-        refusal = `the host key of ${hostPattern(target.host, target.port)} (${keyType(key)} ${fp}) is NOT the one pinned when the VM was added (${describeHostKey(options.pinnedHostKey)}); ferry refuses to connect`;
+        refusal = `the host key of ${hostPattern(address, target.port)} (${keyType(key)} ${fp}) is NOT the one pinned when the VM was added (${describeHostKey(options.pinnedHostKey)}); ferry refuses to connect`;
         return false;
       }
-      const verdict = checkHostKey(knownFiles, target.host, target.port, key);
+      const verdict = checkHostKey(knownFiles, address, target.port, key);
       if (verdict === 'known') return true;
       if (verdict === 'changed' || verdict === 'revoked') {
-        refusal = `the host key of ${hostPattern(target.host, target.port)} (${keyType(key)} ${fp}) is ${verdict === 'changed' ? 'NOT the one recorded in known_hosts: the machine was reinstalled, or someone is in the middle' : 'revoked'}; ferry refuses to connect`;
+        refusal = `the host key of ${hostPattern(address, target.port)} (${keyType(key)} ${fp}) is ${verdict === 'changed' ? 'NOT the one recorded in known_hosts: the machine was reinstalled, or someone is in the middle' : 'revoked'}; ferry refuses to connect`;
         return false;
       }
       if (!options.acceptNewHostKey) {
-        refusal = `the host key of ${hostPattern(target.host, target.port)} is not known (${keyType(key)} ${fp}); check it, then rerun with --accept-new-host-key to trust it (it is saved in ${join(options.home, 'known_hosts')})`;
+        refusal = `the host key of ${hostPattern(address, target.port)} is not known (${keyType(key)} ${fp}); check it, then rerun with --accept-new-host-key to trust it (it is saved in ${join(options.home, 'known_hosts')})`;
         return false;
       }
       mkdirSync(options.home, { recursive: true, mode: 0o700 });
-      appendFileSync(join(options.home, 'known_hosts'), `${hostPattern(target.host, target.port)} ${keyType(key)} ${key.toString('base64')}\n`, { mode: 0o600 });
+      appendFileSync(join(options.home, 'known_hosts'), `${hostPattern(address, target.port)} ${keyType(key)} ${key.toString('base64')}\n`, { mode: 0o600 });
       return true;
     },
   };
-  const auth = authPlan(target.user, options);
+  const auth = authPlan(target, options);
   config.authHandler = auth.methods;
 
   // Requests and replies are small and pipelined: Nagle's algorithm would
@@ -453,7 +461,7 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
   const socket = new Socket();
   socket.setNoDelay(true);
   config.sock = socket;
-  socket.connect(target.port, target.host);
+  socket.connect(target.port, address);
   const client = new Client();
   await new Promise<void>((resolve, reject) => {
     const fail = (error: FerryError) => {
@@ -469,14 +477,14 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
       if (error.level === 'agent') return auth.agentFailed(error.message);
       if (refusal !== undefined) fail(new FerryError('EHOSTKEY', refusal));
       else if (error.level === 'client-authentication') {
-        fail(new FerryError('EAUTH', `SSH authentication as ${target.user}@${target.host} failed; give --key FILE, or load the key into ssh-agent (SSH_AUTH_SOCK)${auth.describe()}`));
+        fail(new FerryError('EAUTH', `SSH authentication as ${target.user}@${named} failed; give --key FILE, or load the key into ssh-agent (SSH_AUTH_SOCK)${auth.describe()}`));
       } else {
         const code = (error as NodeJS.ErrnoException).code;
-        fail(new FerryError('ECONNECT', `cannot connect to ${target.host} port ${target.port}: ${code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
+        fail(new FerryError('ECONNECT', `cannot connect to ${named} port ${target.port}: ${code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
       }
     };
     socket.once('error', (error: NodeJS.ErrnoException) => {
-      fail(new FerryError('ECONNECT', `cannot connect to ${target.host} port ${target.port}: ${error.code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
+      fail(new FerryError('ECONNECT', `cannot connect to ${named} port ${target.port}: ${error.code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
     });
     client.once('ready', () => {
       client.off('error', onError);
@@ -486,7 +494,7 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
     try {
       client.connect(config);
     } catch (error) {
-      fail(new FerryError('ECONNECT', `cannot connect to ${target.host}: ${(error as Error).message}`));
+      fail(new FerryError('ECONNECT', `cannot connect to ${named}: ${(error as Error).message}`));
     }
   });
   return client;

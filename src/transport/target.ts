@@ -1,19 +1,28 @@
 /**
  * SSH targets as the user writes them: ssh://[user@]host[:port]/path or the
- * scp-like [user@]host:path. Parsing only: no connection is made here, so
- * the command line can tell a remote argument without loading ssh2.
+ * scp-like [user@]host:path, read with ~/.ssh/config as ssh would. No
+ * connection is made here, so the command line can tell a remote argument
+ * without loading ssh2.
  */
 
 import { userInfo } from 'node:os';
 import { UsageError } from '../core/errors.js';
+import { type SshHostConfig, sshConfigFor } from './ssh-config.js';
 
 /** SshTarget is a directory on a machine reached over SSH. */
 export interface SshTarget {
   readonly user: string;
+  /** The host as the user names it (perhaps a Host alias of ~/.ssh/config). */
   readonly host: string;
   readonly port: number;
   /** The directory in the guest: absolute, or relative to the user's home. */
   readonly path: string;
+  /** Where ~/.ssh/config says `host` leads (its HostName), if it says so. */
+  readonly hostName?: string;
+  /** The key files ~/.ssh/config gives for `host`, tried instead of the default ones. */
+  readonly identityFiles?: readonly string[];
+  /** IdentitiesOnly: only those keys, no ssh-agent. */
+  readonly identitiesOnly?: boolean;
 }
 
 /** looksRemote reports whether a sync argument names an SSH target. */
@@ -21,9 +30,16 @@ export function looksRemote(arg: string): boolean {
   return arg.startsWith('ssh://') || /^[^/:]+:/.test(arg);
 }
 
-/** parseTarget parses ssh://[user@]host[:port]/path or the scp-like [user@]host:path. */
+/**
+ * parseTarget parses ssh://[user@]host[:port]/path or the scp-like
+ * [user@]host:path. What ~/.ssh/config says of the host fills in the user
+ * and port not given, and where it leads (HostName, IdentityFile), as for ssh.
+ */
 export function parseTarget(arg: string): SshTarget {
-  const defaultUser = process.env.USER ?? userInfo().username;
+  let user: string | undefined;
+  let host: string;
+  let port: number | undefined;
+  let path: string;
   if (arg.startsWith('ssh://')) {
     let url: URL;
     try {
@@ -31,16 +47,35 @@ export function parseTarget(arg: string): SshTarget {
     } catch {
       throw new UsageError(`${arg}: not a valid ssh:// URL; write ssh://[user@]host[:port]/path`);
     }
-    const path = decodeURIComponent(url.pathname);
+    path = decodeURIComponent(url.pathname);
     if (url.hostname === '' || path === '' || path === '/') throw new UsageError(`${arg}: give the directory in the guest, as in ssh://user@host/home/user/dir`);
-    const port = url.port === '' ? 22 : Number(url.port);
-    return { user: url.username === '' ? defaultUser : decodeURIComponent(url.username), host: url.hostname.replace(/^\[|\]$/g, ''), port, path };
+    if (url.port !== '') port = Number(url.port);
+    if (url.username !== '') user = decodeURIComponent(url.username);
+    host = url.hostname.replace(/^\[|\]$/g, '');
+  } else {
+    const m = /^(?:([^@/:]+)@)?([^@/:]+):(.*)$/.exec(arg);
+    if (m === null) throw new UsageError(`${arg}: not an SSH target; write user@host:/path or ssh://user@host[:port]/path`);
+    [, user, host, path] = m as unknown as [string, string | undefined, string, string];
+    if (path === '') throw new UsageError(`${arg}: give the directory in the guest after the colon`);
   }
-  const m = /^(?:([^@/:]+)@)?([^@/:]+):(.*)$/.exec(arg);
-  if (m === null) throw new UsageError(`${arg}: not an SSH target; write user@host:/path or ssh://user@host[:port]/path`);
-  const [, user, host, path] = m as unknown as [string, string | undefined, string, string];
-  if (path === '') throw new UsageError(`${arg}: give the directory in the guest after the colon`);
-  return { user: user ?? defaultUser, host, port: 22, path };
+  let config: SshHostConfig;
+  try {
+    config = sshConfigFor(host);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; fix the SSH configuration (ssh -G ${host} shows what ssh makes of it)`);
+  }
+  if (config.proxy !== undefined) {
+    throw new UsageError(`${arg}: ~/.ssh/config reaches ${host} through ${config.proxy}, which ferry cannot follow; give the guest's own address, or forward a port to it (ssh -L) and give ferry that port`);
+  }
+  return {
+    user: user ?? config.user ?? process.env.USER ?? userInfo().username,
+    host,
+    port: port ?? config.port ?? 22,
+    path,
+    ...(config.hostName !== undefined && config.hostName !== host ? { hostName: config.hostName } : {}),
+    ...(config.identityFiles.length > 0 ? { identityFiles: config.identityFiles } : {}),
+    ...(config.identitiesOnly === true ? { identitiesOnly: true } : {}),
+  };
 }
 
 /** targetLabel is the canonical name of a target: ssh://user@host:port/path. */

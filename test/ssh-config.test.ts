@@ -1,0 +1,116 @@
+/**
+ * Reading ~/.ssh/config as ssh does, for the part ferry uses: where a host
+ * name leads, as whom, on which port, with which keys.
+ */
+
+import { homedir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { hostMatches, sshConfigFor } from '../src/transport/ssh-config.js';
+import { tempDir } from './support/cli.js';
+
+function config(text: string, extra: Record<string, string> = {}): string {
+  const dir = tempDir('ferry-sshconfig-');
+  for (const [name, body] of Object.entries(extra)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), body.replaceAll('$DIR', dir));
+  }
+  writeFileSync(join(dir, 'config'), text.replaceAll('$DIR', dir));
+  return join(dir, 'config');
+}
+
+describe('ssh config', () => {
+  test.for([
+    ['vm', ['vm'], true],
+    ['VM', ['vm'], true],
+    ['vm1', ['vm?'], true],
+    ['vm12', ['vm?'], false],
+    ['build.lan', ['*.lan'], true],
+    ['lan', ['*.lan'], false],
+    ['a.b', ['a.b'], true],
+    ['axb', ['a.b'], false],
+    ['db.lan', ['*.lan', '!db.lan'], false],
+    ['web.lan', ['*.lan', '!db.lan'], true],
+    ['db.lan', ['!db.lan'], false],
+    ['other', ['!db.lan'], false],
+  ] as const)('Host %j matches %j: %j', ([host, patterns, expected]) => {
+    expect(hostMatches(host, patterns)).toBe(expected);
+  });
+
+  test('the first value of each keyword wins; IdentityFile adds up; Host * comes last as a default', () => {
+    const file = config(`
+# a comment
+Host vm vm2
+  HostName 192.0.2.10   # trailing comment
+  User alice
+  IdentityFile ~/.ssh/vm_key
+Host vm
+  User bob
+  Port 2222
+  IdentityFile "$DIR/with space"
+Host *
+  User fallback
+  Port 22
+`);
+    expect(sshConfigFor('vm', file)).toEqual({ hostName: '192.0.2.10', user: 'alice', port: 2222, identityFiles: [join(homedir(), '.ssh/vm_key'), join(file, '..', 'with space')] });
+    expect(sshConfigFor('vm2', file)).toEqual({ hostName: '192.0.2.10', user: 'alice', port: 22, identityFiles: [join(homedir(), '.ssh/vm_key')] });
+    expect(sshConfigFor('elsewhere', file)).toEqual({ user: 'fallback', port: 22, identityFiles: [] });
+  });
+
+  test('Keyword=value, tokens in HostName and IdentityFile, IdentitiesOnly', () => {
+    const file = config(`
+Host *.vm
+  HostName=%h.example.net
+  User = carol
+  IdentityFile %d/keys/%r@%h
+  IdentitiesOnly yes
+`);
+    expect(sshConfigFor('a.vm', file)).toEqual({
+      hostName: 'a.vm.example.net',
+      user: 'carol',
+      identityFiles: [join(homedir(), 'keys/carol@a.vm.example.net')],
+      identitiesOnly: true,
+    });
+  });
+
+  test('Include is followed in place, with wildcards; a Match block is skipped unless it is Match all', () => {
+    const file = config(
+      `
+Include $DIR/conf.d/*.conf
+Match host vm exec "true"
+  User matched
+Match all
+  Port 2200
+Host vm
+  User late
+`,
+      { 'conf.d/10-vm.conf': 'Host vm\n  HostName 10.0.0.5\n', 'conf.d/20-more.conf': 'Host vm\n  HostName 10.0.0.6\n  User early\n', 'conf.d/ignored.txt': 'Host vm\n  User no\n' },
+    );
+    expect(sshConfigFor('vm', file)).toEqual({ hostName: '10.0.0.5', user: 'early', port: 2200, identityFiles: [] });
+  });
+
+  test('a proxy is reported; ProxyJump none is no proxy', () => {
+    const file = config(`
+Host inner
+  ProxyJump bastion
+Host other
+  ProxyCommand ssh -W %h:%p bastion
+Host plain
+  ProxyJump none
+`);
+    expect(sshConfigFor('inner', file).proxy).toBe('ProxyJump bastion');
+    expect(sshConfigFor('other', file).proxy).toBe('ProxyCommand ssh -W %h:%p bastion');
+    expect(sshConfigFor('plain', file).proxy).toBeUndefined();
+  });
+
+  test('no config file is no configuration; a bad one says where', () => {
+    expect(sshConfigFor('vm', join(tempDir('ferry-sshconfig-'), 'missing'))).toEqual({ identityFiles: [] });
+    const badPort = config('Host vm\n  Port twenty-two\n');
+    expect(() => sshConfigFor('vm', badPort)).toThrow(`${badPort}: Port twenty-two for vm is not a port number`);
+    const badQuote = config('Host vm\n  IdentityFile "open\n');
+    expect(() => sshConfigFor('vm', badQuote)).toThrow(`${badQuote}:2: a quote is not closed`);
+    const loop = config('Include $DIR/config\n');
+    expect(() => sshConfigFor('vm', loop)).toThrow(/Include nested more than 16 deep/);
+  });
+});
