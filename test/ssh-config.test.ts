@@ -23,7 +23,7 @@ function config(text: string, extra: Record<string, string> = {}): string {
 describe('ssh config', () => {
   test.for([
     ['vm', ['vm'], true],
-    ['VM', ['vm'], true],
+    ['vm', ['VM'], false],
     ['vm1', ['vm?'], true],
     ['vm12', ['vm?'], false],
     ['build.lan', ['*.lan'], true],
@@ -53,25 +53,29 @@ Host *
   User fallback
   Port 22
 `);
-    expect(sshConfigFor('vm', file)).toEqual({ hostName: '192.0.2.10', user: 'alice', port: 2222, identityFiles: [join(homedir(), '.ssh/vm_key'), join(file, '..', 'with space')] });
-    expect(sshConfigFor('vm2', file)).toEqual({ hostName: '192.0.2.10', user: 'alice', port: 22, identityFiles: [join(homedir(), '.ssh/vm_key')] });
-    expect(sshConfigFor('elsewhere', file)).toEqual({ user: 'fallback', port: 22, identityFiles: [] });
+    expect(sshConfigFor('vm', undefined, file)).toEqual({ hostName: '192.0.2.10', user: 'alice', port: 2222, identityFiles: [join(homedir(), '.ssh/vm_key'), join(file, '..', 'with space')] });
+    expect(sshConfigFor('vm2', undefined, file)).toEqual({ hostName: '192.0.2.10', user: 'alice', port: 22, identityFiles: [join(homedir(), '.ssh/vm_key')] });
+    expect(sshConfigFor('elsewhere', undefined, file)).toEqual({ user: 'fallback', port: 22, identityFiles: [] });
   });
 
-  test('Keyword=value, tokens in HostName and IdentityFile, IdentitiesOnly', () => {
+  test('Keyword=value in its forms, quotes inside a word, tokens in HostName and IdentityFile, repeated keys once', () => {
     const file = config(`
 Host *.vm
   HostName=%h.example.net
-  User = carol
+  User =carol
+  Port= 2222
   IdentityFile %d/keys/%r@%h
-  IdentitiesOnly yes
+  IdentityFile="$DIR/a key"
+  IdentityFile %d/keys/%r@%h
 `);
-    expect(sshConfigFor('a.vm', file)).toEqual({
+    expect(sshConfigFor('a.vm', undefined, file)).toEqual({
       hostName: 'a.vm.example.net',
       user: 'carol',
-      identityFiles: [join(homedir(), 'keys/carol@a.vm.example.net')],
-      identitiesOnly: true,
+      port: 2222,
+      identityFiles: [join(homedir(), 'keys/carol@a.vm.example.net'), join(file, '..', 'a key')],
     });
+    // %r is the user the command line names, when it names one.
+    expect(sshConfigFor('a.vm', 'dave', file).identityFiles[0]).toBe(join(homedir(), 'keys/dave@a.vm.example.net'));
   });
 
   test('Include is followed in place, with wildcards; a Match block is skipped unless it is Match all', () => {
@@ -87,10 +91,28 @@ Host vm
 `,
       { 'conf.d/10-vm.conf': 'Host vm\n  HostName 10.0.0.5\n', 'conf.d/20-more.conf': 'Host vm\n  HostName 10.0.0.6\n  User early\n', 'conf.d/ignored.txt': 'Host vm\n  User no\n' },
     );
-    expect(sshConfigFor('vm', file)).toEqual({ hostName: '10.0.0.5', user: 'early', port: 2200, identityFiles: [] });
+    expect(sshConfigFor('vm', undefined, file)).toEqual({ hostName: '10.0.0.5', user: 'early', port: 2200, identityFiles: [] });
   });
 
-  test('a proxy is reported; ProxyJump none is no proxy', () => {
+  test('Host and Match lines hold only to the end of their file; a file included where nothing applies applies nowhere', () => {
+    const file = config(
+      `
+Include $DIR/dot/*
+Host myvm
+  Include $DIR/other.conf
+  User alice
+Host elsewhere
+  Include $DIR/all.conf
+Host *
+  Port 2201
+`,
+      { 'other.conf': 'Host other\n  User bob\n', 'all.conf': 'Host *\n  User mallory\n', 'dot/a.conf': 'HostName 10.1.1.1\n', 'dot/.a.conf.swp': 'Host "broken\n' },
+    );
+    expect(sshConfigFor('myvm', undefined, file)).toEqual({ hostName: '10.1.1.1', user: 'alice', port: 2201, identityFiles: [] });
+    expect(sshConfigFor('third', undefined, file)).toEqual({ hostName: '10.1.1.1', port: 2201, identityFiles: [] });
+  });
+
+  test('a proxy is reported: ProxyJump and ProxyCommand are one setting, the first wins, and none is no proxy', () => {
     const file = config(`
 Host inner
   ProxyJump bastion
@@ -98,19 +120,22 @@ Host other
   ProxyCommand ssh -W %h:%p bastion
 Host plain
   ProxyJump none
+Host *
+  ProxyCommand nc %h %p
 `);
-    expect(sshConfigFor('inner', file).proxy).toBe('ProxyJump bastion');
-    expect(sshConfigFor('other', file).proxy).toBe('ProxyCommand ssh -W %h:%p bastion');
-    expect(sshConfigFor('plain', file).proxy).toBeUndefined();
+    expect(sshConfigFor('inner', undefined, file).proxy).toBe('ProxyJump bastion');
+    expect(sshConfigFor('other', undefined, file).proxy).toBe('ProxyCommand ssh -W %h:%p bastion');
+    expect(sshConfigFor('plain', undefined, file).proxy).toBeUndefined();
+    expect(sshConfigFor('anything', undefined, file).proxy).toBe('ProxyCommand nc %h %p');
   });
 
   test('no config file is no configuration; a bad one says where', () => {
-    expect(sshConfigFor('vm', join(tempDir('ferry-sshconfig-'), 'missing'))).toEqual({ identityFiles: [] });
-    const badPort = config('Host vm\n  Port twenty-two\n');
-    expect(() => sshConfigFor('vm', badPort)).toThrow(`${badPort}: Port twenty-two for vm is not a port number`);
+    expect(sshConfigFor('vm', undefined, join(tempDir('ferry-sshconfig-'), 'missing'))).toEqual({ identityFiles: [] });
+    const badPort = config('Include $DIR/ports.conf\n', { 'ports.conf': '\nHost vm\n  Port twenty-two\n' });
+    expect(() => sshConfigFor('vm', undefined, badPort)).toThrow(`${join(badPort, '..', 'ports.conf')}:3: Port twenty-two is not a port number`);
     const badQuote = config('Host vm\n  IdentityFile "open\n');
-    expect(() => sshConfigFor('vm', badQuote)).toThrow(`${badQuote}:2: a quote is not closed`);
+    expect(() => sshConfigFor('vm', undefined, badQuote)).toThrow(`${badQuote}:2: a quote is not closed`);
     const loop = config('Include $DIR/config\n');
-    expect(() => sshConfigFor('vm', loop)).toThrow(/Include nested more than 16 deep/);
+    expect(() => sshConfigFor('vm', undefined, loop)).toThrow(/Include nested more than 16 deep/);
   });
 });

@@ -158,7 +158,7 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     const stale = join(tempDir('ferry-agent-'), 'gone.sock');
     const nothing = await ferry(home, ['sync', alpha, url, '--once'], { SSH_AUTH_SOCK: stale, HOME: sshHome({}) });
     expect(nothing.status).toBe(1);
-    expect(nothing.stderr).toContain(`Not tried: ssh-agent (SSH_AUTH_SOCK=${stale}: Failed to connect to agent)`);
+    expect(nothing.stderr).toContain(`Tried: ssh-agent. Errors: ssh-agent (SSH_AUTH_SOCK=${stale}): Failed to connect to agent.`);
     // The second default name, after an unusable first one.
     const r = await ferry(home, ['sync', alpha, url, '--once'], { SSH_AUTH_SOCK: stale, HOME: sshHome({ id_ed25519: encryptedKey(), id_rsa: sshd.clientKey }) });
     expect(r.stderr).toBe('');
@@ -183,6 +183,12 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     expect(r.status).toBe(0);
     expect((JSON.parse(r.stdout) as { beta: string }).beta).toBe(`ssh://${sshd.user}@myguest:${sshd.port}${path}`);
     expect(readTree(beta)).toEqual(readTree(alpha));
+    // A key that --accept-new-host-key recorded under the alias still counts.
+    const aliasHome = tempDir('ferry-aliashome-');
+    writeFileSync(join(aliasHome, 'known_hosts'), `${sshd.knownHostsLine.replace('[127.0.0.1]', '[myguest]')}\n`);
+    const byAlias = await ferry(aliasHome, ['sync', alpha, `myguest:${path}`, '--once'], { HOME: userHome });
+    expect(byAlias.stderr).toBe('');
+    expect(byAlias.status).toBe(0);
     const proxied = await ferry(home, ['sync', alpha, `hidden:${path}`, '--once'], { HOME: userHome });
     expect(proxied.status).toBe(2);
     expect(proxied.stderr).toContain('~/.ssh/config reaches hidden through ProxyJump myguest, which ferry cannot follow');

@@ -4,29 +4,27 @@
  * proxies ferry cannot follow. `Host` blocks match as ssh_config(5) says
  * (patterns with * and ?, negated with !, the first value of each keyword
  * wins); `Include` is followed; a `Match` block is skipped, except
- * `Match all`, which applies like `Host *`.
+ * `Match all`, which applies like `Host *`. HostKeyAlias, UserKnownHostsFile
+ * and IdentitiesOnly are not read.
  */
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 
 /** SshHostConfig is what the configuration says of one host name; unset where it says nothing. */
 export interface SshHostConfig {
   readonly hostName?: string;
   readonly user?: string;
   readonly port?: number;
-  /** Key files, in order, with ~ and %-tokens expanded. */
+  /** Key files, in order and without repeats, with ~ and %-tokens expanded. */
   readonly identityFiles: readonly string[];
-  /** IdentitiesOnly yes: the keys above and no ssh-agent. */
-  readonly identitiesOnly?: boolean;
   /** A ProxyJump or ProxyCommand, which ferry cannot follow. */
   readonly proxy?: string;
 }
 
-/** ConfigLine is one `keyword arguments` line of a configuration file. */
-interface ConfigLine {
-  readonly keyword: string;
+/** A keyword's first value, and where it was given. */
+interface Setting {
   readonly args: readonly string[];
   readonly where: string;
 }
@@ -34,131 +32,138 @@ interface ConfigLine {
 /** Includes nest at most this deep (as in OpenSSH). */
 const MAX_INCLUDE_DEPTH = 16;
 
-/** sshConfigFor reads what `file` (~/.ssh/config by default) says of `host`; nothing when there is no such file. */
-export function sshConfigFor(host: string, file = join(homedir(), '.ssh', 'config')): SshHostConfig {
-  const values = new Map<string, string[]>();
+/**
+ * sshConfigFor reads what `file` (~/.ssh/config by default) says of `host`,
+ * for a login as `user` when the command line names one; nothing when there
+ * is no such file. Throws, naming file and line, where it cannot be read.
+ */
+export function sshConfigFor(host: string, user?: string, file = join(homedir(), '.ssh', 'config')): SshHostConfig {
+  // ssh matches the host name in lower case, the patterns as written.
+  const name = host.toLowerCase();
+  const settings = new Map<string, Setting>();
   const identityFiles: string[] = [];
-  let applies = true;
-  for (const line of readConfig(file, 0)) {
-    if (line.keyword === 'host') {
-      applies = hostMatches(host, line.args);
-      continue;
-    }
-    if (line.keyword === 'match') {
-      applies = line.args.length === 1 && line.args[0]?.toLowerCase() === 'all';
-      continue;
-    }
-    if (!applies) continue;
-    if (line.keyword === 'identityfile') identityFiles.push(...line.args);
-    else if (!values.has(line.keyword)) values.set(line.keyword, [...line.args]);
-  }
-  const one = (keyword: string) => values.get(keyword)?.[0];
-  const user = one('user');
+  readConfig(file, 0, true, (keyword, args, where) => {
+    if (keyword === 'identityfile') identityFiles.push(...args);
+    // ProxyJump and ProxyCommand are one setting: the first of them wins.
+    else if (keyword === 'proxyjump' || keyword === 'proxycommand') {
+      if (!settings.has('proxy')) settings.set('proxy', { args: [keyword === 'proxyjump' ? 'ProxyJump' : 'ProxyCommand', ...args], where });
+    } else if (!settings.has(keyword)) settings.set(keyword, { args, where });
+  }, name);
+  const one = (keyword: string) => settings.get(keyword)?.args[0];
+  const login = user ?? one('user') ?? localUser();
   const given = one('hostname');
   // In HostName itself, %h is the name as given.
-  const hostName = given === undefined ? undefined : expandTokens(given, { host, hostName: host, user: user ?? localUser() });
-  const tokens = { host, hostName: hostName ?? host, user: user ?? localUser() };
-  const port = one('port');
-  const portNumber = port === undefined ? undefined : Number(port);
-  if (portNumber !== undefined && !(Number.isInteger(portNumber) && portNumber > 0 && portNumber < 65536)) {
-    throw new Error(`${file}: Port ${port} for ${host} is not a port number`);
+  const hostName = given === undefined ? undefined : expandTokens(given, { host, hostName: host, user: login });
+  const tokens = { host, hostName: hostName ?? host, user: login };
+  const port = settings.get('port');
+  const portNumber = port === undefined ? undefined : Number(port.args[0]);
+  if (port !== undefined && !(Number.isInteger(portNumber) && (portNumber as number) > 0 && (portNumber as number) < 65536)) {
+    throw new Error(`${port.where}: Port ${port.args.join(' ')} is not a port number`);
   }
-  const jump = one('proxyjump');
-  const command = one('proxycommand');
-  const proxy = jump !== undefined && jump.toLowerCase() !== 'none' ? `ProxyJump ${jump}` : command !== undefined && command.toLowerCase() !== 'none' ? `ProxyCommand ${values.get('proxycommand')?.join(' ') ?? ''}` : undefined;
+  const proxy = settings.get('proxy')?.args;
+  const userSetting = one('user');
   return {
     ...(hostName !== undefined ? { hostName } : {}),
-    ...(user !== undefined ? { user } : {}),
+    ...(userSetting !== undefined ? { user: userSetting } : {}),
     ...(portNumber !== undefined ? { port: portNumber } : {}),
-    identityFiles: identityFiles.filter((f) => f.toLowerCase() !== 'none').map((f) => expandPath(expandTokens(f, tokens))),
-    ...(one('identitiesonly') !== undefined ? { identitiesOnly: one('identitiesonly')?.toLowerCase() === 'yes' } : {}),
-    ...(proxy !== undefined ? { proxy } : {}),
+    identityFiles: [...new Set(identityFiles.filter((f) => f.toLowerCase() !== 'none').map((f) => expandPath(expandTokens(f, tokens))))],
+    ...(proxy !== undefined && proxy[1]?.toLowerCase() !== 'none' ? { proxy: proxy.join(' ') } : {}),
   };
 }
 
-// The lines of a configuration file, with its Includes in their place. A
-// missing file is empty, as for ssh.
-function readConfig(file: string, depth: number): ConfigLine[] {
+// Reads a configuration file, giving each line that applies to `name` to
+// `use`, with its Includes in their place. A Host or Match line changes what
+// applies only until the end of its file; a file included where nothing
+// applies applies nowhere (as in OpenSSH). A missing file is empty.
+function readConfig(file: string, depth: number, active: boolean, use: (keyword: string, args: string[], where: string) => void, name: string): void {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
   }
-  const out: ConfigLine[] = [];
+  let applies = active;
   text.split('\n').forEach((raw, i) => {
     const where = `${file}:${i + 1}`;
-    const words = splitLine(raw, where);
-    const [first, ...args] = words;
-    if (first === undefined) return;
-    // "Keyword=value" and "Keyword = value" are the same as "Keyword value".
-    const eq = first.indexOf('=');
-    const keyword = (eq >= 0 ? first.slice(0, eq) : first).toLowerCase();
-    const rest = eq >= 0 ? [first.slice(eq + 1), ...args].filter((a) => a !== '') : args[0] === '=' ? args.slice(1) : args;
-    if (keyword !== 'include') {
-      out.push({ keyword, args: rest, where });
-      return;
-    }
-    if (depth >= MAX_INCLUDE_DEPTH) throw new Error(`${where}: Include nested more than ${MAX_INCLUDE_DEPTH} deep`);
-    for (const pattern of rest) {
-      const path = expandPath(pattern);
-      for (const included of globFiles(isAbsolute(path) ? path : join(homedir(), '.ssh', path))) out.push(...readConfig(included, depth + 1));
-    }
+    const line = parseLine(raw, where);
+    if (line === undefined) return;
+    const { keyword, args } = line;
+    if (keyword === 'host') applies = active && hostMatches(name, args);
+    else if (keyword === 'match') applies = active && args.length === 1 && args[0]?.toLowerCase() === 'all';
+    else if (keyword === 'include') {
+      if (depth >= MAX_INCLUDE_DEPTH) throw new Error(`${where}: Include nested more than ${MAX_INCLUDE_DEPTH} deep`);
+      for (const pattern of args) {
+        const path = expandPath(pattern);
+        for (const included of globFiles(isAbsolute(path) ? path : join(homedir(), '.ssh', path))) readConfig(included, depth + 1, applies, use, name);
+      }
+    } else if (applies) use(keyword, args, where);
   });
-  return out;
 }
 
-// Splits a line into words: whitespace apart, "double quotes" keep spaces,
-// a # starting a word ends the line.
-function splitLine(line: string, where: string): string[] {
-  const words: string[] = [];
+// Splits a line into its keyword (lower case) and arguments as ssh does:
+// "Keyword value", "Keyword=value" and "Keyword = value" are the same;
+// "double quotes" keep spaces; a # where a word starts ends the line.
+function parseLine(raw: string, where: string): { keyword: string; args: string[] } | undefined {
+  const m = /^[ \t]*([^ \t\r=#]+)[ \t]*(?:=[ \t]*)?(.*)$/.exec(raw);
+  if (m === null) return undefined;
+  const [, keyword, rest] = m as unknown as [string, string, string];
+  const args: string[] = [];
   let i = 0;
-  while (i < line.length) {
-    const c = line[i] as string;
+  while (i < rest.length) {
+    const c = rest[i] as string;
     if (c === ' ' || c === '\t' || c === '\r') {
       i++;
       continue;
     }
     if (c === '#') break;
-    if (c === '"') {
-      const end = line.indexOf('"', i + 1);
-      if (end < 0) throw new Error(`${where}: a quote is not closed`);
-      words.push(line.slice(i + 1, end));
-      i = end + 1;
+    let word = '';
+    while (i < rest.length && !' \t\r'.includes(rest[i] as string)) {
+      if (rest[i] === '"') {
+        const end = rest.indexOf('"', i + 1);
+        if (end < 0) throw new Error(`${where}: a quote is not closed`);
+        word += rest.slice(i + 1, end);
+        i = end + 1;
+      } else word += rest[i++] as string;
+    }
+    args.push(word);
+  }
+  return { keyword: keyword.toLowerCase(), args };
+}
+
+// The files a path with * and ? in it names, in name order, as glob(3):
+// a wildcard does not match a leading dot.
+function globFiles(path: string): string[] {
+  const parts = path.split('/');
+  let found = [parts[0] === '' ? '/' : (parts[0] as string)];
+  for (const part of parts.slice(1)) {
+    if (part === '') continue;
+    if (!/[*?]/.test(part)) {
+      found = found.map((dir) => join(dir, part));
       continue;
     }
-    let j = i;
-    while (j < line.length && !' \t\r'.includes(line[j] as string)) j++;
-    words.push(line.slice(i, j));
-    i = j;
+    found = found.flatMap((dir) => {
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        return [];
+      }
+      return names
+        .filter((name) => (!name.startsWith('.') || part.startsWith('.')) && wildcardMatch(part, name))
+        .sort()
+        .map((name) => join(dir, name));
+    });
   }
-  return words;
+  return found;
 }
 
-// The files a path with * and ? in its last part names, in name order.
-function globFiles(path: string): string[] {
-  const base = path.slice(path.lastIndexOf('/') + 1);
-  if (!/[*?]/.test(base)) return [path];
-  const dir = dirname(path);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return names
-    .filter((name) => wildcardMatch(base, name))
-    .sort()
-    .map((name) => join(dir, name));
-}
-
-/** hostMatches applies a Host line's patterns: a negated match excludes, else any match includes. */
+/** hostMatches applies a Host line's patterns to a host name: a negated match excludes, else any match includes. */
 export function hostMatches(host: string, patterns: readonly string[]): boolean {
   let matched = false;
   for (const pattern of patterns) {
     const negated = pattern.startsWith('!');
-    if (!wildcardMatch((negated ? pattern.slice(1) : pattern).toLowerCase(), host.toLowerCase())) continue;
+    if (!wildcardMatch(negated ? pattern.slice(1) : pattern, host)) continue;
     if (negated) return false;
     matched = true;
   }

@@ -111,16 +111,17 @@ export function agentBundle(): { code: Buffer; hash: string } {
 /** The ways one connection authenticates, in the order tried, and what to tell the user when none works. */
 interface AuthPlan {
   readonly methods: AnyAuthMethod[];
-  /** agentFailed notes why the ssh-agent could not be used (ssh2 went on without it). */
-  agentFailed(reason: string): void;
+  /** failed notes a way that failed before its server said no (an ssh-agent not reached, a key that could not sign); ssh2 goes on to the next. */
+  failed(reason: string): void;
   /** '. Tried: ... Not tried: ... (why).', for the end of the failure's message. */
   describe(): string;
 }
 
-// authPlan lists how to authenticate as OpenSSH would: the --key given,
-// else ssh-agent and then the key files ~/.ssh/config gives for the host,
-// or else the default ones (~/.ssh/id_ed25519, id_ecdsa, id_rsa); with
-// IdentitiesOnly, no ssh-agent. A key file protected by a
+// authPlan lists how to authenticate, much as OpenSSH does: the --key
+// given, then ssh-agent and the key files ~/.ssh/config gives for the host;
+// without --key those key files and then ssh-agent, or with no such files
+// ssh-agent and then the default ones (~/.ssh/id_ed25519, id_ecdsa,
+// id_rsa). A key file protected by a
 // passphrase is not tried (ferry never prompts): ssh-agent may hold it, and
 // the message says so if nothing else works. A powerbox VM uses only its key.
 function authPlan(target: SshTarget, options: SshOptions): AuthPlan {
@@ -128,8 +129,9 @@ function authPlan(target: SshTarget, options: SshOptions): AuthPlan {
   const methods: AnyAuthMethod[] = [];
   const tried: string[] = [];
   const skipped: string[] = [];
+  const failures: string[] = [];
   const sock = process.env.SSH_AUTH_SOCK;
-  const agent = options.pinnedHostKey === undefined && target.identitiesOnly !== true && sock !== undefined && sock !== '' ? sock : undefined;
+  const agent = options.pinnedHostKey === undefined && sock !== undefined && sock !== '' ? sock : undefined;
   const addAgent = () => {
     if (agent === undefined) return;
     methods.push({ type: 'agent', username, agent });
@@ -160,9 +162,11 @@ function authPlan(target: SshTarget, options: SshOptions): AuthPlan {
   if (options.key !== undefined) {
     addKey(options.key, true);
     addAgent();
+    for (const file of options.pinnedHostKey === undefined ? (target.identityFiles ?? []) : []) addKey(file, false);
   } else if (target.identityFiles !== undefined) {
-    addAgent();
+    // The host's own keys first: ssh-agent may hold many, and sshd counts each try.
     for (const file of target.identityFiles) addKey(file, false);
+    addAgent();
   } else {
     addAgent();
     const dir = join(homedir(), '.ssh');
@@ -170,14 +174,13 @@ function authPlan(target: SshTarget, options: SshOptions): AuthPlan {
   }
   return {
     methods,
-    agentFailed: (reason) => {
-      const at = tried.indexOf('ssh-agent');
-      if (at >= 0) tried.splice(at, 1);
-      skipped.unshift(`ssh-agent (SSH_AUTH_SOCK=${agent ?? ''}: ${reason})`);
+    failed: (reason) => {
+      if (!failures.includes(reason)) failures.push(reason);
     },
     describe: () => {
       if (tried.length === 0 && skipped.length === 0) return `. There was nothing to try: no ssh-agent, no key file in ${join(homedir(), '.ssh')}.`;
-      return `${tried.length > 0 ? `. Tried: ${tried.join(', ')}` : ''}${skipped.length > 0 ? `. Not tried: ${skipped.join('; ')}` : ''}.`;
+      const said = [tried.length > 0 ? `Tried: ${tried.join(', ')}` : '', failures.length > 0 ? `Errors: ${failures.join('; ')}` : '', skipped.length > 0 ? `Not tried: ${skipped.join('; ')}` : ''];
+      return `. ${said.filter((part) => part !== '').join('. ')}.`;
     },
   };
 }
@@ -438,7 +441,10 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
         refusal = `the host key of ${hostPattern(address, target.port)} (${keyType(key)} ${fp}) is NOT the one pinned when the VM was added (${describeHostKey(options.pinnedHostKey)}); ferry refuses to connect`;
         return false;
       }
-      const verdict = checkHostKey(knownFiles, address, target.port, key);
+      // Under the address, as ssh records it; else under the name given
+      // (ferry recorded aliases so before it read ~/.ssh/config).
+      let verdict = checkHostKey(knownFiles, address, target.port, key);
+      if (verdict === 'unknown' && address !== target.host) verdict = checkHostKey(knownFiles, target.host, target.port, key);
       if (verdict === 'known') return true;
       if (verdict === 'changed' || verdict === 'revoked') {
         refusal = `the host key of ${hostPattern(address, target.port)} (${keyType(key)} ${fp}) is ${verdict === 'changed' ? 'NOT the one recorded in known_hosts: the machine was reinstalled, or someone is in the middle' : 'revoked'}; ferry refuses to connect`;
@@ -466,15 +472,18 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
   await new Promise<void>((resolve, reject) => {
     const fail = (error: FerryError) => {
       client.off('error', onError);
+      client.off('close', onClose);
       // Whatever ssh2 still has to say of this connection goes nowhere.
       client.on('error', () => undefined);
       socket.destroy();
       reject(error);
     };
     const onError = (error: Error & { level?: string }) => {
-      // An ssh-agent that cannot be reached is one way to authenticate
-      // fewer: ssh2 goes on to the next.
-      if (error.level === 'agent') return auth.agentFailed(error.message);
+      // An ssh-agent that cannot be reached, or a key that cannot sign, is
+      // one way to authenticate fewer: ssh2 goes on to the next. It gives
+      // up only when none is left.
+      if (error.level === 'agent') return auth.failed(`ssh-agent (SSH_AUTH_SOCK=${process.env.SSH_AUTH_SOCK ?? ''}): ${error.message}`);
+      if (error.level === 'client-authentication' && error.message !== 'All configured authentication methods failed') return auth.failed(error.message);
       if (refusal !== undefined) fail(new FerryError('EHOSTKEY', refusal));
       else if (error.level === 'client-authentication') {
         fail(new FerryError('EAUTH', `SSH authentication as ${target.user}@${named} failed; give --key FILE, or load the key into ssh-agent (SSH_AUTH_SOCK)${auth.describe()}`));
@@ -486,10 +495,14 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
     socket.once('error', (error: NodeJS.ErrnoException) => {
       fail(new FerryError('ECONNECT', `cannot connect to ${named} port ${target.port}: ${error.code === 'ECONNREFUSED' ? 'connection refused' : error.message}`));
     });
+    const onClose = () =>
+      fail(refusal !== undefined ? new FerryError('EHOSTKEY', refusal) : new FerryError('ECONNECT', `cannot connect to ${named} port ${target.port}: the server closed the connection`));
     client.once('ready', () => {
       client.off('error', onError);
+      client.off('close', onClose);
       resolve();
     });
+    client.once('close', onClose);
     client.on('error', onError);
     try {
       client.connect(config);

@@ -21,8 +21,6 @@ export interface SshTarget {
   readonly hostName?: string;
   /** The key files ~/.ssh/config gives for `host`, tried instead of the default ones. */
   readonly identityFiles?: readonly string[];
-  /** IdentitiesOnly: only those keys, no ssh-agent. */
-  readonly identitiesOnly?: boolean;
 }
 
 /** looksRemote reports whether a sync argument names an SSH target. */
@@ -60,7 +58,7 @@ export function parseTarget(arg: string): SshTarget {
   }
   let config: SshHostConfig;
   try {
-    config = sshConfigFor(host);
+    config = sshConfigFor(host, user);
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; fix the SSH configuration (ssh -G ${host} shows what ssh makes of it)`);
   }
@@ -74,7 +72,6 @@ export function parseTarget(arg: string): SshTarget {
     path,
     ...(config.hostName !== undefined && config.hostName !== host ? { hostName: config.hostName } : {}),
     ...(config.identityFiles.length > 0 ? { identityFiles: config.identityFiles } : {}),
-    ...(config.identitiesOnly === true ? { identitiesOnly: true } : {}),
   };
 }
 
