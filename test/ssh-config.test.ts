@@ -7,7 +7,9 @@ import { homedir } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { parseSshTarget } from '../src/powerbox/powerbox.js';
 import { hostMatches, sshConfigFor } from '../src/transport/ssh-config.js';
+import { parseTarget, targetLabel } from '../src/transport/target.js';
 import { tempDir } from './support/cli.js';
 
 function config(text: string, extra: Record<string, string> = {}): string {
@@ -137,5 +139,25 @@ Host *
     expect(() => sshConfigFor('vm', undefined, badQuote)).toThrow(`${badQuote}:2: a quote is not closed`);
     const loop = config('Include $DIR/config\n');
     expect(() => sshConfigFor('vm', undefined, loop)).toThrow(/Include nested more than 16 deep/);
+  });
+
+  test('a sync target keeps the alias and reads the rest; a VM is recorded resolved; a proxy is refused before connecting', () => {
+    const home = tempDir('ferry-sshhome-');
+    mkdirSync(join(home, '.ssh'));
+    writeFileSync(join(home, '.ssh', 'config'), 'Host vm\n  HostName 192.0.2.7\n  User erin\n  Port 2022\n  IdentityFile ~/.ssh/vm\nHost far\n  ProxyJump vm\n');
+    const before = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      const target = parseTarget('vm:shared');
+      expect(target).toEqual({ user: 'erin', host: 'vm', port: 2022, path: 'shared', hostName: '192.0.2.7', identityFiles: [join(home, '.ssh/vm')] });
+      expect(targetLabel(target)).toBe('ssh://erin@vm:2022/~/shared');
+      expect(parseTarget('ssh://frank@vm:22/srv').user).toBe('frank');
+      expect(parseTarget('ssh://frank@vm:22/srv').port).toBe(22);
+      expect(parseSshTarget('vm')).toEqual({ user: 'erin', host: '192.0.2.7', port: 2022 });
+      expect(() => parseTarget('far:/x')).toThrow('far:/x: ~/.ssh/config reaches far through ProxyJump vm, which ferry cannot follow');
+      expect(() => parseSshTarget('far')).toThrow('--ssh far: ~/.ssh/config reaches far through ProxyJump vm');
+    } finally {
+      process.env.HOME = before;
+    }
   });
 });

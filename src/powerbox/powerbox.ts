@@ -21,6 +21,7 @@ import { hostWatcher } from '../fs/watcher-binding.js';
 import type { GrantRecord, PowerboxStore, VmRecord } from '../state/powerbox-store.js';
 import type { Store } from '../state/store.js';
 import { type Link, type WatchEvent, watchSession } from '../sync/watch.js';
+import { hostConfig } from '../transport/ssh-config.js';
 import { type Guest, SshLink, describeHostKey, fetchHostKey, generateKeyPair } from '../transport/ssh.js';
 import type { Handler } from './control.js';
 import { FencedEndpoint } from './fence.js';
@@ -53,13 +54,19 @@ function shellQuote(word: string): string {
   return `'${word.replaceAll("'", "'\\''")}'`;
 }
 
-/** parseSshTarget reads `[user@]host[:port]`. */
+/**
+ * parseSshTarget reads `[user@]host[:port]`, host perhaps a Host alias of
+ * ~/.ssh/config, resolved now (HostName, User, Port): a VM's record, with
+ * its pinned host key, does not follow later edits of that file.
+ */
 export function parseSshTarget(text: string): { user: string; host: string; port: number } {
   const match = /^(?:([^@\s:/]+)@)?([^@\s:/]+|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?$/.exec(text);
   if (match === null) throw new UsageError(`--ssh ${JSON.stringify(text)}: expected [user@]host[:port]`);
-  const port = match[3] === undefined ? 22 : Number(match[3]);
-  if (port < 1 || port > 65535) throw new UsageError(`--ssh ${text}: port ${port} is out of range`);
-  return { user: match[1] ?? userInfo().username, host: (match[2] ?? '').replace(/^\[|\]$/g, ''), port };
+  const given = match[3] === undefined ? undefined : Number(match[3]);
+  if (given !== undefined && (given < 1 || given > 65535)) throw new UsageError(`--ssh ${text}: port ${given} is out of range`);
+  const host = (match[2] ?? '').replace(/^\[|\]$/g, '');
+  const config = hostConfig(host, match[1], `--ssh ${text}`);
+  return { user: match[1] ?? config.user ?? userInfo().username, host: config.hostName ?? host, port: given ?? config.port ?? 22 };
 }
 
 /** VmLink is the one SSH connection to a VM, opened on demand and shared by its grants. */

@@ -11,6 +11,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { UsageError } from '../core/errors.js';
 
 /** SshHostConfig is what the configuration says of one host name; unset where it says nothing. */
 export interface SshHostConfig {
@@ -69,6 +70,23 @@ export function sshConfigFor(host: string, user?: string, file = join(homedir(),
     identityFiles: [...new Set(identityFiles.filter((f) => f.toLowerCase() !== 'none').map((f) => expandPath(expandTokens(f, tokens))))],
     ...(proxy !== undefined && proxy[1]?.toLowerCase() !== 'none' ? { proxy: proxy.join(' ') } : {}),
   };
+}
+
+/**
+ * hostConfig is sshConfigFor for a target the user gave as `given`: an
+ * unreadable configuration, or a proxy ferry cannot follow, is a UsageError.
+ */
+export function hostConfig(host: string, user: string | undefined, given: string): SshHostConfig {
+  let config: SshHostConfig;
+  try {
+    config = sshConfigFor(host, user);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; fix the SSH configuration (ssh -G ${host} shows what ssh makes of it)`);
+  }
+  if (config.proxy !== undefined) {
+    throw new UsageError(`${given}: ~/.ssh/config reaches ${host} through ${config.proxy}, which ferry cannot follow; give the guest's own address, or forward a port to it (ssh -L) and give ferry that port`);
+  }
+  return config;
 }
 
 // Reads a configuration file, giving each line that applies to `name` to

@@ -7,7 +7,7 @@
 
 import { userInfo } from 'node:os';
 import { UsageError } from '../core/errors.js';
-import { type SshHostConfig, sshConfigFor } from './ssh-config.js';
+import { hostConfig } from './ssh-config.js';
 
 /** SshTarget is a directory on a machine reached over SSH. */
 export interface SshTarget {
@@ -56,15 +56,7 @@ export function parseTarget(arg: string): SshTarget {
     [, user, host, path] = m as unknown as [string, string | undefined, string, string];
     if (path === '') throw new UsageError(`${arg}: give the directory in the guest after the colon`);
   }
-  let config: SshHostConfig;
-  try {
-    config = sshConfigFor(host, user);
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}; fix the SSH configuration (ssh -G ${host} shows what ssh makes of it)`);
-  }
-  if (config.proxy !== undefined) {
-    throw new UsageError(`${arg}: ~/.ssh/config reaches ${host} through ${config.proxy}, which ferry cannot follow; give the guest's own address, or forward a port to it (ssh -L) and give ferry that port`);
-  }
+  const config = hostConfig(host, user, arg);
   return {
     user: user ?? config.user ?? process.env.USER ?? userInfo().username,
     host,
