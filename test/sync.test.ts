@@ -273,6 +273,18 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     expect(readFileSync(outside, 'utf8')).toBe('outside the root');
   });
 
+  test('a name holding terminal escapes or a line break is shown escaped, never sent to the terminal as it is', async () => {
+    const pair = makePair({ 'a.txt': 'a' });
+    writeFileSync(join(pair.beta, 'g\u001b[2J\u001b[31mEVIL'), 'x');
+    writeFileSync(join(pair.beta, 'two\nlines'), 'x');
+    const r = await pair.sync();
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toContain('\u001b');
+    expect(r.stdout).toContain('skipped g\\x1b[2J\\x1b[31mEVIL: ');
+    expect(r.stdout).toContain('skipped two\\x0alines: ');
+    expect(r.stdout.split('\n').filter((line) => line.startsWith('skipped '))).toHaveLength(2);
+  });
+
   test('a vanished root deletes nothing and exits 1 with a clear message', async () => {
     const pair = makePair({ 'a.txt': 'a', 'd/b.txt': 'b' });
     expect((await pair.sync()).status).toBe(0);

@@ -10,7 +10,7 @@ import { UsageError } from '../core/errors.js';
 import type { Tree } from '../fs/disk.js';
 import { nativeDisk } from '../fs/native.js';
 import type { ConflictRecord, Resolution, Store } from '../state/store.js';
-import { EXIT, formatBytes, printJson } from './output.js';
+import { EXIT, formatBytes, printJson, printLines, terminalSafe } from './output.js';
 import { PowerboxStore } from '../state/powerbox-store.js';
 import { looksRemote, parseTarget } from '../transport/target.js';
 
@@ -55,7 +55,7 @@ export function conflictsCommand(store: Store, json: boolean): Promise<number> {
     for (const r of rows) {
       const pending = r.state === 'pending' ? ` [keep ${r.resolution} on next sync]` : '';
       const where = r.grant === null ? `${r.alphaRoot} ⇄ ${r.betaRoot}` : `grant ${r.grant} (${r.alphaRoot} ⇄ ${r.betaRoot})`;
-      process.stdout.write(`${r.id}\t${where}\t${r.path}\t${r.reason}${pending}\n`);
+      process.stdout.write(`${terminalSafe(`${r.id}\t${where}\t${r.path}\t${r.reason}${pending}`)}\n`);
     }
   }
   return Promise.resolve(EXIT.ok);
@@ -188,10 +188,10 @@ export async function showConflictCommand(store: Store, args: string[]): Promise
     `  ${line('alpha', alpha)}`,
     `  ${line('beta ', beta)}`,
   ];
-  if (diff !== undefined) out.push('', diff.trimEnd());
+  if (diff !== undefined) out.push('', ...diff.trimEnd().split('\n'));
   else if (alpha.kind === 'file' && beta.kind === 'file') out.push('', '  (no diff: a side is binary or larger than 1 MiB)');
   out.push('', `resolve with: ferry resolve ${conflict.id} --keep alpha|beta|both`);
-  process.stdout.write(`${out.join('\n')}\n`);
+  printLines(out);
   return EXIT.ok;
 }
 
@@ -213,9 +213,7 @@ export function resolveCommand(store: Store, args: string[]): Promise<number> {
   const session = store.sessionById(conflict.session);
   if (values.json) printJson({ id: conflict.id, path: conflict.path, keep, state: 'pending' });
   else {
-    process.stdout.write(
-      `conflict ${conflict.id} (${conflict.path}): keeping ${keep}; applied by the next \`ferry sync ${session?.alpha ?? '<alpha>'} ${session?.beta ?? '<beta>'}\`\n`,
-    );
+    printLines([`conflict ${conflict.id} (${conflict.path}): keeping ${keep}; applied by the next \`ferry sync ${session?.alpha ?? '<alpha>'} ${session?.beta ?? '<beta>'}\``]);
   }
   return Promise.resolve(EXIT.ok);
 }

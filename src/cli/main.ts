@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { FerryError, SessionHalt, UsageError } from '../core/errors.js';
 import { Store, ferryHome } from '../state/store.js';
-import { EXIT } from './output.js';
+import { EXIT, terminalSafe } from './output.js';
 
 // Each command's module is loaded when that command runs: a sync does not
 // pay for loading the powerbox's, the conflict viewer's or the demo's.
@@ -172,19 +172,19 @@ async function withStore(fn: (store: Store) => Promise<number>): Promise<number>
 
 function report(error: unknown): number {
   if (error instanceof UsageError || isParseArgsError(error)) {
-    process.stderr.write(`ferry: ${(error as Error).message}\n`);
+    process.stderr.write(`ferry: ${terminalSafe((error as Error).message)}\n`);
     return EXIT.usage;
   }
   if (error instanceof SessionHalt) {
-    process.stderr.write(`ferry: sync halted: ${error.message}\n`);
+    process.stderr.write(`ferry: sync halted: ${terminalSafe(error.message)}\n`);
     return EXIT.error;
   }
   if (error instanceof FerryError) {
-    process.stderr.write(`ferry: ${error.message}\n`);
+    process.stderr.write(`ferry: ${terminalSafe(error.message)}\n`);
     return EXIT.error;
   }
   const err = error as Error;
-  process.stderr.write(`ferry: unexpected error: ${err.stack ?? String(err)}\n`);
+  process.stderr.write(`ferry: unexpected error: ${(err.stack ?? String(err)).split('\n').map(terminalSafe).join('\n')}\n`);
   return EXIT.error;
 }
 

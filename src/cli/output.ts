@@ -1,5 +1,6 @@
 /**
- * Output helpers shared by the commands: exit statuses, sizes, JSON.
+ * Output helpers shared by the commands: exit statuses, sizes, JSON, and
+ * lines for people that no file name can turn into terminal commands.
  */
 
 /** EXIT holds the exit statuses of the CLI contract. */
@@ -26,4 +27,25 @@ export function plural(n: number, one: string, many = `${one}s`): string {
 /** printJson writes one JSON document to stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+// C0 controls but tab, DEL, C1 controls, and the bidirectional overrides
+// and isolates that can make a name read as another.
+const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * terminalSafe escapes what a terminal would act on rather than show (as
+ * \xNN or \u{NNNN}): names and messages come from the guest too, and one
+ * holding an escape sequence must not drive the user's terminal.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/** printLines writes lines for people to stdout, each made terminal-safe (a line break inside one is escaped too). */
+export function printLines(lines: readonly string[]): void {
+  process.stdout.write(`${lines.map(terminalSafe).join('\n')}\n`);
 }

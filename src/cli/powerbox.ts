@@ -13,7 +13,7 @@ import { parseSize } from '../core/limits.js';
 import { callDaemon, controlSocketPath } from '../powerbox/control.js';
 import { PowerboxStore } from '../state/powerbox-store.js';
 import type { Store } from '../state/store.js';
-import { EXIT, formatBytes, printJson } from './output.js';
+import { EXIT, formatBytes, printJson, printLines } from './output.js';
 
 function call(store: Store, method: string, params: Record<string, unknown>, onProgress?: (update: unknown) => void): Promise<unknown> {
   return callDaemon(controlSocketPath(store.home), method, params, onProgress);
@@ -122,7 +122,7 @@ export async function grantCommand(store: Store, args: string[]): Promise<number
     bar?.clear();
   }
   if (values.json) printJson(result);
-  else process.stdout.write(`grant ${String(result.id)}: ${String(result.hostPath)} → ${vm}:${String(result.guestPath)}${result.readOnly === true ? ' (read-only)' : ''}, in sync\n`);
+  else printLines([`grant ${String(result.id)}: ${String(result.hostPath)} → ${vm}:${String(result.guestPath)}${result.readOnly === true ? ' (read-only)' : ''}, in sync`]);
   return EXIT.ok;
 }
 
@@ -138,7 +138,7 @@ export async function revokeCommand(store: Store, args: string[]): Promise<numbe
   if (id === undefined || extra !== undefined || !/^[1-9][0-9]*$/.test(id)) throw new UsageError('usage: ferry revoke GRANT-ID [--keep-guest-copy] (ids: `ferry grants`)');
   const result = (await call(store, 'revoke', { id: Number(id), keepGuestCopy: values['keep-guest-copy'] })) as { id: number; guestCopy: string };
   if (values.json) printJson(result);
-  else process.stdout.write(`grant ${result.id} revoked: nothing more from the guest is applied; guest copy ${result.guestCopy}\n`);
+  else printLines([`grant ${result.id} revoked: nothing more from the guest is applied; guest copy ${result.guestCopy}`]);
   return EXIT.ok;
 }
 
@@ -162,7 +162,7 @@ export function grantsCommand(store: Store, args: string[]): Promise<number> {
   else {
     for (const g of grants) {
       const flags = [g.kind, ...(g.readOnly ? ['read-only'] : []), ...(g.state !== 'active' ? [g.state] : []), ...(g.conflicts > 0 ? [`${g.conflicts} conflict(s)`] : [])];
-      process.stdout.write(`${g.id}\t${g.vm}\t${g.hostPath} → ${g.guestPath}\t${flags.join(', ')}\n`);
+      printLines([`${g.id}\t${g.vm}\t${g.hostPath} → ${g.guestPath}\t${flags.join(', ')}`]);
     }
   }
   return Promise.resolve(EXIT.ok);
@@ -188,7 +188,7 @@ export async function statusCommand(store: Store, args: string[]): Promise<numbe
     out.push(`grant ${g.id} ${g.vm}: ${g.hostPath} → ${g.guestPath}: ${g.status}${last}${g.conflicts > 0 ? `, ${g.conflicts} conflict(s)` : ''}`);
   }
   out.push(status.conflicts === 0 ? 'no conflicts' : `${status.conflicts} conflict(s): see \`ferry conflicts\``);
-  process.stdout.write(`${out.join('\n')}\n`);
+  printLines(out);
   return EXIT.ok;
 }
 
@@ -199,7 +199,7 @@ export function logCommand(store: Store, args: string[]): Promise<number> {
   if (!Number.isSafeInteger(limit) || limit < 1) throw new UsageError(`--limit ${values.limit}: give a positive number of entries`);
   const entries = store.recentLog(limit).map((e) => ({ ...e, at: new Date(e.at).toISOString() }));
   if (values.json) printJson(entries);
-  else for (const e of entries) process.stdout.write(`${e.at}\t${e.kind}\t${e.path ?? ''}\t${e.detail}\n`);
+  else printLines(entries.map((e) => `${e.at}\t${e.kind}\t${e.path ?? ''}\t${e.detail}`));
   return Promise.resolve(EXIT.ok);
 }
 

@@ -13,7 +13,7 @@ import type { Store } from '../state/store.js';
 import { type EarlyCheck, type Summary, type SyncEvent, checkEarly, syncSession } from '../sync/session.js';
 import type { Link, WatchEvent } from '../sync/watch.js';
 import { checkPair, checkRoot } from './roots.js';
-import { EXIT, formatBytes, plural, printJson } from './output.js';
+import { EXIT, formatBytes, plural, printJson, printLines, terminalSafe } from './output.js';
 
 /** syncCommand runs one sync of a pair of directories, or keeps them in step with --watch. */
 export async function syncCommand(store: Store, args: string[]): Promise<number> {
@@ -200,7 +200,7 @@ function printWatchEvent(event: WatchEvent): void {
       line = 'stopped';
       break;
   }
-  if (line !== undefined) process.stdout.write(`${time} ${line}\n`);
+  if (line !== undefined) process.stdout.write(`${time} ${terminalSafe(line)}\n`);
 }
 
 function printSummary(alpha: string, beta: string, s: Summary, remaining: { id: number; path: string; reason: string; state: string }[]): void {
@@ -224,7 +224,7 @@ function printSummary(alpha: string, beta: string, s: Summary, remaining: { id: 
   }
   if (remaining.length > 0) out.push(`${plural(remaining.length, 'conflict')} ${remaining.length === 1 ? 'remains' : 'remain'}: see \`ferry conflicts show <id>\`, then \`ferry resolve <id> --keep alpha|beta|both\``);
   else if (s.failures.length === 0) out.push('in sync');
-  process.stdout.write(`${out.join('\n')}\n`);
+  printLines(out);
 }
 
 /** Progress draws one status line on a terminal. */
