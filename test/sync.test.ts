@@ -4,7 +4,7 @@
  */
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Pair, type Tree, makePair as makeLocalOrRemotePair, readTree, runFerry, writeTree } from './support/cli.js';
@@ -271,6 +271,33 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     const human = await pair.sync();
     expect(human.stdout).toMatch(/skipped link-out: a symbolic link on alpha, not synced/);
     expect(readFileSync(outside, 'utf8')).toBe('outside the root');
+  });
+
+  test('a file that changes through every pass is reported as not synced, not left out in silence; calm again, it syncs', async () => {
+    const pair = makePair({ 'calm.txt': 'c' });
+    const busy = join(pair.beta, 'busy.log');
+    writeFileSync(busy, Buffer.alloc(64 << 20, 0x2e));
+    // Appends a byte at a time, far faster than 64 MiB can be copied, and
+    // ahead of the other processes (a loaded machine must not pause it for
+    // a whole pass).
+    const writer = spawn('nice', ['-n', '-15', 'sh', '-c', `while :; do printf x >> '${busy}'; done`], { stdio: 'ignore' });
+    try {
+      const r = await pair.sync('--json');
+      const summary = JSON.parse(r.stdout) as { status: string; failures: { path: string; message: string }[]; passes: number };
+      expect(summary.failures).toEqual([{ path: 'busy.log', message: 'busy.log: it kept changing while ferry synced it (3 passes); left as it is on both sides until the next sync' }]);
+      expect(summary.status).toBe('error');
+      expect(r.status).toBe(1);
+      expect(summary.passes).toBe(3);
+      expect(existsSync(join(pair.alpha, 'busy.log'))).toBe(false);
+      const human = await pair.sync();
+      expect(human.stdout).toMatch(/: 1 error; \d+ paths? scanned\nerror: busy\.log: it kept changing while ferry synced it/);
+    } finally {
+      writer.kill();
+    }
+    await new Promise((resolve) => writer.once('exit', resolve));
+    const again = await pair.sync();
+    expect(again.status).toBe(0);
+    expect(readFileSync(join(pair.alpha, 'busy.log')).equals(readFileSync(busy))).toBe(true);
   });
 
   test('a name holding terminal escapes or a line break is shown escaped, never sent to the terminal as it is', async () => {

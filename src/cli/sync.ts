@@ -212,7 +212,8 @@ function printSummary(alpha: string, beta: string, s: Summary, remaining: { id: 
   if (dirs > 0) parts.push(`${plural(dirs, 'directory', 'directories')} created`);
   const removed = s.removed.alpha + s.removed.beta;
   if (removed > 0) parts.push(`${removed} removed`);
-  const what = parts.length === 0 ? 'nothing to do' : `${parts.join(', ')} (${formatBytes(s.bytes)})`;
+  if (s.failures.length > 0) parts.push(plural(s.failures.length, 'error'));
+  const what = parts.length === 0 ? 'nothing to do' : `${parts.join(', ')}${s.bytes > 0 ? ` (${formatBytes(s.bytes)})` : ''}`;
   out.push(`ferry: ${alpha} ⇄ ${beta}: ${what}; ${plural(s.scanned, 'path')} scanned`);
   for (const r of s.resolved) out.push(`resolved conflict ${r.id}: ${r.path} (kept ${r.keep})`);
   for (const u of s.unsupported) out.push(`skipped ${u.path}: ${describeUnsupported(u.reason)} on ${u.side}, not synced`);

@@ -280,12 +280,21 @@ export async function syncSession(options: SessionOptions): Promise<Summary> {
 export async function runPasses(options: SessionOptions): Promise<Summary> {
   const summary = emptySummary();
   const maxPasses = options.maxPasses ?? 3;
-  for (let pass = 1; pass <= maxPasses; pass++) {
+  for (let n = 1; n <= maxPasses; n++) {
     const before = summary.retried;
     // An early check answers for the tree as the first pass finds it.
-    await new Pass(pass === 1 ? options : { ...options, early: undefined }, summary).run();
-    summary.passes = pass;
+    const pass = new Pass(n === 1 ? options : { ...options, early: undefined }, summary);
+    await pass.run();
+    summary.passes = n;
     if (summary.retried === before) break;
+    // Still changing after the last pass: not in sync, and the user is told.
+    if (n === maxPasses) {
+      for (const path of pass.changing) {
+        const message = `${path === '' ? 'the root' : path}: it kept changing while ferry synced it (${maxPasses === 1 ? 'one pass' : `${maxPasses} passes`}); left as it is on both sides until the next sync`;
+        summary.failures.push({ path, message });
+        options.onEvent?.({ kind: 'failed', path, message });
+      }
+    }
   }
   options.store.touchSession(options.session.id);
   return summary;
@@ -333,6 +342,8 @@ class Pass {
   private readonly detected = new Set<string>();
   private readonly unstable = new Map<string, Error>();
   private retriedBefore: number;
+  /** The paths that changed while this pass synced them (see changed). */
+  readonly changing = new Set<string>();
   /** With a scope: the scoped directories and their ancestors, which the walk may enter. */
   private readonly scopeDirs: Set<string> | undefined;
   /** With limits: what the grant holds on alpha, counted as changes come in. */
@@ -494,7 +505,7 @@ class Pass {
     if (top.alpha instanceof Error || top.beta instanceof Error || top.alpha === undefined || top.beta === undefined) {
       if (start === '') throw new SessionHalt(`unable to list a root: ${top.alpha instanceof Error ? top.alpha.message : top.beta instanceof Error ? top.beta.message : 'missing'}`);
       // Replaced since it was checked: the pass runs again and starts higher up.
-      this.summary.retried++;
+      this.changed(start);
       return;
     }
     // A root whose listing was skipped matched a recorded listing in
@@ -709,7 +720,7 @@ class Pass {
         break;
       case 'unsupported': {
         const unstable = this.unstable.get(`${decision.side}:${decision.path}`);
-        if (unstable instanceof ChangedError) this.summary.retried++;
+        if (unstable instanceof ChangedError) this.changed(decision.path);
         else if (unstable !== undefined) this.fail(decision.path, unstable);
         else {
           this.summary.unsupported.push({ path: decision.path, side: decision.side, reason: decision.reason });
@@ -735,6 +746,12 @@ class Pass {
     }
   }
 
+  // A path that changed while it was synced: the pass runs again for it.
+  private changed(path: string): void {
+    this.summary.retried++;
+    this.changing.add(path);
+  }
+
   private fail(path: string, error: Error): void {
     if (error instanceof SessionHalt) {
       // The other side's channel ended (a violation, a lost connection): the
@@ -743,7 +760,7 @@ class Pass {
       return;
     }
     if (error instanceof ChangedError) {
-      this.summary.retried++;
+      this.changed(path);
       return;
     }
     const message = error instanceof FerryError ? error.message : `${path}: ${error.message}`;
