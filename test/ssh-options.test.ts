@@ -4,7 +4,7 @@
  */
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FERRY_BIN, type CliResult, readTree, tempDir, writeTree } from './support/cli.js';
@@ -275,15 +275,23 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     }
   });
 
-  test('a guest directory that does not exist is a usage error; one that vanished halts', async () => {
+  test('a guest directory that does not exist is a usage error; one that cannot be opened says so; one that vanished halts', async () => {
     const { alpha, beta, home } = setup();
     writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
     const missing = sshd.url(`${beta}-missing`);
-    const r = await ferry(home, ['sync', alpha, missing, '--once', '--key', sshd.clientKey]);
+    const r = await ferry(home, ['sync', alpha, missing, '--once', '--key', sshd.clientKey, '--json']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no such directory in the guest/);
+    const doc = JSON.parse(r.stdout) as { status: string; exit: number; message: string };
+    expect([doc.status, doc.exit]).toEqual(['error', 2]);
+    expect(doc.message).toMatch(/no such directory in the guest/);
     const url = sshd.url(beta);
     expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+    chmodSync(beta, 0o000);
+    const locked = await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey]);
+    chmodSync(beta, 0o755);
+    expect(locked.status).toBe(1);
+    expect(locked.stderr).toMatch(/unable to open the beta root .*: EACCES/);
     rmSync(beta, { recursive: true });
     const gone = await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey]);
     expect(gone.status).toBe(1);

@@ -157,7 +157,11 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command ${JSON.stringify(command)}; run \`ferry --help\``);
     }
   } catch (error) {
-    return report(error);
+    const status = report(error);
+    // A script that asked for JSON gets the failure as JSON too (--watch
+    // has said it as an event already).
+    if (rest.includes('--json') && !rest.includes('--watch')) process.stdout.write(`${JSON.stringify({ status: 'error', exit: status, message: (error as Error).message })}\n`);
+    return status;
   }
 }
 

@@ -589,7 +589,10 @@ export class LocalEndpoint implements Endpoint {
       try {
         return Promise.resolve(this.tree.rootState() === 'same');
       } catch (error) {
-        if (error instanceof SessionHalt) return Promise.resolve(false); // no root to pin
+        // No root to pin; a root that is there but cannot be opened (no
+        // permission) is an error, not an absence.
+        const code = errnoCode((error as Error).cause);
+        if (error instanceof SessionHalt && (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP')) return Promise.resolve(false);
         throw error;
       }
     }
