@@ -160,4 +160,22 @@ Host *
       process.env.HOME = before;
     }
   });
+
+  test.for([
+    ['vm:shared', 'shared'],
+    ['vm:~/shared', 'shared'],
+    ['vm:shared/', 'shared'],
+    ['vm:/srv//a/./b/', '/srv/a/b'],
+    ['vm:/~backup/x', '/~backup/x'],
+    ['ssh://u@vm/~/docs', 'docs'],
+    ['ssh://u@vm:2222/home/u/docs/', '/home/u/docs'],
+  ] as const)('the guest directory of %j is %j, and its label reads back the same', ([arg, path]) => {
+    const target = parseTarget(arg);
+    expect(target.path).toBe(path);
+    expect(parseTarget(targetLabel(target))).toEqual(target);
+  });
+
+  test.for(['vm:', 'vm:~', 'vm:~bob/x', 'vm:/', 'ssh://u@vm/', 'ssh://u@vm/~', 'vm:.//'])('%j names no directory: a usage error', (arg) => {
+    expect(() => parseTarget(arg)).toThrow(/give (the|a) directory/);
+  });
 });

@@ -45,16 +45,17 @@ export function parseTarget(arg: string): SshTarget {
     } catch {
       throw new UsageError(`${arg}: not a valid ssh:// URL; write ssh://[user@]host[:port]/path`);
     }
-    path = decodeURIComponent(url.pathname);
-    if (url.hostname === '' || path === '' || path === '/') throw new UsageError(`${arg}: give the directory in the guest, as in ssh://user@host/home/user/dir`);
+    if (url.hostname === '') throw new UsageError(`${arg}: give the guest's host, as in ssh://user@host/home/user/dir`);
+    path = guestPath(decodeURIComponent(url.pathname), arg);
     if (url.port !== '') port = Number(url.port);
     if (url.username !== '') user = decodeURIComponent(url.username);
     host = url.hostname.replace(/^\[|\]$/g, '');
   } else {
     const m = /^(?:([^@/:]+)@)?([^@/:]+):(.*)$/.exec(arg);
     if (m === null) throw new UsageError(`${arg}: not an SSH target; write user@host:/path or ssh://user@host[:port]/path`);
-    [, user, host, path] = m as unknown as [string, string | undefined, string, string];
-    if (path === '') throw new UsageError(`${arg}: give the directory in the guest after the colon`);
+    let given: string;
+    [, user, host, given] = m as unknown as [string, string | undefined, string, string];
+    path = guestPath(given, arg);
   }
   const config = hostConfig(host, user, arg);
   return {
@@ -65,6 +66,23 @@ export function parseTarget(arg: string): SshTarget {
     ...(config.hostName !== undefined && config.hostName !== host ? { hostName: config.hostName } : {}),
     ...(config.identityFiles.length > 0 ? { identityFiles: config.identityFiles } : {}),
   };
+}
+
+// The directory in the guest as the agent is to be given it: ~/dir (and
+// /~/dir, the form of ferry's own labels) relative to the guest user's
+// home, as scp and rsync read it; doubled and trailing slashes and .
+// components dropped, so that one directory is one pair however written.
+function guestPath(given: string, arg: string): string {
+  let path = given;
+  if (path.startsWith('~/')) path = path.slice(2);
+  else if (path.startsWith('/~/')) path = path.slice(3);
+  else if (path === '/~' || (path.startsWith('~') && !path.startsWith('~/'))) {
+    throw new UsageError(`${arg}: give a directory inside the guest user's home (~/dir) or an absolute path; not ~user, and not the home itself`);
+  }
+  const absolute = path.startsWith('/');
+  const parts = path.split('/').filter((part) => part !== '' && part !== '.');
+  if (parts.length === 0) throw new UsageError(`${arg}: give the directory in the guest, as in user@host:shared or ssh://user@host/home/user/shared`);
+  return `${absolute ? '/' : ''}${parts.join('/')}`;
 }
 
 /** targetLabel is the canonical name of a target: ssh://user@host:port/path. */
