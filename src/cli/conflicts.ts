@@ -190,7 +190,7 @@ export async function showConflictCommand(store: Store, args: string[]): Promise
   ];
   if (diff !== undefined) out.push('', ...diff.trimEnd().split('\n'));
   else if (alpha.kind === 'file' && beta.kind === 'file') out.push('', '  (no diff: a side is binary or larger than 1 MiB)');
-  out.push('', `resolve with: ferry resolve ${conflict.id} --keep alpha|beta|both`);
+  if (conflict.state === 'open' || conflict.state === 'pending') out.push('', `resolve with: ferry resolve ${conflict.id} --keep alpha|beta|both`);
   printLines(out);
   return EXIT.ok;
 }

@@ -212,6 +212,7 @@ function printSummary(alpha: string, beta: string, s: Summary, remaining: { id: 
   if (dirs > 0) parts.push(`${plural(dirs, 'directory', 'directories')} created`);
   const removed = s.removed.alpha + s.removed.beta;
   if (removed > 0) parts.push(`${removed} removed`);
+  if (remaining.length > 0) parts.push(plural(remaining.length, 'conflict'));
   if (s.failures.length > 0) parts.push(plural(s.failures.length, 'error'));
   const what = parts.length === 0 ? 'nothing to do' : `${parts.join(', ')}${s.bytes > 0 ? ` (${formatBytes(s.bytes)})` : ''}`;
   out.push(`ferry: ${alpha} ⇄ ${beta}: ${what}; ${plural(s.scanned, 'path')} scanned`);

@@ -22,7 +22,7 @@ import type { Limits } from '../core/limits.js';
 import { comparePaths, isWithin, parentOf } from '../core/path.js';
 import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../core/reconcile.js';
 import { conflictCopyPath } from '../core/conflict-name.js';
-import { type ArchiveRecord, type CopyIntent, type IntentKey, type SessionRecord, type Store, sideDigest } from '../state/store.js';
+import { type ArchiveRecord, type ConflictRecord, type CopyIntent, type IntentKey, type SessionRecord, type Store, sideDigest } from '../state/store.js';
 import { lockSession } from './lock.js';
 
 /** SyncEvent is progress reported while a session runs. */
@@ -1135,7 +1135,7 @@ class Pass {
     for (const conflict of this.store.openConflicts(this.sessionId)) {
       if (conflict.state !== 'pending' || conflict.resolution === null) continue;
       if (conflict.resolution !== 'both') {
-        winners.set(conflict.path, conflict.resolution);
+        if (await this.loserUnchanged(conflict, conflict.resolution)) winners.set(conflict.path, conflict.resolution);
         continue;
       }
       const beta = this.options.beta;
@@ -1160,6 +1160,29 @@ class Pass {
       }
     }
     return winners;
+  }
+
+  // A choice of `--keep alpha|beta` stands for the versions it was made
+  // on. When the losing side changed since the conflict was last seen (an
+  // edit made after the choice), nothing is overwritten: the choice is
+  // dropped, the conflict stands, and the user is told to choose again.
+  // Only the kind of a directory is compared: what changed inside one is
+  // not known here.
+  private async loserUnchanged(conflict: ConflictRecord, winner: Side): Promise<boolean> {
+    const loser = otherSide(winner);
+    const now = await this.endpoint(loser)
+      .inspect(conflict.path)
+      .catch((error: unknown) => asError(error));
+    if (!(now instanceof Error) && sameEntry(now, conflict[loser])) return true;
+    const found = now instanceof Error ? `could not be read (${now.message})` : `is now ${describeEntry(now)}`;
+    const message = `${conflict.path}: ${loser} changed after \`ferry resolve ${conflict.id} --keep ${winner}\` was chosen (it ${found}); nothing was overwritten, and the conflict stands: choose again`;
+    this.store.transaction(() => {
+      this.store.setConflictState(conflict.id, 'open', null);
+      this.store.log('resolution-dropped', this.sessionId, conflict.path, message);
+    });
+    this.summary.failures.push({ path: conflict.path, message });
+    this.emit({ kind: 'failed', path: conflict.path, message });
+    return false;
   }
 
   private async exists(path: string): Promise<boolean> {
