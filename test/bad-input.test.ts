@@ -33,6 +33,18 @@ describe('bad input', () => {
     expect({ alpha: readTree(pair.alpha), beta: readTree(pair.beta) }).toEqual(before);
   });
 
+  test('a FERRY_HOME that cannot hold the state is one clear line, not a stack trace', async () => {
+    const pair = makePair({ 'a.txt': 'a' });
+    const file = join(pair.home, '..', 'not-a-dir');
+    writeFileSync(file, 'a file where the state should go');
+    for (const args of [['sync', pair.alpha, pair.beta], ['conflicts']]) {
+      const r = await runFerry(file, args);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^ferry: unable to open ferry's state in .*not-a-dir: .*; ferry keeps its state in FERRY_HOME \(by default ~\/\.local\/state\/ferry\), which must be a directory it can write\n$/);
+    }
+    expect(readTree(pair.beta)).toEqual({});
+  });
+
   test('resolve --keep with a bad side names the choices', async () => {
     const pair = makePair({ 'c.txt': 'base' });
     expect((await pair.sync()).status).toBe(0);

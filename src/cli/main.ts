@@ -5,7 +5,7 @@
 
 import { parseArgs } from 'node:util';
 import { FerryError, SessionHalt, UsageError } from '../core/errors.js';
-import { Store, ferryHome } from '../state/store.js';
+import { Store, StoreError, ferryHome } from '../state/store.js';
 import { EXIT, terminalSafe } from './output.js';
 
 // Each command's module is loaded when that command runs: a sync does not
@@ -187,6 +187,11 @@ function report(error: unknown): number {
   }
   if (error instanceof FerryError) {
     process.stderr.write(`ferry: ${terminalSafe(error.message)}\n`);
+    return EXIT.error;
+  }
+  if (error instanceof StoreError) {
+    const hint = error.code === 'ESTATE' ? '; ferry keeps its state in FERRY_HOME (by default ~/.local/state/ferry), which must be a directory it can write' : '';
+    process.stderr.write(`ferry: ${terminalSafe(error.message)}${hint}\n`);
     return EXIT.error;
   }
   const err = error as Error;
