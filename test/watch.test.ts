@@ -191,6 +191,29 @@ describe.each(modes)('ferry sync --watch, $name', ({ remote }) => {
     }
   }, 60_000);
 
+  test('a conflict left open by an earlier sync is said at the first pass, and stopping with it open exits 3', async () => {
+    const p = pair({ 'shared.txt': 'base' });
+    expect((await runFerry(p.home, ['sync', p.alpha, p.beta, '--once'])).status).toBe(0);
+    writeFileSync(join(p.alpha, 'shared.txt'), 'alpha edit');
+    writeFileSync(join(p.beta, 'shared.txt'), 'beta edit');
+    expect((await runFerry(p.home, ['sync', p.alpha, p.beta, '--once'])).status).toBe(3);
+    const w = Watching.start(p);
+    let status: number | null = null;
+    try {
+      const conflict = await w.until((e) => e.event === 'conflict' && e.path === 'shared.txt');
+      const synced = await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      expect(synced.conflicts).toBe(1);
+      write(p.alpha, 'other.txt', 'still flowing');
+      await eventually(() => expect(read(p.beta, 'other.txt')).toBe('still flowing'));
+      // Said once, not at every pass.
+      expect(w.count('conflict')).toBe(1);
+      expect(conflict.id).toBeGreaterThan(0);
+    } finally {
+      status = await w.stop();
+    }
+    expect(status).toBe(3);
+  }, 60_000);
+
   test('deleting a watched root halts without deleting anything on the other side', async () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 60; i++) files[`d${i % 6}/f${i}.txt`] = `file ${i}`;

@@ -25,8 +25,9 @@ Usage:
       user@host:path. A path changed on both sides becomes a conflict and
       stops syncing until resolved; everything else keeps syncing.
       --watch keeps syncing: both sides are watched and each change is
-      propagated as it happens, until Ctrl-C or SIGTERM. A lost connection is
-      retried with backoff. Everything is rescanned at start, after a
+      propagated as it happens, until Ctrl-C or SIGTERM (exit 0, or 3 if
+      conflicts remain; open ones are listed at the first pass). A lost
+      connection is retried with backoff. Everything is rescanned at start, after a
       reconnection, when a watcher loses events, and every
       --verify-every DURATION (default 1h; e.g. 90s, 15m). With --json, one
       event per line: connected, scanning, synced, conflict, resolved,

@@ -129,7 +129,7 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
   return status;
 }
 
-// Keeps the pair in step until SIGINT or SIGTERM (exit 0); a halt exits 1.
+// Keeps the pair in step until SIGINT or SIGTERM (exit 0, or 3 with conflicts open); a halt exits 1.
 // A second signal exits at once: every write is crash-safe anyway.
 async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alphaRoot: string, betaRoot: string, connect: () => Promise<Link>): Promise<number> {
   const session = store.session(alphaRoot, betaRoot, true);
@@ -146,7 +146,7 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   try {
     const { watchSession } = await import('../sync/watch.js');
     await watchSession({ store, session, connect, onEvent, verifyEveryMs, signal: controller.signal });
-    return EXIT.ok;
+    return store.openConflicts(session.id).length > 0 ? EXIT.conflicts : EXIT.ok;
   } catch (error) {
     if (json && error instanceof Error) onEvent({ event: 'error', message: `halted: ${error.message}` });
     throw error;

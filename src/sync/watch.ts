@@ -120,6 +120,8 @@ class Watch {
   private lastHint = 0;
   /** Conflicts first seen by the pass under way. */
   private newConflicts = 0;
+  /** The conflicts said to the user in this run (a conflict left open by an earlier sync is said once, at the first pass that meets it). */
+  private readonly announced = new Set<number>();
   private deletionSince: number | undefined;
 
   constructor(private readonly options: WatchOptions) {
@@ -256,6 +258,10 @@ class Watch {
       ...(this.options.readOnly === true ? { readOnly: true } : {}),
       ...(this.options.limits !== undefined ? { limits: this.options.limits } : {}),
     });
+    for (const conflict of this.options.store.openConflicts(this.options.session.id)) {
+      if (conflict.state !== 'open' || this.announced.has(conflict.id)) continue;
+      this.relay({ kind: 'conflict', id: conflict.id, path: conflict.path, reason: conflict.reason });
+    }
     const did =
       summary.copied.alpha + summary.copied.beta + summary.removed.alpha + summary.removed.beta + summary.dirsCreated.alpha + summary.dirsCreated.beta + this.newConflicts + summary.failures.length + summary.resolved.length;
     if (kind === 'full' || did > 0) {
@@ -278,6 +284,8 @@ class Watch {
   private relay(event: SyncEvent): void {
     switch (event.kind) {
       case 'conflict':
+        if (this.announced.has(event.id)) break;
+        this.announced.add(event.id);
         this.newConflicts++;
         this.emit({ event: 'conflict', id: event.id, path: event.path, reason: event.reason });
         break;
