@@ -314,7 +314,9 @@ export class LocalEndpoint implements Endpoint {
       (error: unknown) => {
         this.release(temp);
         if (errnoCode(error) === 'ECHANGED') throw new ChangedError(path, (error as Error).message);
-        throw errnoCode(error) === 'EEXIST' ? new PathError(path, `unable to stage ${path}: ${(error as Error).message}`) : this.stageError(path, error);
+        if (errnoCode(error) === 'EEXIST') throw new PathError(path, `unable to stage ${path}: ${(error as Error).message}`);
+        // Reading on one side or writing on the other: the error does not say which.
+        throw moved(path, error, 'its directory is gone') ?? new PathError(path, `unable to copy ${path} from ${source.side} to ${this.side}: ${(error as Error).message}`, { cause: error });
       },
     );
   }
