@@ -213,7 +213,7 @@ export function resolveCommand(store: Store, args: string[]): Promise<number> {
   const session = store.sessionById(conflict.session);
   if (values.json) printJson({ id: conflict.id, path: conflict.path, keep, state: 'pending' });
   else {
-    printLines([`conflict ${conflict.id} (${conflict.path}): keeping ${keep}; applied by the next \`ferry sync ${session?.alpha ?? '<alpha>'} ${session?.beta ?? '<beta>'}\``]);
+    printLines([`conflict ${conflict.id} (${conflict.path}): keeping ${keep}; applied by the next \`ferry sync ${session?.alpha ?? '<alpha>'} ${session?.beta ?? '<beta>'}\` (by one running with --watch, or by the daemon for a grant, at once)`]);
   }
   return Promise.resolve(EXIT.ok);
 }
