@@ -128,6 +128,22 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     const overlap = await ferry('grant', 'vm1', join(hostDir, 'src'));
     expect(overlap.status).toBe(2);
     expect(overlap.stderr).toMatch(/overlaps grant/);
+    // The kernel's pseudo files are not files to grant, read-write least of all.
+    for (const path of ['/proc/sys/kernel', '/proc/self/status', '/sys/kernel']) {
+      const pseudo = await ferry('grant', 'vm1', path);
+      expect(pseudo.status, path).toBe(2);
+      expect(pseudo.stderr).toMatch(/lies on (proc|sysfs), the kernel's view of the running system/);
+    }
+    const tilde = await ferry('grant', 'vm1', docs, '--as', '~');
+    expect(tilde.status).toBe(2);
+    expect(tilde.stderr).toMatch(/--as "~": give a path for the guest copy/);
+    // A place the guest user cannot write is said to be so, not "not empty".
+    const fresh = join(tempDir('ferry-fresh-'), 'fresh');
+    writeTree(fresh, { 'f.txt': 'f' });
+    const unwritable = await ferry('grant', 'vm1', fresh, '--as', `/etc/ferry-test-${Date.now()}`);
+    expect(unwritable.status).toBe(1);
+    expect(unwritable.stderr).toMatch(/unable to create \/etc\/ferry-test-\d+ in VM vm1: .*Permission denied/);
+    expect(existsSync(join(vm1.guestHome, '~'))).toBe(false);
   }, 90_000);
 
   test('a conflict halts only its file; `ferry resolve` releases it through the running daemon', async () => {
@@ -149,7 +165,9 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     const shown = (await json('conflicts', 'show', String(id))) as { beta: { present: boolean; size: number }; diff: string };
     expect(shown.beta).toMatchObject({ present: true, size: 'guest edit'.length });
     expect(shown.diff).toMatch(/^-host edit$[\s\S]*^\+guest edit$/m);
-    expect((await ferry('resolve', String(id), '--keep', 'guest')).status).toBe(0);
+    const resolved = await ferry('resolve', String(id), '--keep', 'guest');
+    expect(resolved.status).toBe(0);
+    expect(resolved.stdout).toContain(`keeping beta; the daemon applies it to grant ${dirGrant} (VM vm1) at once`);
     await eventually(() => expect(read(join(hostDir, 'shared.txt'))).toBe('guest edit'));
     expect(await json('conflicts')).toEqual([]);
   }, 60_000);

@@ -213,7 +213,13 @@ export function resolveCommand(store: Store, args: string[]): Promise<number> {
   const session = store.sessionById(conflict.session);
   if (values.json) printJson({ id: conflict.id, path: conflict.path, keep, state: 'pending' });
   else {
-    printLines([`conflict ${conflict.id} (${conflict.path}): keeping ${keep}; applied by the next \`ferry sync ${session?.alpha ?? '<alpha>'} ${session?.beta ?? '<beta>'}\` (by one running with --watch, or by the daemon for a grant, at once)`]);
+    // A grant's pair is the daemon's (its beta reads vm:NAME#ID:path), not one for `ferry sync`.
+    const grant = /^vm:([^#]+)#(\d+):/.exec(session?.beta ?? '');
+    const when =
+      grant !== null
+        ? `the daemon applies it to grant ${grant[2] ?? ''} (VM ${grant[1] ?? ''}) at once`
+        : `applied by the next \`ferry sync ${session?.alpha ?? '<alpha>'} ${session?.beta ?? '<beta>'}\` (at once by one running with --watch)`;
+    printLines([`conflict ${conflict.id} (${conflict.path}): keeping ${keep}; ${when}`]);
   }
   return Promise.resolve(EXIT.ok);
 }

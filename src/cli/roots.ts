@@ -5,6 +5,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { SessionHalt, UsageError } from '../core/errors.js';
+import { pseudoFileSystem } from '../fs/pseudo.js';
 
 /**
  * checkRoot resolves a root argument to a canonical directory path, or throws
@@ -26,7 +27,10 @@ export function checkRoot(arg: string, side: 'alpha' | 'beta', knownRoot: (path:
     throw new UsageError(`${side} ${arg}: cannot be used (${(error as Error).message})`);
   }
   if (!st.isDirectory()) throw new UsageError(`${side} ${arg}: not a directory; ferry sync takes two directories`);
-  return realpathSync(abs);
+  const real = realpathSync(abs);
+  const pseudo = pseudoFileSystem(real);
+  if (pseudo !== undefined) throw new UsageError(`${side} ${arg}: lies on ${pseudo}, the kernel's view of the running system, not files ferry can sync`);
+  return real;
 }
 
 /** checkPair rejects the same directory twice and one root inside the other. */

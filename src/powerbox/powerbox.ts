@@ -17,6 +17,7 @@ import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { isWithin } from '../core/path.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk } from '../fs/native.js';
+import { pseudoFileSystem } from '../fs/pseudo.js';
 import { hostWatcher } from '../fs/watcher-binding.js';
 import type { GrantRecord, PowerboxStore, VmRecord } from '../state/powerbox-store.js';
 import type { Store } from '../state/store.js';
@@ -411,11 +412,13 @@ export class Powerbox {
       throw new UsageError(`${hostPath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (error as Error).message}`);
     }
     if (!st.isFile() && !st.isDirectory()) throw new UsageError(`${hostPath}: only a regular file or a directory can be granted (this is ${st.isSymbolicLink() ? 'a symlink' : 'a special file'})`);
+    const pseudo = pseudoFileSystem(hostPath);
+    if (pseudo !== undefined) throw new UsageError(`${hostPath}: lies on ${pseudo}, the kernel's view of the running system, not files to grant (a guest writing there would change the host)`);
     const kind = st.isDirectory() ? 'dir' : 'file';
     let guestPath = typeof params.as === 'string' && params.as !== '' ? params.as : `Granted/${basename(hostPath)}`;
     if (guestPath.startsWith('~/')) guestPath = guestPath.slice(2);
     guestPath = posix.normalize(guestPath).replace(/\/+$/, '');
-    if (guestPath === '' || guestPath === '.' || guestPath === '/' || guestPath.split('/').includes('..')) throw new UsageError(`--as ${JSON.stringify(params.as)}: give a path for the guest copy, such as ~/Granted/name`);
+    if (guestPath === '' || guestPath === '.' || guestPath === '/' || guestPath.startsWith('~') || guestPath.split('/').includes('..')) throw new UsageError(`--as ${JSON.stringify(params.as)}: give a path for the guest copy, such as ~/Granted/name`);
     if (kind === 'file' && posix.basename(guestPath) !== basename(hostPath)) {
       throw new UsageError(`a file grant keeps its name: --as must end in /${basename(hostPath)} (it says where the file goes)`);
     }
@@ -438,8 +441,8 @@ export class Powerbox {
     const q = shellQuote(guestPath);
     const check =
       kind === 'dir'
-        ? `mkdir -p -- ${q} && [ -z "$(ls -A -- ${q})" ] || { echo not-empty; exit 3; }`
-        : `mkdir -p -- ${shellQuote(posix.dirname(guestPath))} && if [ -e ${q} ] || [ -L ${q} ]; then echo exists; exit 3; fi`;
+        ? `mkdir -p -- ${q} || exit 4; [ -z "$(ls -A -- ${q})" ] || { echo not-empty; exit 3; }`
+        : `mkdir -p -- ${shellQuote(posix.dirname(guestPath))} || exit 4; if [ -e ${q} ] || [ -L ${q} ]; then echo exists; exit 3; fi`;
     const prepared = await ssh.exec(`sh -c ${shellQuote(check)}`);
     if (prepared.code === 3) throw new UsageError(`${guestPath} already exists in VM ${vmName} and is not empty; choose another with --as`);
     if (prepared.code !== 0) throw new FerryError('EVM', `unable to create ${guestPath} in VM ${vmName}: ${prepared.stderr.trim() || `exit ${String(prepared.code)}`}`);
