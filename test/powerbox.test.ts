@@ -309,6 +309,17 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     // The other grants keep flowing.
     guestWrite(vm1, guestFile, 'the file grant still works');
     await eventually(() => expect(read(hostFile)).toBe('the file grant still works'));
+    // A file grant holds one file: the guest making it a directory changes nothing on the host, and the log says why.
+    rmSync(guestFile);
+    mkdirSync(guestFile);
+    guestWrite(vm1, join(guestFile, 'inside.txt'), 'not a file any more');
+    const said = `grant ${fileGrant}: ${basename(hostFile)} is a directory on beta, where a single file is granted; nothing is synced for it until it is a file again`;
+    await until(async () => ((await json('log')) as { kind: string; detail: string }[]).some((e) => e.kind === 'sync-error' && e.detail === said), 'the file grant to log the directory');
+    expect(statSync(hostFile).isFile()).toBe(true);
+    expect(read(hostFile)).toBe('the file grant still works');
+    rmSync(guestFile, { recursive: true });
+    guestWrite(vm1, guestFile, 'a file again');
+    await eventually(() => expect(read(hostFile)).toBe('a file again'));
     const again = await ferry('revoke', String(dirGrant));
     expect(again.status).toBe(2);
     expect(again.stderr).toMatch(/no active grant/);

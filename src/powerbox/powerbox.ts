@@ -212,6 +212,10 @@ class GrantRunner {
       case 'conflict':
         this.say(`grant ${this.grant.id}: conflict ${event.id} on ${event.path}: ${event.reason}`);
         break;
+      case 'error':
+        // A path that could not be synced (the rest goes on): in the audit log, where the user looks.
+        if (event.path !== undefined) this.store.log('sync-error', this.sessionId, event.path, `grant ${this.grant.id}: ${event.message}`);
+        break;
       case 'reconnecting':
         this.status = `reconnecting: ${event.message}`;
         // `grant` is waiting: a first sync cut off (a lost VM, a guest that

@@ -623,7 +623,7 @@ class Pass {
     const skipped = alpha !== undefined && beta !== undefined && !alpha.complete && !beta.complete;
     const base = path === '' && this.store.archiveEmpty(this.sessionId) ? [] : this.store.archiveChildren(this.sessionId, path, skipped);
     let children = mergeChildren(alpha?.items ?? [], beta?.items ?? [], base);
-    if (path === '' && this.options.only !== undefined) children = children.filter((child) => child.path === this.options.only);
+    if (path === '' && this.options.only !== undefined) children = children.filter((child) => child.path === this.options.only && this.fileGranted(child));
     const dirs: number[] = [];
     children.forEach((child, i) => {
       if (this.entered(child)) dirs.push(i);
@@ -632,6 +632,16 @@ class Pass {
     const frame: Frame = { path, children, index: 0, quiet: true, alpha, beta, descents: new Map(), dirs, nextPrefetch: 0 };
     this.prefetch(frame);
     return frame;
+  }
+
+  // A file grant holds one file: a directory in its place (the guest's, or
+  // the host's) is not synced, and nothing else happens to the path, until
+  // it is a file again. The row is left out, so neither side is touched.
+  private fileGranted(child: Child): boolean {
+    const side = (['alpha', 'beta'] as const).find((s) => child[s]?.kind === 'dir');
+    if (side === undefined) return true;
+    this.fail(child.path, new PathError(child.path, `${child.path} is a directory on ${side}, where a single file is granted; nothing is synced for it until it is a file again`));
+    return false;
   }
 
   // Records the listing digests of a directory whose children all agree, so
