@@ -184,10 +184,19 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
 
     guestWrite(vm2, join(guestRo, 'manual.txt'), 'vandalised');
     guestWrite(vm2, join(guestRo, 'planted.txt'), 'planted by the guest');
+    // A directory the guest makes, with something in it, and one below a host directory.
+    mkdirSync(join(guestRo, 'nest'));
+    execFileSync('chown', [`${vm2.user}:${vm2.user}`, join(guestRo, 'nest')]);
+    guestWrite(vm2, join(guestRo, 'nest', 'egg.txt'), 'laid by the guest');
+    guestWrite(vm2, join(guestRo, 'sub', 'extra.txt'), 'beside a host file');
     await eventually(() => {
       expect(read(join(guestRo, 'manual.txt'))).toBe('read me');
       expect(existsSync(join(guestRo, 'planted.txt'))).toBe(false);
+      expect(existsSync(join(guestRo, 'nest'))).toBe(false);
+      expect(existsSync(join(guestRo, 'sub', 'extra.txt'))).toBe(false);
     });
+    expect(readdirSync(hostRo).sort()).toEqual(['manual.txt', 'sub']);
+    expect(readdirSync(join(hostRo, 'sub'))).toEqual(['x.txt']);
     expect(read(join(hostRo, 'manual.txt'))).toBe('read me');
     expect(existsSync(join(hostRo, 'planted.txt'))).toBe(false);
     const log = (await json('log')) as { kind: string; path: string }[];

@@ -16,7 +16,7 @@
 
 import type PQueue from 'p-queue';
 import { SMALL_FILE, type CommitResult, type Endpoint, type Listing, type ScanItem, type Staged } from '../core/endpoint.js';
-import { DIR, type Entry, type Side, type UnsupportedReason, describeEntry, otherSide, sameEntry } from '../core/entry.js';
+import { DIR, type Entry, type Side, type UnsupportedReason, describeEntry, describeUnsupported, otherSide, sameEntry } from '../core/entry.js';
 import { ChangedError, FerryError, PathError, SessionHalt, asError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { comparePaths, isWithin, parentOf } from '../core/path.js';
@@ -889,8 +889,17 @@ class Pass {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
+    // A read-only grant puts the guest's copy back: what the guest created or
+    // changed below goes too, each entry as it is listed now.
+    const putBack = this.options.readOnly === true && target.side === 'beta';
     for (const item of listing.items) {
       const base = this.store.archiveGet(this.sessionId, item.path);
+      if (putBack && (base === undefined || base.entry.kind !== item.kind || item.kind === 'file')) {
+        if (item.kind === 'dir') await this.removeTree(target, item.path);
+        else if (item.kind === 'file') await target.removeFile(item.path, { kind: 'file', size: item.size, hash: await target.hash(item), stamp: item.stamp });
+        else throw new PathError(item.path, `${item.path}: ${describeUnsupported(item.reason ?? 'special')} in the guest's copy of a read-only grant, which ferry does not remove; the directory stays`);
+        continue;
+      }
       if (base === undefined) throw new ChangedError(item.path, 'created since the last sync');
       if (item.kind === 'dir' && base.entry.kind === 'dir') {
         await this.removeTree(target, item.path);
