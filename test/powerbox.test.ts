@@ -352,6 +352,15 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     const hostMore = join(tempDir('ferry-more-'), `more-${Date.now()}`);
     writeTree(hostMore, { 'm.txt': 'm' });
     const more = (await json('grant', 'vm2', hostMore)) as { id: number };
+    // The guest removes its copy; when the grant next connects, it says so and the host keeps everything.
+    rmSync(join(vm2.guestHome, 'Granted', basename(hostMore)), { recursive: true });
+    await vm2.vanish();
+    await vm2.restart();
+    await until(
+      async () => ((await json('status')) as { grants: { id: number; status: string }[] }).grants.some((g) => g.id === more.id && g.status.includes(`the guest copy's directory Granted/${basename(hostMore)} is gone from VM vm2; nothing was changed on the host`)),
+      'the grant to say its guest copy is gone',
+    );
+    expect(read(join(hostMore, 'm.txt'))).toBe('m');
     const result = (await json('vm', 'rm', 'vm2')) as { revoked: { id: number; guestCopy: string }[] };
     expect(result.revoked).toEqual([{ id: more.id, guestCopy: 'removed' }]);
     expect(readdirSync(join(vm2.guestHome, 'Granted'))).toEqual([]);
