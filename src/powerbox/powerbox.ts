@@ -181,14 +181,6 @@ class GrantRunner {
       guest.close();
       throw new SessionHalt(`grant ${this.grant.id} is revoked`);
     }
-    // A guest copy whose directory is gone (the guest removed it) is said
-    // to be so, rather than met by the watcher as a bad file descriptor.
-    if (!(await guest.endpoint.exists('').catch(() => true))) {
-      guest.close();
-      throw new SessionHalt(
-        `the guest copy's directory ${guestRoot} is gone from VM ${this.grant.vm}; nothing was changed on the host. Recreate it in the guest to resume, or revoke the grant (ferry revoke ${this.grant.id})`,
-      );
-    }
     this.guests.add(guest);
     const host = new LocalEndpoint('alpha', hostRoot, nativeDisk(), hostWatcher);
     return {
