@@ -10,7 +10,7 @@ import { UsageError } from '../core/errors.js';
 import type { Tree } from '../fs/disk.js';
 import { nativeDisk } from '../fs/native.js';
 import type { ConflictRecord, Resolution, Store } from '../state/store.js';
-import { EXIT, formatBytes, printJson, printLines, terminalSafe } from './output.js';
+import { EXIT, formatBytes, printJson, printLines } from './output.js';
 import { PowerboxStore } from '../state/powerbox-store.js';
 import { looksRemote, parseTarget } from '../transport/target.js';
 
@@ -52,11 +52,13 @@ export function conflictsCommand(store: Store, json: boolean): Promise<number> {
   if (json) printJson(rows);
   else if (rows.length === 0) process.stdout.write('no conflicts\n');
   else {
-    for (const r of rows) {
-      const pending = r.state === 'pending' ? ` [keep ${r.resolution} on next sync]` : '';
-      const where = r.grant === null ? `${r.alphaRoot} ⇄ ${r.betaRoot}` : `grant ${r.grant} (${r.alphaRoot} ⇄ ${r.betaRoot})`;
-      process.stdout.write(`${terminalSafe(`${r.id}\t${where}\t${r.path}\t${r.reason}${pending}`)}\n`);
-    }
+    printLines(
+      rows.map((r) => {
+        const pending = r.state === 'pending' ? ` [keep ${r.resolution} on next sync]` : '';
+        const where = r.grant === null ? `${r.alphaRoot} ⇄ ${r.betaRoot}` : `grant ${r.grant} (${r.alphaRoot} ⇄ ${r.betaRoot})`;
+        return `${r.id}\t${where}\t${r.path}\t${r.reason}${pending}`;
+      }),
+    );
   }
   return Promise.resolve(EXIT.ok);
 }

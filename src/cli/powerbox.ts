@@ -160,10 +160,12 @@ export function grantsCommand(store: Store, args: string[]): Promise<number> {
   if (values.json) printJson(grants);
   else if (grants.length === 0) process.stdout.write('no grants\n');
   else {
-    for (const g of grants) {
-      const flags = [g.kind, ...(g.readOnly ? ['read-only'] : []), ...(g.state !== 'active' ? [g.state] : []), ...(g.conflicts > 0 ? [`${g.conflicts} conflict(s)`] : [])];
-      printLines([`${g.id}\t${g.vm}\t${g.hostPath} → ${g.guestPath}\t${flags.join(', ')}`]);
-    }
+    printLines(
+      grants.map((g) => {
+        const flags = [g.kind, ...(g.readOnly ? ['read-only'] : []), ...(g.state !== 'active' ? [g.state] : []), ...(g.conflicts > 0 ? [`${g.conflicts} conflict(s)`] : [])];
+        return `${g.id}\t${g.vm}\t${g.hostPath} → ${g.guestPath}\t${flags.join(', ')}`;
+      }),
+    );
   }
   return Promise.resolve(EXIT.ok);
 }

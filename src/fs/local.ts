@@ -575,7 +575,7 @@ export class LocalEndpoint implements Endpoint {
   async watch(onHint: (hint: WatchHint) => void, only?: string): Promise<() => Promise<void>> {
     if (this.watcher === undefined) throw new PathError('', `${this.label} cannot be watched here`);
     // A root that is gone is said to be so (the watcher would report a bad file descriptor).
-    if (this.tree.rootState() !== 'same') await this.prepare();
+    await this.prepare();
     const watcher = await TreeWatcher.start(this.watcher(), this.root, onHint, only);
     return () => watcher.close();
   }

@@ -281,23 +281,26 @@ export async function runPasses(options: SessionOptions): Promise<Summary> {
   const summary = emptySummary();
   const maxPasses = options.maxPasses ?? 3;
   for (let n = 1; n <= maxPasses; n++) {
-    const before = summary.retried;
     // An early check answers for the tree as the first pass finds it.
     const pass = new Pass(n === 1 ? options : { ...options, early: undefined }, summary);
     await pass.run();
     summary.passes = n;
-    if (summary.retried === before) break;
+    if (pass.changing.size === 0) break;
     // Still changing after the last pass: not in sync, and the user is told.
     if (n === maxPasses) {
       for (const path of pass.changing) {
-        const message = `${path === '' ? 'the root' : path}: it kept changing while ferry synced it (${maxPasses === 1 ? 'one pass' : `${maxPasses} passes`}); left as it is on both sides until the next sync`;
-        summary.failures.push({ path, message });
-        options.onEvent?.({ kind: 'failed', path, message });
+        reportFailure(summary, options, path, `${path === '' ? 'the root' : path}: it kept changing while ferry synced it (${maxPasses === 1 ? 'one pass' : `${maxPasses} passes`}); left as it is on both sides until the next sync`);
       }
     }
   }
   options.store.touchSession(options.session.id);
   return summary;
+}
+
+// A path that could not be synced: in the summary, and said as it happens.
+function reportFailure(summary: Summary, options: SessionOptions, path: string, message: string): void {
+  summary.failures.push({ path, message });
+  options.onEvent?.({ kind: 'failed', path, message });
 }
 
 /** minimalDirs drops every directory that lies below another one of the set, and sorts the rest. */
@@ -341,8 +344,7 @@ class Pass {
   private settling: Promise<void> = Promise.resolve();
   private readonly detected = new Set<string>();
   private readonly unstable = new Map<string, Error>();
-  private retriedBefore: number;
-  /** The paths that changed while this pass synced them (see changed). */
+  /** The paths that changed while this pass synced them (see changed): the pass runs again while there are some. */
   readonly changing = new Set<string>();
   /** With a scope: the scoped directories and their ancestors, which the walk may enter. */
   private readonly scopeDirs: Set<string> | undefined;
@@ -359,7 +361,6 @@ class Pass {
   ) {
     this.store = options.store;
     this.sessionId = options.session.id;
-    this.retriedBefore = summary.retried;
     this.scopeDirs = options.scope === undefined ? undefined : withAncestors(options.scope);
   }
 
@@ -773,9 +774,7 @@ class Pass {
       this.changed(path);
       return;
     }
-    const message = error instanceof FerryError ? error.message : `${path}: ${error.message}`;
-    this.summary.failures.push({ path, message });
-    this.emit({ kind: 'failed', path, message });
+    reportFailure(this.summary, this.options, path, error instanceof FerryError ? error.message : `${path}: ${error.message}`);
   }
 
   // Whether a change coming to alpha from beta stays within the grant's
@@ -1199,8 +1198,7 @@ class Pass {
       this.store.setConflictState(conflict.id, 'open', null);
       this.store.log('resolution-dropped', this.sessionId, conflict.path, message);
     });
-    this.summary.failures.push({ path: conflict.path, message });
-    this.emit({ kind: 'failed', path: conflict.path, message });
+    reportFailure(this.summary, this.options, conflict.path, message);
     return false;
   }
 
@@ -1211,7 +1209,7 @@ class Pass {
   // After a clean pass, a conflict that was not detected again is over: a
   // pending resolution was applied, or the two sides came to agree by themselves.
   private closeSettledConflicts(): void {
-    if (this.summary.retried !== this.retriedBefore || this.summary.failures.length > 0) return;
+    if (this.changing.size > 0 || this.summary.failures.length > 0) return;
     for (const conflict of this.store.openConflicts(this.sessionId)) {
       if (this.detected.has(conflict.path)) continue;
       // A scoped pass only judges the conflicts in the directories it read entry by entry.

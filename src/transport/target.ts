@@ -76,7 +76,7 @@ function guestPath(given: string, arg: string): string {
   let path = given;
   if (path.startsWith('~/')) path = path.slice(2);
   else if (path.startsWith('/~/')) path = path.slice(3);
-  else if (path === '/~' || (path.startsWith('~') && !path.startsWith('~/'))) {
+  else if (path === '/~' || path.startsWith('~')) {
     throw new UsageError(`${arg}: give a directory inside the guest user's home (~/dir) or an absolute path; not ~user, and not the home itself`);
   }
   const absolute = path.startsWith('/');
