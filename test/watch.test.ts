@@ -7,7 +7,7 @@
  */
 
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FERRY_BIN, type Pair, makePair, readTree, runFerry } from './support/cli.js';
@@ -159,6 +159,70 @@ describe.each(modes)('ferry sync --watch, $name', ({ remote }) => {
       const passes = w.count('scanning');
       await sleep(1500);
       expect(w.count('scanning')).toBe(passes);
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+
+  // The writer is on the guest's side when beta is in the guest.
+  test('a file written without pause is copied once it settles, not at every write, while other files go at once', async () => {
+    const p = pair({ 'seed.txt': 'seed' });
+    const side = remote ? p.beta : p.alpha;
+    const other = remote ? p.alpha : p.beta;
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      const started = w.events.length;
+      // 60 appends of 64 KiB, one every 50 ms: a download of 3.75 MiB over 3 s.
+      const chunk = Buffer.alloc(64 << 10, 'x');
+      writeFileSync(join(side, 'download.bin'), '');
+      p.giveToGuest();
+      let written = 0;
+      let noteSeenWhileWriting = false;
+      while (written < 60) {
+        appendFileSync(join(side, 'download.bin'), chunk);
+        written++;
+        if (written === 10) write(side, 'note.txt', 'saved meanwhile');
+        if (written > 10 && read(other, 'note.txt') === 'saved meanwhile') noteSeenWhileWriting = true;
+        await sleep(50);
+      }
+      await eventually(() => expect(read(other, 'download.bin')?.length).toBe(60 * chunk.length), 15_000);
+      expect(noteSeenWhileWriting).toBe(true);
+      // The empty file, perhaps a few writes that came before the watch saw
+      // it busy, the final version, and the note: far fewer than 60 copies.
+      const copies = w.events
+        .slice(started)
+        .filter((e) => e.event === 'synced')
+        .reduce((n, e) => n + (e.copied as { alpha: number; beta: number })[remote ? 'alpha' : 'beta'], 0);
+      expect(copies).toBeGreaterThanOrEqual(2);
+      expect(copies).toBeLessThanOrEqual(5);
+      const held = w.events.slice(started).filter((e) => e.event === 'held');
+      expect(held.map((e) => [e.path, e.side])).toEqual([['download.bin', remote ? 'beta' : 'alpha']]);
+      expect(readTree(p.alpha)).toEqual(readTree(p.beta));
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+
+  test.runIf(!remote)('a file written without pause for longer than a hold is still copied while it is written', async () => {
+    const p = pair({ 'seed.txt': 'seed' });
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      const line = 'a line of the log\n';
+      let lines = 0;
+      let grewWhileWriting = false;
+      // 13.5 s of appends, one every 100 ms: longer than the 10 s a file is held at most.
+      const until = Date.now() + 13_500;
+      while (Date.now() < until) {
+        appendFileSync(join(p.alpha, 'app.log'), line);
+        lines++;
+        if (!grewWhileWriting && lines > 40 && (read(p.beta, 'app.log')?.length ?? 0) > 20 * line.length) grewWhileWriting = true;
+        await sleep(100);
+      }
+      expect(w.count('held')).toBeGreaterThanOrEqual(1);
+      expect(grewWhileWriting).toBe(true);
+      await eventually(() => expect(read(p.beta, 'app.log')?.length).toBe(lines * line.length), 15_000);
     } finally {
       await w.stop();
     }

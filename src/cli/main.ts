@@ -26,11 +26,13 @@ Usage:
       stops syncing until resolved; everything else keeps syncing.
       --watch keeps syncing: both sides are watched and each change is
       propagated as it happens, until Ctrl-C or SIGTERM (exit 0, or 3 if
-      conflicts remain; open ones are listed at the first pass). A lost
+      conflicts remain; open ones are listed at the first pass). A file
+      that keeps changing (a download, a log) is copied once it has been
+      unchanged for 1 s, and at least every 10 s, not at every write. A lost
       connection is retried with backoff. Everything is rescanned at start, after a
       reconnection, when a watcher loses events, and every
       --verify-every DURATION (default 1h; e.g. 90s, 15m). With --json, one
-      event per line: connected, scanning, synced, conflict, resolved,
+      event per line: connected, scanning, synced, held, conflict, resolved,
       unsupported, error, reconnecting, stopped.
       Over SSH: the host key must be in ~/.ssh/known_hosts or
       $FERRY_HOME/known_hosts (--accept-new-host-key trusts and records a new

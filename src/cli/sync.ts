@@ -190,6 +190,9 @@ function printWatchEvent(event: WatchEvent): void {
     case 'unsupported':
       line = `skipped ${event.path}: ${describeUnsupported(event.reason as UnsupportedReason)} on ${event.side}, not synced`;
       break;
+    case 'held':
+      line = `${event.path} keeps changing on ${event.side}: it is synced once unchanged for ${event.quietMs / 1000} s, and at least every ${event.maxMs / 1000} s`;
+      break;
     case 'error':
       line = `error: ${event.message}`;
       break;

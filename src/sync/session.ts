@@ -24,6 +24,7 @@ import { type Conflict, type Decision, type Op, Reconciler, type Row } from '../
 import { conflictCopyPath } from '../core/conflict-name.js';
 import { type ArchiveRecord, type ConflictRecord, type CopyIntent, type IntentKey, type SessionRecord, type Store, sideDigest } from '../state/store.js';
 import { lockSession } from './lock.js';
+import type { Settle } from './settle.js';
 
 /** SyncEvent is progress reported while a session runs. */
 export type SyncEvent =
@@ -50,6 +51,8 @@ export interface Summary {
   resolved: { id: number; path: string; keep: string }[];
   /** Paths that changed while being synced and were rescanned. */
   retried: number;
+  /** Files left for a later pass because they keep changing (watch mode). */
+  held: number;
   passes: number;
 }
 
@@ -67,6 +70,7 @@ function emptySummary(): Summary {
     failures: [],
     resolved: [],
     retried: 0,
+    held: 0,
     passes: 0,
   };
 }
@@ -100,6 +104,8 @@ export interface SessionOptions {
   readonly limits?: Limits;
   /** Alpha's side of the first pass's check of recorded listings, started early (see checkEarly). */
   readonly early?: EarlyCheck | undefined;
+  /** Files that keep changing are left for a later pass (watch mode; see settle.ts). */
+  readonly settle?: Settle;
 }
 
 /**
@@ -207,6 +213,11 @@ interface PendingRow {
   beta: Entry | undefined;
   refresh: boolean;
   hashes: Promise<void>[];
+}
+
+// Whether a file's stat on a side is the one the archive recorded for it there.
+function unchangedFile(base: ArchiveRecord | undefined, side: Side, item: ScanItem): boolean {
+  return base !== undefined && base.entry.kind === 'file' && base.entry.size === item.size && sideDigest(base, side) === item.digest;
 }
 
 function mergeChildren(alpha: readonly ScanItem[], beta: readonly ScanItem[], base: readonly ArchiveRecord[]): Child[] {
@@ -343,6 +354,8 @@ class Pass {
   /** The batch being settled (put in place and recorded) while the walk stages the next. */
   private settling: Promise<void> = Promise.resolve();
   private readonly detected = new Set<string>();
+  /** Files left for a later pass (settle.ts): not judged by this one. */
+  private readonly heldPaths: string[] = [];
   private readonly unstable = new Map<string, Error>();
   /** The paths that changed while this pass synced them (see changed): the pass runs again while there are some. */
   readonly changing = new Set<string>();
@@ -544,6 +557,14 @@ class Pass {
         this.prefetch(frame);
         descent = await (pending ?? this.descendInto(child));
       }
+      if (descent === undefined && this.held(child)) {
+        // Left as it is on both sides, and its directory not recorded as checked.
+        frame.quiet = false;
+        this.summary.scanned++;
+        this.summary.held++;
+        this.heldPaths.push(child.path);
+        continue;
+      }
       const row: PendingRow = { path: child.path, base: child.base, alpha: undefined, beta: undefined, refresh: false, hashes: [] };
       for (const side of ['alpha', 'beta'] as const) {
         const item = child[side];
@@ -571,6 +592,17 @@ class Pass {
     }
     while (window.length > 0) await decide(window.shift() as PendingRow);
     for (const decision of reconciler.end()) await this.handle(decision);
+  }
+
+  // Whether a file changed on a side is to be left for a later pass
+  // because it keeps changing (watch mode).
+  private held(child: Child): boolean {
+    const { settle } = this.options;
+    if (settle === undefined) return false;
+    return (['alpha', 'beta'] as const).some((side) => {
+      const item = child[side];
+      return item?.kind === 'file' && !unchangedFile(child.base, side, item) && settle.hold(side, child.path, item.digest);
+    });
   }
 
   // The base a row is reconciled against. Under a read-only grant, beta's
@@ -681,7 +713,7 @@ class Pass {
     else if (item.kind === 'unsupported') entry = { kind: 'unsupported', reason: item.reason ?? 'unreadable' };
     else {
       const base = row.base;
-      if (base !== undefined && base.entry.kind === 'file' && base.entry.size === item.size && sideDigest(base, side) === item.digest) {
+      if (base !== undefined && base.entry.kind === 'file' && unchangedFile(base, side, item)) {
         entry = { kind: 'file', size: item.size, hash: base.entry.hash, stamp: item.stamp, digest: item.digest };
       } else if (deferHash) {
         entry = { kind: 'file', size: item.size, hash: DEFERRED_HASH, stamp: item.stamp, digest: item.digest };
@@ -771,6 +803,7 @@ class Pass {
       return;
     }
     if (error instanceof ChangedError) {
+      this.options.settle?.busy(path);
       this.changed(path);
       return;
     }
@@ -1008,6 +1041,7 @@ class Pass {
       };
       this.summary.copied[op.to]++;
       this.summary.bytes += op.entry.size;
+      this.options.settle?.busy(op.path, otherSide(op.to));
       if (committed.strippedExec) {
         this.summary.execStripped++;
         actions.push({ kind: 'log', what: 'exec-stripped', path: op.path, detail: `exec bits cleared on ${op.to}: the new content came from ${otherSide(op.to)}` });
@@ -1212,6 +1246,8 @@ class Pass {
     if (this.changing.size > 0 || this.summary.failures.length > 0) return;
     for (const conflict of this.store.openConflicts(this.sessionId)) {
       if (this.detected.has(conflict.path)) continue;
+      // A held file was not looked at: its conflict (or one above it) stands.
+      if (this.heldPaths.some((path) => isWithin(path, conflict.path))) continue;
       // A scoped pass only judges the conflicts in the directories it read entry by entry.
       if (this.scopeDirs !== undefined && !this.walked.has(parentOf(conflict.path))) continue;
       if (conflict.state === 'pending' && conflict.resolution !== null) {

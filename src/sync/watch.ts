@@ -6,7 +6,8 @@
  * engine, which rescans just those directories against the archive; a
  * watcher that lost events asks for a full pass instead. A full pass also
  * runs at start, after every reconnection, and periodically to catch
- * anything a watcher missed. A resolution recorded by `ferry resolve` is
+ * anything a watcher missed. A file that keeps changing is copied again
+ * once it settles, not at every write (settle.ts). A resolution recorded by `ferry resolve` is
  * picked up within a second. A lost connection is retried with exponential
  * backoff and jitter; a halt (a vanished root, a root emptied wholesale, a
  * guest that broke the protocol) ends the watch.
@@ -21,6 +22,7 @@ import { DirtySet } from '../fs/watch.js';
 import type { SessionRecord, Store } from '../state/store.js';
 import { lockSession } from './lock.js';
 import { type Summary, type SyncEvent, runPasses } from './session.js';
+import { SETTLE_MAX_MS, SETTLE_QUIET_MS, Settler } from './settle.js';
 
 /** WatchEvent is what watch mode reports, one event at a time. */
 export type WatchEvent =
@@ -42,6 +44,7 @@ export type WatchEvent =
   | { readonly event: 'conflict'; readonly id: number; readonly path: string; readonly reason: string }
   | { readonly event: 'resolved'; readonly id: number; readonly path: string; readonly keep: string }
   | { readonly event: 'unsupported'; readonly path: string; readonly side: string; readonly reason: string }
+  | { readonly event: 'held'; readonly path: string; readonly side: string; readonly quietMs: number; readonly maxMs: number }
   | { readonly event: 'error'; readonly message: string; readonly path?: string }
   | { readonly event: 'reconnecting'; readonly message: string; readonly attempt: number; readonly inMs: number }
   | { readonly event: 'stopped' };
@@ -123,6 +126,8 @@ class Watch {
   /** The conflicts said to the user in this run (a conflict left open by an earlier sync is said once, at the first pass that meets it). */
   private readonly announced = new Set<number>();
   private deletionSince: number | undefined;
+  /** Files that keep changing, held across passes (and reconnections). */
+  private readonly settler = new Settler((side, path) => this.emit({ event: 'held', path, side, quietMs: SETTLE_QUIET_MS, maxMs: SETTLE_MAX_MS }));
 
   constructor(private readonly options: WatchOptions) {
     this.stopped = new Promise((resolve) => {
@@ -178,8 +183,9 @@ class Watch {
       onSynced();
       let nextVerify = Date.now() + this.options.verifyEveryMs;
       for (;;) {
-        if (this.dirty.empty) {
-          const lost = await this.idle(Math.min(RESOLUTION_POLL_MS, Math.max(0, nextVerify - Date.now())), link.lost);
+        const due = this.settler.nextDue();
+        if (this.dirty.empty && (due === undefined || due > Date.now())) {
+          const lost = await this.idle(Math.min(RESOLUTION_POLL_MS, Math.max(0, nextVerify - Date.now()), due === undefined ? Infinity : due - Date.now()), link.lost);
           if (lost !== undefined) throw lost;
         }
         if (this.options.signal.aborted) return;
@@ -205,6 +211,7 @@ class Watch {
         }
         const dirs = new Set(hint?.dirs ?? []);
         for (const path of this.newResolutions()) dirs.add(parentOf(path));
+        for (const dir of this.settler.dueDirs()) dirs.add(dir);
         if (dirs.size > 0) await this.pass(link, [...dirs], 'changes');
       }
     } finally {
@@ -257,6 +264,7 @@ class Watch {
       ...(this.options.only !== undefined ? { only: this.options.only } : {}),
       ...(this.options.readOnly === true ? { readOnly: true } : {}),
       ...(this.options.limits !== undefined ? { limits: this.options.limits } : {}),
+      settle: this.settler,
     });
     for (const conflict of this.options.store.openConflicts(this.options.session.id)) {
       if (conflict.state !== 'open' || this.announced.has(conflict.id)) continue;

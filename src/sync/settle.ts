@@ -1,0 +1,131 @@
+/**
+ * Settling: a watch does not copy a file again at every write while
+ * something keeps writing it (a download, a log, a file being exported).
+ *
+ * A file's first change goes at once, so a saved file shows on the other
+ * side as soon as the watch sees it. A change to the same file on the same
+ * side within SETTLE_HOT_MS of ferry's last copy of it (or of a copy that
+ * met it changing) holds the file: passes leave it alone, on both sides,
+ * until it has not changed for SETTLE_QUIET_MS, but never longer than
+ * SETTLE_MAX_MS, so a file written without pause is still copied that often.
+ * Without this a file growing for a minute was copied dozens of times, each
+ * copy longer than the last, across the network for a guest.
+ *
+ * What is held is only deferred: its directory is not recorded as checked,
+ * and the watch rescans it when the file is due (`dueDirs`).
+ */
+
+import type { Side } from '../core/entry.js';
+import { parentOf } from '../core/path.js';
+
+/** Settle is what a pass asks before it syncs a changed file (watch mode only). */
+export interface Settle {
+  /** Whether to leave the file at `path`, changed on `side` (its stat digest now `digest`), alone this pass. */
+  hold(side: Side, path: string, digest: number | undefined): boolean;
+  /** Notes that ferry copied the file at `path` from `side`, or (no side) met it changing on either side while it synced it. */
+  busy(path: string, side?: Side): void;
+}
+
+/** A file's change this soon after ferry's last copy of it holds the file (ms). */
+export const SETTLE_HOT_MS = 2000;
+/** A held file goes once it has not changed for this long (ms). */
+export const SETTLE_QUIET_MS = 1000;
+/** A held file goes after this long however often it changes (ms). */
+export const SETTLE_MAX_MS = 10_000;
+/** Files remembered as recently copied, at most (the oldest are forgotten first). */
+const RECENT_LIMIT = 10_000;
+
+interface Held {
+  readonly side: Side;
+  readonly path: string;
+  digest: number | undefined;
+  /** When its digest was last seen to change. */
+  seen: number;
+  /** When it was first held. */
+  readonly since: number;
+  /** Its directory was handed out for a rescan that has not looked at it yet. */
+  asked: boolean;
+}
+
+/** Settler is the watch's Settle: it remembers recent copies and held files across passes. */
+export class Settler implements Settle {
+  private readonly recent = new Map<string, number>();
+  private readonly held = new Map<string, Held>();
+
+  /** `onHold` hears of each file when it starts to be held. */
+  constructor(
+    private readonly onHold: (side: Side, path: string) => void = () => undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  hold(side: Side, path: string, digest: number | undefined): boolean {
+    const key = `${side}:${path}`;
+    const now = this.now();
+    const held = this.held.get(key);
+    if (held !== undefined) {
+      held.asked = false;
+      if (held.digest !== digest) {
+        held.digest = digest;
+        held.seen = now;
+      }
+      if (now - held.seen < SETTLE_QUIET_MS && now - held.since < SETTLE_MAX_MS) return true;
+      this.held.delete(key);
+      return false;
+    }
+    const copied = this.recent.get(key);
+    if (copied === undefined || now - copied >= SETTLE_HOT_MS) return false;
+    this.held.set(key, { side, path, digest, seen: now, since: now, asked: false });
+    this.onHold(side, path);
+    return true;
+  }
+
+  busy(path: string, side?: Side): void {
+    const now = this.now();
+    for (const s of side === undefined ? (['alpha', 'beta'] as const) : [side]) {
+      const key = `${s}:${path}`;
+      // Re-inserted, so the map stays in the order of the last copy.
+      this.recent.delete(key);
+      this.recent.set(key, now);
+    }
+    for (const [key, when] of this.recent) {
+      if (this.recent.size <= RECENT_LIMIT && now - when < SETTLE_HOT_MS) break;
+      this.recent.delete(key);
+    }
+  }
+
+  /** When the next held file is due to be looked at again (epoch ms), if one is held. */
+  nextDue(): number | undefined {
+    let due: number | undefined;
+    for (const held of this.held.values()) {
+      const at = Math.min(held.seen + SETTLE_QUIET_MS, held.since + SETTLE_MAX_MS);
+      if (due === undefined || at < due) due = at;
+    }
+    return due;
+  }
+
+  /**
+   * The directories of held files that are due by now, to rescan. A held
+   * file its rescan did not meet (removed, renamed, no longer changed) is
+   * forgotten when the next rescan is asked for.
+   */
+  dueDirs(): string[] {
+    const now = this.now();
+    const dirs = new Set<string>();
+    for (const [key, held] of this.held) {
+      if (held.asked) {
+        this.held.delete(key);
+        continue;
+      }
+      if (now >= Math.min(held.seen + SETTLE_QUIET_MS, held.since + SETTLE_MAX_MS)) {
+        held.asked = true;
+        dirs.add(parentOf(held.path));
+      }
+    }
+    return [...dirs];
+  }
+
+  /** How many files are held now. */
+  get size(): number {
+    return this.held.size;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The watch's Settler on a clock the test moves: which changes are held,
+ * when a held file goes, and what is forgotten. The watch test drives the
+ * same code through the built CLI with real writers. Then the engine with
+ * a file held: nothing is done to it, and nothing is concluded from it.
+ */
+
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { LocalEndpoint } from '../src/fs/local.js';
+import { nativeDisk } from '../src/fs/native.js';
+import { Store } from '../src/state/store.js';
+import { syncSession } from '../src/sync/session.js';
+import { SETTLE_HOT_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, type Settle, Settler } from '../src/sync/settle.js';
+import { tempDir, writeTree } from './support/cli.js';
+
+function clocked(): { settler: Settler; holds: string[]; advance: (ms: number) => void } {
+  let now = 1_000_000;
+  const holds: string[] = [];
+  const settler = new Settler(
+    (side, path) => holds.push(`${side}:${path}`),
+    () => now,
+  );
+  return { settler, holds, advance: (ms) => (now += ms) };
+}
+
+describe('Settler', () => {
+  test('a first change goes at once; a change soon after ferry copied the file is held', () => {
+    const { settler, holds, advance } = clocked();
+    expect(settler.hold('alpha', 'f', 1)).toBe(false);
+    settler.busy('f', 'alpha');
+    advance(SETTLE_HOT_MS - 1);
+    expect(settler.hold('alpha', 'f', 2)).toBe(true);
+    expect(holds).toEqual(['alpha:f']);
+    // The same file changed on the other side is not held: only its writer is.
+    expect(settler.hold('beta', 'f', 9)).toBe(false);
+  });
+
+  test('a change long after the last copy goes at once', () => {
+    const { settler, advance } = clocked();
+    settler.busy('f', 'alpha');
+    advance(SETTLE_HOT_MS);
+    expect(settler.hold('alpha', 'f', 2)).toBe(false);
+  });
+
+  test('a held file goes once unchanged for the quiet time, and each change restarts it', () => {
+    const { settler, advance } = clocked();
+    settler.busy('d/f', 'beta');
+    expect(settler.hold('beta', 'd/f', 1)).toBe(true);
+    advance(SETTLE_QUIET_MS - 1);
+    expect(settler.hold('beta', 'd/f', 2)).toBe(true);
+    advance(SETTLE_QUIET_MS - 1);
+    expect(settler.hold('beta', 'd/f', 2)).toBe(true);
+    expect(settler.dueDirs()).toEqual([]);
+    advance(1);
+    expect(settler.nextDue()).toBeLessThanOrEqual(1_000_000 + 2 * SETTLE_QUIET_MS);
+    expect(settler.dueDirs()).toEqual(['d']);
+    expect(settler.hold('beta', 'd/f', 2)).toBe(false);
+    expect(settler.size).toBe(0);
+  });
+
+  test('a file that never stops changing goes after the longest hold', () => {
+    const { settler, advance } = clocked();
+    settler.busy('log', 'alpha');
+    let digest = 1;
+    expect(settler.hold('alpha', 'log', digest)).toBe(true);
+    let held = 0;
+    while (settler.hold('alpha', 'log', ++digest)) {
+      held += 100;
+      advance(100);
+      expect(held).toBeLessThanOrEqual(SETTLE_MAX_MS);
+    }
+    expect(held).toBe(SETTLE_MAX_MS);
+  });
+
+  test('a change met during a copy holds the file on both sides', () => {
+    const { settler } = clocked();
+    settler.busy('f');
+    expect(settler.hold('alpha', 'f', 1)).toBe(true);
+    expect(settler.hold('beta', 'f', 1)).toBe(true);
+  });
+
+  test('a held file its rescan did not meet (removed, renamed) is forgotten', () => {
+    const { settler, advance } = clocked();
+    settler.busy('gone', 'alpha');
+    expect(settler.hold('alpha', 'gone', 1)).toBe(true);
+    advance(SETTLE_QUIET_MS);
+    expect(settler.dueDirs()).toEqual(['']);
+    // The pass over '' did not list it; the next look forgets it.
+    expect(settler.dueDirs()).toEqual([]);
+    expect(settler.size).toBe(0);
+    expect(settler.nextDue()).toBeUndefined();
+  });
+
+  test('recent copies are remembered for the hot time only, and at most 10,000 of them', () => {
+    const { settler, advance } = clocked();
+    for (let i = 0; i < 10_050; i++) settler.busy(`f${i}`, 'alpha');
+    // The oldest were forgotten; the newest are still hot.
+    expect(settler.hold('alpha', 'f0', 1)).toBe(false);
+    expect(settler.hold('alpha', 'f10049', 1)).toBe(true);
+    advance(SETTLE_HOT_MS);
+    settler.busy('other', 'alpha');
+    expect(settler.hold('alpha', 'f10048', 1)).toBe(false);
+  });
+});
+
+describe('a pass with a file held', () => {
+  // Holds every change to `path`, on either side.
+  const holding = (path: string): Settle => ({ hold: (_side, p) => p === path, busy: () => undefined });
+
+  test('leaves the file as it is on both sides, copies the rest, and closes no conflict or resolution on it', async () => {
+    const top = tempDir('ferry-settle-');
+    const alpha = join(top, 'alpha');
+    const beta = join(top, 'beta');
+    writeTree(alpha, { 'busy.txt': 'base', 'calm.txt': 'calm' });
+    mkdirSync(beta);
+    const store = Store.open(join(top, 'home'));
+    try {
+      const session = store.session(alpha, beta, true);
+      if (session === undefined) throw new Error('no session');
+      const run = (settle?: Settle) =>
+        syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new LocalEndpoint('beta', beta, nativeDisk()), ...(settle ? { settle } : {}) });
+      expect((await run()).failures).toEqual([]);
+
+      // Held while it changes: not copied, while calm.txt's change goes.
+      writeFileSync(join(alpha, 'busy.txt'), 'alpha 1');
+      writeFileSync(join(alpha, 'calm.txt'), 'calm 2');
+      const held = await run(holding('busy.txt'));
+      expect(held.held).toBe(1);
+      expect(held.copied).toEqual({ alpha: 0, beta: 1 });
+      expect(readFileSync(join(beta, 'busy.txt'), 'utf8')).toBe('base');
+      expect(readFileSync(join(beta, 'calm.txt'), 'utf8')).toBe('calm 2');
+
+      // A conflict on it, then a resolution chosen: while it is held, neither is concluded.
+      writeFileSync(join(beta, 'busy.txt'), 'beta 1');
+      expect((await run()).conflicts.map((c) => c.path)).toEqual(['busy.txt']);
+      const [conflict] = store.openConflicts(session.id);
+      if (conflict === undefined) throw new Error('no conflict');
+      await run(holding('busy.txt'));
+      expect(store.openConflicts(session.id).map((c) => [c.path, c.state])).toEqual([['busy.txt', 'open']]);
+      store.setConflictState(conflict.id, 'pending', 'beta');
+      const pending = await run(holding('busy.txt'));
+      expect(pending.resolved).toEqual([]);
+      expect(store.openConflicts(session.id).map((c) => [c.path, c.state])).toEqual([['busy.txt', 'pending']]);
+      expect(readFileSync(join(alpha, 'busy.txt'), 'utf8')).toBe('alpha 1');
+      // Once it is no longer held, the resolution is applied.
+      expect((await run()).resolved.map((r) => r.path)).toEqual(['busy.txt']);
+      expect(readFileSync(join(alpha, 'busy.txt'), 'utf8')).toBe('beta 1');
+    } finally {
+      store.close();
+    }
+  });
+});
