@@ -239,6 +239,35 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     expect(readFileSync(join(pair.beta, 'c.txt'), 'utf8')).toBe('from alpha');
   });
 
+  test('a losing directory that gained a file after the choice is not removed: the choice is dropped, and applied once made again', async () => {
+    const pair = makePair({ 'keep.txt': 'k', 'proj/a': 'a' });
+    expect((await pair.sync()).status).toBe(0);
+    rmSync(join(pair.alpha, 'proj'), { recursive: true });
+    writeFileSync(join(pair.alpha, 'proj'), 'alpha made proj a file');
+    writeFileSync(join(pair.beta, 'proj/b'), 'beta b');
+    expect((await pair.sync()).status).toBe(3);
+    const [conflict] = await conflicts(pair.home);
+    expect(conflict?.path).toBe('proj');
+    expect((await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', 'alpha'])).status).toBe(0);
+    writeTree(pair.beta, { 'proj/c': 'made after the choice' });
+    const r = await pair.sync('--json');
+    expect(r.status).toBe(1);
+    const summary = JSON.parse(r.stdout) as { failures: { path: string; message: string }[] };
+    expect(summary.failures).toEqual([
+      {
+        path: 'proj',
+        message: `proj: beta changed after \`ferry resolve ${conflict?.id} --keep alpha\` was chosen (it is a directory whose contents changed); nothing was overwritten, and the conflict stands: choose again`,
+      },
+    ]);
+    expect(readTree(pair.beta)).toEqual({ 'keep.txt': 'k', proj: null, 'proj/a': 'a', 'proj/b': 'beta b', 'proj/c': 'made after the choice' });
+    expect((await conflicts(pair.home)).map((c) => c.path)).toEqual(['proj']);
+    // Chosen again with proj/c in view: applied.
+    expect((await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', 'alpha'])).status).toBe(0);
+    expect((await pair.sync()).status).toBe(0);
+    expect(readTree(pair.beta)).toEqual({ 'keep.txt': 'k', proj: 'alpha made proj a file' });
+    expect(await conflicts(pair.home)).toEqual([]);
+  });
+
   test('resolve --keep both keeps alpha at the path and beta beside it on both sides', async () => {
     const pair = makePair({ 'notes.md': 'base' });
     expect((await pair.sync()).status).toBe(0);

@@ -29,6 +29,12 @@ export interface FileEntry {
 /** DirEntry is a directory. */
 export interface DirEntry {
   readonly kind: 'dir';
+  /**
+   * A digest of everything below it, as a conflict recorded it: a
+   * resolution removes a directory only if it still holds just that. Never
+   * part of equality.
+   */
+  readonly tree?: string;
 }
 
 /** UnsupportedEntry is anything ferry never syncs: a symlink, a special file, an unreadable entry or a name that is not valid UTF-8. */

@@ -14,6 +14,7 @@
  * Memory is bounded by the depth of the tree times the width of a directory.
  */
 
+import { createHash } from 'node:crypto';
 import type PQueue from 'p-queue';
 import { SMALL_FILE, type CommitResult, type Endpoint, type Listing, type ScanItem, type Staged } from '../core/endpoint.js';
 import { DIR, type Entry, type Side, type UnsupportedReason, describeEntry, describeUnsupported, otherSide, sameEntry } from '../core/entry.js';
@@ -759,7 +760,7 @@ class Pass {
       }
       case 'conflict':
         this.detected.add(decision.conflict.path);
-        this.actions.push({ kind: 'conflict', conflict: decision.conflict });
+        this.actions.push({ kind: 'conflict', conflict: await this.withTrees(decision.conflict) });
         break;
       case 'unsupported': {
         const unstable = this.unstable.get(`${decision.side}:${decision.path}`);
@@ -1222,11 +1223,18 @@ class Pass {
   // not known here.
   private async loserUnchanged(conflict: ConflictRecord, winner: Side): Promise<boolean> {
     const loser = otherSide(winner);
+    const recorded = conflict[loser];
     const now = await this.endpoint(loser)
       .inspect(conflict.path)
       .catch((error: unknown) => asError(error));
-    if (!(now instanceof Error) && sameEntry(now, conflict[loser])) return true;
-    const found = now instanceof Error ? `could not be read (${now.message})` : `is now ${describeEntry(now)}`;
+    let found = now instanceof Error ? `could not be read (${now.message})` : `is now ${describeEntry(now)}`;
+    if (!(now instanceof Error) && sameEntry(now, recorded)) {
+      // A directory goes with everything in it: only if it holds just what the conflict showed.
+      if (recorded?.kind !== 'dir') return true;
+      const tree = await this.treeDigest(loser, conflict.path).catch(() => undefined);
+      if (recorded.tree !== undefined && tree === recorded.tree) return true;
+      found = recorded.tree === undefined ? 'is a directory whose contents ferry had not recorded' : 'is a directory whose contents changed';
+    }
     const message = `${conflict.path}: ${loser} changed after \`ferry resolve ${conflict.id} --keep ${winner}\` was chosen (it ${found}); nothing was overwritten, and the conflict stands: choose again`;
     this.store.transaction(() => {
       this.store.setConflictState(conflict.id, 'open', null);
@@ -1234,6 +1242,31 @@ class Pass {
     });
     reportFailure(this.summary, this.options, conflict.path, message);
     return false;
+  }
+
+  // A conflict with, for each side that holds a directory there, a digest
+  // of what is below it (see loserUnchanged).
+  private async withTrees(conflict: Conflict): Promise<Conflict> {
+    let out = conflict;
+    for (const side of ['alpha', 'beta'] as const) {
+      if (conflict[side]?.kind !== 'dir') continue;
+      const tree = await this.treeDigest(side, conflict.path).catch(() => undefined);
+      if (tree !== undefined) out = { ...out, [side]: { kind: 'dir', tree } };
+    }
+    return out;
+  }
+
+  // A digest of everything below a directory on a side: the digest of each
+  // listing (names, kinds and stamps), depth first.
+  private async treeDigest(side: Side, path: string): Promise<string> {
+    const hash = createHash('sha256');
+    const walk = async (dir: string): Promise<void> => {
+      const listing = await this.endpoint(side).list(dir);
+      hash.update(`${dir}\0${listing.digest}\0`);
+      for (const item of listing.items) if (item.kind === 'dir') await walk(item.path);
+    };
+    await walk(path);
+    return hash.digest('hex').slice(0, 16);
   }
 
   private async exists(path: string): Promise<boolean> {
