@@ -5,7 +5,7 @@
  * a file held: nothing is done to it, and nothing is concluded from it.
  */
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LocalEndpoint } from '../src/fs/local.js';
@@ -13,7 +13,7 @@ import { nativeDisk } from '../src/fs/native.js';
 import { Store } from '../src/state/store.js';
 import { syncSession } from '../src/sync/session.js';
 import { SETTLE_HOT_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, type Settle, Settler } from '../src/sync/settle.js';
-import { tempDir, writeTree } from './support/cli.js';
+import { readTree, tempDir, writeTree } from './support/cli.js';
 
 function clocked(): { settler: Settler; holds: string[]; advance: (ms: number) => void } {
   let now = 1_000_000;
@@ -74,6 +74,28 @@ describe('Settler', () => {
     expect(held).toBe(SETTLE_MAX_MS);
   });
 
+  test('a file held again and again is announced once a minute', () => {
+    const { settler, holds, advance } = clocked();
+    for (let i = 0; i < 7; i++) {
+      settler.busy('log', 'alpha');
+      expect(settler.hold('alpha', 'log', i)).toBe(true);
+      advance(SETTLE_MAX_MS);
+      expect(settler.hold('alpha', 'log', i + 100)).toBe(false);
+    }
+    expect(holds).toEqual(['alpha:log', 'alpha:log']);
+  });
+
+  test('release gives the directories of every held file and holds nothing more', () => {
+    const { settler } = clocked();
+    for (const path of ['a/x', 'a/y', 'b/z', 'top']) {
+      settler.busy(path, 'beta');
+      expect(settler.hold('beta', path, 1)).toBe(true);
+    }
+    expect(settler.release().sort()).toEqual(['', 'a', 'b']);
+    expect(settler.size).toBe(0);
+    expect(settler.nextDue()).toBeUndefined();
+  });
+
   test('a change met during a copy holds the file on both sides', () => {
     const { settler } = clocked();
     settler.busy('f');
@@ -108,6 +130,30 @@ describe('Settler', () => {
 describe('a pass with a file held', () => {
   // Holds every change to `path`, on either side.
   const holding = (path: string): Settle => ({ hold: (_side, p) => p === path, busy: () => undefined });
+
+  test('a directory removed on one side while a file in it is held on the other is a conflict, and nothing below it is removed', async () => {
+    const top = tempDir('ferry-settle-');
+    const alpha = join(top, 'alpha');
+    const beta = join(top, 'beta');
+    writeTree(alpha, { 'keep.txt': 'k', 'D/a.txt': 'a', 'D/sub/c.txt': 'c', 'D/z.log': 'log 1' });
+    mkdirSync(beta);
+    const store = Store.open(join(top, 'home'));
+    try {
+      const session = store.session(alpha, beta, true);
+      if (session === undefined) throw new Error('no session');
+      const run = (settle?: Settle) =>
+        syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new LocalEndpoint('beta', beta, nativeDisk()), ...(settle ? { settle } : {}) });
+      expect((await run()).failures).toEqual([]);
+      writeFileSync(join(alpha, 'D/z.log'), 'log 2');
+      rmSync(join(beta, 'D'), { recursive: true });
+      const summary = await run(holding('D/z.log'));
+      expect(summary.conflicts.map((c) => c.path)).toEqual(['D']);
+      expect(summary.removed).toEqual({ alpha: 0, beta: 0 });
+      expect(readTree(alpha)).toEqual({ 'keep.txt': 'k', D: null, 'D/a.txt': 'a', 'D/sub': null, 'D/sub/c.txt': 'c', 'D/z.log': 'log 2' });
+    } finally {
+      store.close();
+    }
+  });
 
   test('leaves the file as it is on both sides, copies the rest, and closes no conflict or resolution on it', async () => {
     const top = tempDir('ferry-settle-');

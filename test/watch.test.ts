@@ -204,6 +204,29 @@ describe.each(modes)('ferry sync --watch, $name', ({ remote }) => {
     }
   }, 60_000);
 
+  test('stopping the watch syncs a file that was held while it changed, as it is then', async () => {
+    const p = pair({ 'seed.txt': 'seed' });
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      writeFileSync(join(p.alpha, 'draft.txt'), 'version 0');
+      await eventually(() => expect(read(p.beta, 'draft.txt')).toBe('version 0'));
+      for (let i = 1; !w.events.some((e) => e.event === 'held'); i++) {
+        writeFileSync(join(p.alpha, 'draft.txt'), `version ${i}`);
+        await sleep(100);
+        if (i > 100) throw new Error(`never held; events: ${JSON.stringify(w.events)}`);
+      }
+      writeFileSync(join(p.alpha, 'draft.txt'), 'the last version');
+      await sleep(200);
+      expect(read(p.beta, 'draft.txt')).not.toBe('the last version');
+      expect(await w.stop()).toBe(0);
+      expect(read(p.beta, 'draft.txt')).toBe('the last version');
+      expect(w.events.some((e) => e.event === 'scanning' && /^stopping: syncing what was held/.test(String(e.reason)))).toBe(true);
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+
   test.runIf(!remote)('a file written without pause for longer than a hold is still copied while it is written', async () => {
     const p = pair({ 'seed.txt': 'seed' });
     const w = Watching.start(p);

@@ -28,7 +28,8 @@ Usage:
       propagated as it happens, until Ctrl-C or SIGTERM (exit 0, or 3 if
       conflicts remain; open ones are listed at the first pass). A file
       that keeps changing (a download, a log) is copied once it has been
-      unchanged for 1 s, and at least every 10 s, not at every write. A lost
+      unchanged for 1 s (tried every 10 s while it changes, and when the
+      watch stops), not at every write. A lost
       connection is retried with backoff. Everything is rescanned at start, after a
       reconnection, when a watcher loses events, and every
       --verify-every DURATION (default 1h; e.g. 90s, 15m). With --json, one

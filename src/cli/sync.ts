@@ -191,7 +191,7 @@ function printWatchEvent(event: WatchEvent): void {
       line = `skipped ${event.path}: ${describeUnsupported(event.reason as UnsupportedReason)} on ${event.side}, not synced`;
       break;
     case 'held':
-      line = `${event.path} keeps changing on ${event.side}: it is synced once unchanged for ${event.quietMs / 1000} s, and at least every ${event.maxMs / 1000} s`;
+      line = `${event.path} keeps changing on ${event.side}: ferry syncs it once it has been unchanged for ${event.quietMs / 1000} s, and tries every ${event.maxMs / 1000} s while it changes`;
       break;
     case 'error':
       line = `error: ${event.message}`;

@@ -558,7 +558,9 @@ class Pass {
         this.prefetch(frame);
         descent = await (pending ?? this.descendInto(child));
       }
-      if (descent === undefined && this.held(child)) {
+      // Never below a directory missing on a side: that directory's removal
+      // (or conflict) is judged from every row below it, this one included.
+      if (descent === undefined && stack.every((f) => f.alpha !== undefined && f.beta !== undefined) && this.held(child)) {
         // Left as it is on both sides, and its directory not recorded as checked.
         frame.quiet = false;
         this.summary.scanned++;

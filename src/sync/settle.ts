@@ -7,7 +7,8 @@
  * side within SETTLE_HOT_MS of ferry's last copy of it (or of a copy that
  * met it changing) holds the file: passes leave it alone, on both sides,
  * until it has not changed for SETTLE_QUIET_MS, but never longer than
- * SETTLE_MAX_MS, so a file written without pause is still copied that often.
+ * SETTLE_MAX_MS, so a file written without pause is still tried that often
+ * (a copy that meets it changing holds it again).
  * Without this a file growing for a minute was copied dozens of times, each
  * copy longer than the last, across the network for a guest.
  *
@@ -32,8 +33,10 @@ export const SETTLE_HOT_MS = 2000;
 export const SETTLE_QUIET_MS = 1000;
 /** A held file goes after this long however often it changes (ms). */
 export const SETTLE_MAX_MS = 10_000;
-/** Files remembered as recently copied, at most (the oldest are forgotten first). */
+/** Files remembered as recently copied (or announced as held), at most (the oldest are forgotten first). */
 const RECENT_LIMIT = 10_000;
+/** A file held again within this long of its last announcement is not announced again (ms). */
+const ANNOUNCE_MS = 60_000;
 
 interface Held {
   readonly side: Side;
@@ -51,6 +54,7 @@ interface Held {
 export class Settler implements Settle {
   private readonly recent = new Map<string, number>();
   private readonly held = new Map<string, Held>();
+  private readonly announced = new Map<string, number>();
 
   /** `onHold` hears of each file when it starts to be held. */
   constructor(
@@ -75,22 +79,18 @@ export class Settler implements Settle {
     const copied = this.recent.get(key);
     if (copied === undefined || now - copied >= SETTLE_HOT_MS) return false;
     this.held.set(key, { side, path, digest, seen: now, since: now, asked: false });
-    this.onHold(side, path);
+    // A file that never stops changing is held again and again: said once a minute.
+    const said = this.announced.get(key);
+    if (said === undefined || now - said >= ANNOUNCE_MS) {
+      remember(this.announced, key, now, ANNOUNCE_MS);
+      this.onHold(side, path);
+    }
     return true;
   }
 
   busy(path: string, side?: Side): void {
     const now = this.now();
-    for (const s of side === undefined ? (['alpha', 'beta'] as const) : [side]) {
-      const key = `${s}:${path}`;
-      // Re-inserted, so the map stays in the order of the last copy.
-      this.recent.delete(key);
-      this.recent.set(key, now);
-    }
-    for (const [key, when] of this.recent) {
-      if (this.recent.size <= RECENT_LIMIT && now - when < SETTLE_HOT_MS) break;
-      this.recent.delete(key);
-    }
+    for (const s of side === undefined ? (['alpha', 'beta'] as const) : [side]) remember(this.recent, `${s}:${path}`, now, SETTLE_HOT_MS);
   }
 
   /** When the next held file is due to be looked at again (epoch ms), if one is held. */
@@ -124,8 +124,26 @@ export class Settler implements Settle {
     return [...dirs];
   }
 
+  /** The directories of all held files, which are then no longer held (for a last pass when the watch stops). */
+  release(): string[] {
+    const dirs = new Set([...this.held.values()].map((held) => parentOf(held.path)));
+    this.held.clear();
+    return [...dirs];
+  }
+
   /** How many files are held now. */
   get size(): number {
     return this.held.size;
+  }
+}
+
+// Notes `key` at `now` in a map kept in the order of its last note, and
+// forgets what is older than `keepMs` or past RECENT_LIMIT.
+function remember(map: Map<string, number>, key: string, now: number, keepMs: number): void {
+  map.delete(key);
+  map.set(key, now);
+  for (const [old, when] of map) {
+    if (map.size <= RECENT_LIMIT && now - when < keepMs) break;
+    map.delete(old);
   }
 }

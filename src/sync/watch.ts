@@ -188,7 +188,12 @@ class Watch {
           const lost = await this.idle(Math.min(RESOLUTION_POLL_MS, Math.max(0, nextVerify - Date.now()), due === undefined ? Infinity : due - Date.now()), link.lost);
           if (lost !== undefined) throw lost;
         }
-        if (this.options.signal.aborted) return;
+        if (this.options.signal.aborted) {
+          // What was held while it changed is synced as it is now, not left behind.
+          const held = this.settler.release();
+          if (held.length > 0) await this.pass(link, held, `stopping: syncing what was held while it changed`, false);
+          return;
+        }
         if (Date.now() >= nextVerify) {
           this.dirty.take();
           await this.pass(link, undefined, 'periodic verification');
@@ -249,7 +254,7 @@ class Watch {
     return paths;
   }
 
-  private async pass(link: Link, scope: string[] | undefined, reason: string): Promise<Summary> {
+  private async pass(link: Link, scope: string[] | undefined, reason: string, settle = true): Promise<Summary> {
     const kind = scope === undefined ? 'full' : 'changes';
     this.emit({ event: 'scanning', scope: kind, reason, ...(scope !== undefined ? { dirs: scope.length } : {}) });
     const started = Date.now();
@@ -264,7 +269,7 @@ class Watch {
       ...(this.options.only !== undefined ? { only: this.options.only } : {}),
       ...(this.options.readOnly === true ? { readOnly: true } : {}),
       ...(this.options.limits !== undefined ? { limits: this.options.limits } : {}),
-      settle: this.settler,
+      ...(settle ? { settle: this.settler } : {}),
     });
     for (const conflict of this.options.store.openConflicts(this.options.session.id)) {
       if (conflict.state !== 'open' || this.announced.has(conflict.id)) continue;
