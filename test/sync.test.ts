@@ -3,7 +3,7 @@
  * temp directories.
  */
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -266,6 +266,50 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     expect((await pair.sync()).status).toBe(0);
     expect(readTree(pair.beta)).toEqual({ 'keep.txt': 'k', proj: 'alpha made proj a file' });
     expect(await conflicts(pair.home)).toEqual([]);
+  });
+
+  test('a choice blocked by a link in the losing directory is applied once the link is removed', async () => {
+    const pair = makePair({ 'keep.txt': 'k', 'proj/a': 'a' });
+    expect((await pair.sync()).status).toBe(0);
+    rmSync(join(pair.alpha, 'proj'), { recursive: true });
+    writeFileSync(join(pair.alpha, 'proj'), 'alpha made proj a file');
+    writeFileSync(join(pair.beta, 'proj/b'), 'beta b');
+    symlinkSync('b', join(pair.beta, 'proj/link'));
+    expect((await pair.sync()).status).toBe(3);
+    const [conflict] = await conflicts(pair.home);
+    expect((await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', 'alpha'])).status).toBe(0);
+    expect((await pair.sync()).status).toBe(3);
+    const [blocked] = await conflicts(pair.home);
+    expect(blocked?.reason).toMatch(/cannot be removed from beta: .*remove them there and sync again/);
+    expect(lstatSync(join(pair.beta, 'proj/link')).isSymbolicLink()).toBe(true);
+    // Done as it says: the choice is applied, not dropped.
+    unlinkSync(join(pair.beta, 'proj/link'));
+    const r = await pair.sync();
+    expect(r.stdout + r.stderr).not.toMatch(/choose again/);
+    expect(r.status).toBe(0);
+    expect(readTree(pair.beta)).toEqual({ 'keep.txt': 'k', proj: 'alpha made proj a file' });
+    expect(await conflicts(pair.home)).toEqual([]);
+  });
+
+  test('resolve --keep both on a directory keeps alpha at the path and beta beside it', async () => {
+    const pair = makePair({ 'keep.txt': 'k', 'proj/a': 'a' });
+    expect((await pair.sync()).status).toBe(0);
+    rmSync(join(pair.alpha, 'proj'), { recursive: true });
+    writeFileSync(join(pair.alpha, 'proj'), 'alpha made proj a file');
+    writeFileSync(join(pair.beta, 'proj/b'), 'beta b');
+    expect((await pair.sync()).status).toBe(3);
+    const [conflict] = await conflicts(pair.home);
+    expect((await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', 'both'])).status).toBe(0);
+    const r = await pair.sync();
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const tree = readTree(pair.alpha);
+    expect(tree).toEqual(readTree(pair.beta));
+    expect(tree.proj).toBe('alpha made proj a file');
+    const aside = Object.keys(tree).find((p) => /^proj \(conflict beta \d{4}-\d\d-\d\d \d{6}\)$/.test(p));
+    expect(aside).toBeDefined();
+    expect(tree[`${aside}/a`]).toBe('a');
+    expect(tree[`${aside}/b`]).toBe('beta b');
   });
 
   test('resolve --keep both keeps alpha at the path and beta beside it on both sides', async () => {

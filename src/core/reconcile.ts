@@ -49,6 +49,8 @@ export interface Conflict {
   readonly base: Entry | undefined;
   readonly alpha: Entry | undefined;
   readonly beta: Entry | undefined;
+  /** A resolution already chosen was applied in part: what is left is now what the choice stands for. */
+  readonly blocked?: true;
 }
 
 /** Decision is one outcome of reconciliation, in path order. */
@@ -252,6 +254,7 @@ export class Reconciler {
             base: row.base,
             alpha: row.alpha,
             beta: row.beta,
+            blocked: true,
           },
         });
         continue;

@@ -418,6 +418,8 @@ export function checkRequest(value: unknown): Request {
 
 /** toWire converts an Entry for the wire (stamps as hex). */
 export function toWire(entry: Entry): WireEntry {
+  // A directory's `tree` (a conflict's record) is the host's own business.
+  if (entry.kind === 'dir') return { kind: 'dir' };
   if (entry.kind !== 'file') return entry;
   return {
     kind: 'file',

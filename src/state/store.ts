@@ -443,11 +443,25 @@ export class Store {
     for (const { side, path } of walked) this.stmts.intentClear.run(session, side, path);
   }
 
-  /** recordConflict stores a conflict, keeping the id of one already open at that path. Returns its id and whether it is new. */
-  recordConflict(session: number, path: string, reason: string, base: Entry | undefined, alpha: Entry | undefined, beta: Entry | undefined): { id: number; isNew: boolean } {
+  /**
+   * recordConflict stores a conflict, keeping the id of one already open at
+   * that path. Returns its id and whether it is new. A conflict with a
+   * resolution chosen keeps what it recorded when the choice was made (the
+   * choice stands for that, and applies only while the losing side still
+   * holds it), unless `applied` says ferry itself applied the choice in part.
+   */
+  recordConflict(
+    session: number,
+    path: string,
+    reason: string,
+    base: Entry | undefined,
+    alpha: Entry | undefined,
+    beta: Entry | undefined,
+    applied = false,
+  ): { id: number; isNew: boolean } {
     const existing = this.stmts.conflictOpenAt.get(session, path);
     if (existing !== undefined) {
-      this.stmts.conflictUpdate.run(reason, entryToJson(base), entryToJson(alpha), entryToJson(beta), existing.id);
+      if (existing.state === 'open' || applied) this.stmts.conflictUpdate.run(reason, entryToJson(base), entryToJson(alpha), entryToJson(beta), existing.id);
       return { id: existing.id, isNew: false };
     }
     // A conflict on a directory covers everything below it: older conflicts

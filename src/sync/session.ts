@@ -1133,7 +1133,7 @@ class Pass {
             break;
           case 'conflict': {
             const c = action.conflict;
-            const { id, isNew } = store.recordConflict(session, c.path, c.reason, c.base, c.alpha, c.beta);
+            const { id, isNew } = store.recordConflict(session, c.path, c.reason, c.base, c.alpha, c.beta, c.blocked === true);
             if (isNew) store.log('conflict', session, c.path, c.reason);
             conflicts.push({ id, path: c.path, reason: c.reason, isNew });
             break;
@@ -1258,16 +1258,29 @@ class Pass {
     return out;
   }
 
-  // A digest of everything below a directory on a side: the digest of each
-  // listing (names, kinds and stamps), depth first.
+  // A digest of everything below a directory on a side, depth first: each
+  // file's path, size, inode and mtime, and each directory's path. Entries
+  // ferry never syncs (links, special files) are left out, so removing
+  // them (as a blocked resolution asks) keeps the digest; so is a change of
+  // mode. A subdirectory that cannot be listed counts as such.
   private async treeDigest(side: Side, path: string): Promise<string> {
     const hash = createHash('sha256');
-    const walk = async (dir: string): Promise<void> => {
-      const listing = await this.endpoint(side).list(dir);
-      hash.update(`${dir}\0${listing.digest}\0`);
-      for (const item of listing.items) if (item.kind === 'dir') await walk(item.path);
+    const walk = async (dir: string, top: boolean): Promise<void> => {
+      let listing: Listing;
+      try {
+        listing = await this.endpoint(side).list(dir);
+      } catch (error) {
+        if (top) throw error;
+        hash.update(`${dir}\0unlisted\0`);
+        return;
+      }
+      hash.update(`${dir}\0dir\0`);
+      for (const item of listing.items) {
+        if (item.kind === 'dir') await walk(item.path, false);
+        else if (item.kind === 'file') hash.update(`${item.path}\0file\0${item.size}\0`).update(item.stamp.subarray(8, 32));
+      }
     };
-    await walk(path);
+    await walk(path, true);
     return hash.digest('hex').slice(0, 16);
   }
 

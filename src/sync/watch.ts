@@ -245,7 +245,12 @@ class Watch {
   private newResolutions(): string[] {
     const paths: string[] = [];
     for (const conflict of this.options.store.openConflicts(this.options.session.id)) {
-      if (conflict.state !== 'pending' || conflict.resolution === null) continue;
+      if (conflict.state === 'open') {
+        // A choice dropped (the losing side changed after it): the same choice made again is new.
+        for (const keep of ['alpha', 'beta', 'both']) this.tried.delete(`${conflict.id}:${keep}`);
+        continue;
+      }
+      if (conflict.resolution === null) continue;
       const key = `${conflict.id}:${conflict.resolution}`;
       if (this.tried.has(key)) continue;
       this.tried.add(key);
