@@ -207,6 +207,9 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(readdirSync(join(vm1.guestHome, 'Granted'))).not.toContain(basename(hostRo));
     const grants = (await json('grants', '--vm', 'vm2')) as { id: number }[];
     expect(grants.map((g) => g.id)).toEqual([roGrant]);
+    // `ferry status` says which grants are read-only.
+    const status = await ferry('status');
+    expect(status.stdout, status.stdout).toContain(`grant ${roGrant} vm2: ${hostRo} → Granted/${basename(hostRo)} (read-only): `);
   }, 60_000);
 
   test('limits: a file too large or one entry too many from the guest is refused and logged; a chatty agent is cut off', async () => {

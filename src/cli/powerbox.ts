@@ -176,7 +176,7 @@ export async function statusCommand(store: Store, args: string[]): Promise<numbe
   const status = (await call(store, 'status', {})) as {
     daemon: { pid: number; since: number };
     vms: { name: string; target: string; connected: boolean; grants: number }[];
-    grants: { id: number; vm: string; hostPath: string; guestPath: string; status: string; conflicts: number; lastSyncAt: number | null }[];
+    grants: { id: number; vm: string; hostPath: string; guestPath: string; readOnly: boolean; status: string; conflicts: number; lastSyncAt: number | null }[];
     conflicts: number;
   };
   if (values.json) {
@@ -187,7 +187,7 @@ export async function statusCommand(store: Store, args: string[]): Promise<numbe
   for (const vm of status.vms) out.push(`VM ${vm.name} (${vm.target}): ${vm.connected ? 'connected' : 'not connected'}, ${vm.grants} grant(s)`);
   for (const g of status.grants) {
     const last = g.lastSyncAt === null ? '' : `, last synced ${new Date(g.lastSyncAt).toISOString()}`;
-    out.push(`grant ${g.id} ${g.vm}: ${g.hostPath} → ${g.guestPath}: ${g.status}${last}${g.conflicts > 0 ? `, ${g.conflicts} conflict(s)` : ''}`);
+    out.push(`grant ${g.id} ${g.vm}: ${g.hostPath} → ${g.guestPath}${g.readOnly ? ' (read-only)' : ''}: ${g.status}${last}${g.conflicts > 0 ? `, ${g.conflicts} conflict(s)` : ''}`);
   }
   out.push(status.conflicts === 0 ? 'no conflicts' : `${status.conflicts} conflict(s): see \`ferry conflicts\``);
   printLines(out);
