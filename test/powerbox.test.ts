@@ -199,8 +199,11 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(readdirSync(join(hostRo, 'sub'))).toEqual(['x.txt']);
     expect(read(join(hostRo, 'manual.txt'))).toBe('read me');
     expect(existsSync(join(hostRo, 'planted.txt'))).toBe(false);
-    const log = (await json('log')) as { kind: string; path: string }[];
+    const log = (await json('log')) as { kind: string; path: string; grant: number | null }[];
     expect(log.filter((e) => e.kind === 'read-only').map((e) => e.path)).toEqual(expect.arrayContaining(['manual.txt', 'planted.txt']));
+    // Each entry names the grant it concerns.
+    expect(new Set(log.filter((e) => e.kind === 'read-only').map((e) => e.grant))).toEqual(new Set([roGrant]));
+    expect((await ferry('log')).stdout).toMatch(new RegExp(`\tread-only\tmanual\\.txt\tgrant ${roGrant}: the guest changed manual\\.txt`));
 
     // vm2's user sees its grant and nothing of vm1's; vm1's sees none of vm2's.
     expect(readdirSync(join(vm2.guestHome, 'Granted'))).toEqual([basename(hostRo)]);

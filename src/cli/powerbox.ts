@@ -199,9 +199,12 @@ export function logCommand(store: Store, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { limit: { type: 'string', default: '100' }, json: { type: 'boolean', default: false } }, strict: true });
   const limit = Number(values.limit);
   if (!Number.isSafeInteger(limit) || limit < 1) throw new UsageError(`--limit ${values.limit}: give a positive number of entries`);
-  const entries = store.recentLog(limit).map((e) => ({ ...e, at: new Date(e.at).toISOString() }));
+  // Sync events are logged by session: the grant whose session it is, if any, is said too.
+  const grantOf = new Map<number, number>();
+  for (const grant of new PowerboxStore(store).grants({ includeRevoked: true })) if (grant.session !== null) grantOf.set(grant.session, grant.id);
+  const entries = store.recentLog(limit).map((e) => ({ ...e, grant: e.session === null ? null : (grantOf.get(e.session) ?? null), at: new Date(e.at).toISOString() }));
   if (values.json) printJson(entries);
-  else printLines(entries.map((e) => `${e.at}\t${e.kind}\t${e.path ?? ''}\t${e.detail}`));
+  else printLines(entries.map((e) => `${e.at}\t${e.kind}\t${e.path ?? ''}\t${e.grant === null ? '' : `grant ${e.grant}: `}${e.detail}`));
   return Promise.resolve(EXIT.ok);
 }
 
