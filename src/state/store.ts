@@ -471,6 +471,12 @@ export class Store {
     return { id: Number(info.lastInsertRowid), isNew: true };
   }
 
+  /** liveConflict returns the open or pending conflict of a session at a path, if there is one. */
+  liveConflict(session: number, path: string): ConflictRecord | undefined {
+    const row = this.stmts.conflictOpenAt.get(session, path);
+    return row === undefined ? undefined : conflictFromRow(row);
+  }
+
   /** conflict returns a conflict by id. */
   conflict(id: number): ConflictRecord | undefined {
     const row = this.stmts.conflictById.get(id);

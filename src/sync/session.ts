@@ -1247,8 +1247,10 @@ class Pass {
   }
 
   // A conflict with, for each side that holds a directory there, a digest
-  // of what is below it (see loserUnchanged).
+  // of what is below it (see loserUnchanged). Not for one with a choice
+  // made: its record stays as it was then (see Store.recordConflict).
   private async withTrees(conflict: Conflict): Promise<Conflict> {
+    if (conflict.blocked !== true && this.store.liveConflict(this.sessionId, conflict.path)?.state === 'pending') return conflict;
     let out = conflict;
     for (const side of ['alpha', 'beta'] as const) {
       if (conflict[side]?.kind !== 'dir') continue;

@@ -72,7 +72,7 @@ export class Settler implements Settle {
         held.digest = digest;
         held.seen = now;
       }
-      if (now - held.seen < SETTLE_QUIET_MS && now - held.since < SETTLE_MAX_MS) return true;
+      if (now < dueAt(held)) return true;
       this.held.delete(key);
       return false;
     }
@@ -97,7 +97,7 @@ export class Settler implements Settle {
   nextDue(): number | undefined {
     let due: number | undefined;
     for (const held of this.held.values()) {
-      const at = Math.min(held.seen + SETTLE_QUIET_MS, held.since + SETTLE_MAX_MS);
+      const at = dueAt(held);
       if (due === undefined || at < due) due = at;
     }
     return due;
@@ -116,7 +116,7 @@ export class Settler implements Settle {
         this.held.delete(key);
         continue;
       }
-      if (now >= Math.min(held.seen + SETTLE_QUIET_MS, held.since + SETTLE_MAX_MS)) {
+      if (now >= dueAt(held)) {
         held.asked = true;
         dirs.add(parentOf(held.path));
       }
@@ -135,6 +135,11 @@ export class Settler implements Settle {
   get size(): number {
     return this.held.size;
   }
+}
+
+// When a held file goes: once quiet for SETTLE_QUIET_MS, or SETTLE_MAX_MS after it was first held.
+function dueAt(held: Held): number {
+  return Math.min(held.seen + SETTLE_QUIET_MS, held.since + SETTLE_MAX_MS);
 }
 
 // Notes `key` at `now` in a map kept in the order of its last note, and
