@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
-import { Store } from '../src/state/store.js';
-import { syncSession } from '../src/sync/session.js';
+import { type SessionRecord, Store } from '../src/state/store.js';
+import { type Summary, syncSession } from '../src/sync/session.js';
 import { SETTLE_HOT_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, type Settle, Settler } from '../src/sync/settle.js';
 import { readTree, tempDir, writeTree } from './support/cli.js';
 
@@ -131,11 +131,15 @@ describe('a pass with a file held', () => {
   // Holds every change to `path`, on either side.
   const holding = (path: string): Settle => ({ hold: (_side, p) => p === path, busy: () => undefined });
 
-  test('a directory removed on one side while a file in it is held on the other is a conflict, and nothing below it is removed', async () => {
+  // A session between two fresh local directories, alpha made of `tree`, synced once; `run` syncs it again.
+  const synced = async (
+    tree: Record<string, string>,
+    body: (pair: { alpha: string; beta: string; store: Store; session: SessionRecord; run: (settle?: Settle) => Promise<Summary> }) => Promise<void>,
+  ) => {
     const top = tempDir('ferry-settle-');
     const alpha = join(top, 'alpha');
     const beta = join(top, 'beta');
-    writeTree(alpha, { 'keep.txt': 'k', 'D/a.txt': 'a', 'D/sub/c.txt': 'c', 'D/z.log': 'log 1' });
+    writeTree(alpha, tree);
     mkdirSync(beta);
     const store = Store.open(join(top, 'home'));
     try {
@@ -144,31 +148,25 @@ describe('a pass with a file held', () => {
       const run = (settle?: Settle) =>
         syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new LocalEndpoint('beta', beta, nativeDisk()), ...(settle ? { settle } : {}) });
       expect((await run()).failures).toEqual([]);
+      await body({ alpha, beta, store, session, run });
+    } finally {
+      store.close();
+    }
+  };
+
+  test('a directory removed on one side while a file in it is held on the other is a conflict, and nothing below it is removed', async () => {
+    await synced({ 'keep.txt': 'k', 'D/a.txt': 'a', 'D/sub/c.txt': 'c', 'D/z.log': 'log 1' }, async ({ alpha, beta, run }) => {
       writeFileSync(join(alpha, 'D/z.log'), 'log 2');
       rmSync(join(beta, 'D'), { recursive: true });
       const summary = await run(holding('D/z.log'));
       expect(summary.conflicts.map((c) => c.path)).toEqual(['D']);
       expect(summary.removed).toEqual({ alpha: 0, beta: 0 });
       expect(readTree(alpha)).toEqual({ 'keep.txt': 'k', D: null, 'D/a.txt': 'a', 'D/sub': null, 'D/sub/c.txt': 'c', 'D/z.log': 'log 2' });
-    } finally {
-      store.close();
-    }
+    });
   });
 
   test('leaves the file as it is on both sides, copies the rest, and closes no conflict or resolution on it', async () => {
-    const top = tempDir('ferry-settle-');
-    const alpha = join(top, 'alpha');
-    const beta = join(top, 'beta');
-    writeTree(alpha, { 'busy.txt': 'base', 'calm.txt': 'calm' });
-    mkdirSync(beta);
-    const store = Store.open(join(top, 'home'));
-    try {
-      const session = store.session(alpha, beta, true);
-      if (session === undefined) throw new Error('no session');
-      const run = (settle?: Settle) =>
-        syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new LocalEndpoint('beta', beta, nativeDisk()), ...(settle ? { settle } : {}) });
-      expect((await run()).failures).toEqual([]);
-
+    await synced({ 'busy.txt': 'base', 'calm.txt': 'calm' }, async ({ alpha, beta, store, session, run }) => {
       // Held while it changes: not copied, while calm.txt's change goes.
       writeFileSync(join(alpha, 'busy.txt'), 'alpha 1');
       writeFileSync(join(alpha, 'calm.txt'), 'calm 2');
@@ -193,8 +191,6 @@ describe('a pass with a file held', () => {
       // Once it is no longer held, the resolution is applied.
       expect((await run()).resolved.map((r) => r.path)).toEqual(['busy.txt']);
       expect(readFileSync(join(alpha, 'busy.txt'), 'utf8')).toBe('beta 1');
-    } finally {
-      store.close();
-    }
+    });
   });
 });

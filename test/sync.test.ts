@@ -239,15 +239,22 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     expect(readFileSync(join(pair.beta, 'c.txt'), 'utf8')).toBe('from alpha');
   });
 
-  test('a losing directory that gained a file after the choice is not removed: the choice is dropped, and applied once made again', async () => {
+  // A conflict on proj: alpha made it a file while beta added proj/b (and whatever `onBeta` adds).
+  const directoryConflict = async (onBeta: (beta: string) => void = () => undefined) => {
     const pair = makePair({ 'keep.txt': 'k', 'proj/a': 'a' });
     expect((await pair.sync()).status).toBe(0);
     rmSync(join(pair.alpha, 'proj'), { recursive: true });
     writeFileSync(join(pair.alpha, 'proj'), 'alpha made proj a file');
     writeFileSync(join(pair.beta, 'proj/b'), 'beta b');
+    onBeta(pair.beta);
     expect((await pair.sync()).status).toBe(3);
-    const [conflict] = await conflicts(pair.home);
-    expect(conflict?.path).toBe('proj');
+    const found = await conflicts(pair.home);
+    expect(found.map((c) => c.path)).toEqual(['proj']);
+    return { pair, conflict: found[0] };
+  };
+
+  test('a losing directory that gained a file after the choice is not removed: the choice is dropped, and applied once made again', async () => {
+    const { pair, conflict } = await directoryConflict();
     expect((await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', 'alpha'])).status).toBe(0);
     writeTree(pair.beta, { 'proj/c': 'made after the choice' });
     const r = await pair.sync('--json');
@@ -269,14 +276,7 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
   });
 
   test('a choice blocked by a link in the losing directory is applied once the link is removed', async () => {
-    const pair = makePair({ 'keep.txt': 'k', 'proj/a': 'a' });
-    expect((await pair.sync()).status).toBe(0);
-    rmSync(join(pair.alpha, 'proj'), { recursive: true });
-    writeFileSync(join(pair.alpha, 'proj'), 'alpha made proj a file');
-    writeFileSync(join(pair.beta, 'proj/b'), 'beta b');
-    symlinkSync('b', join(pair.beta, 'proj/link'));
-    expect((await pair.sync()).status).toBe(3);
-    const [conflict] = await conflicts(pair.home);
+    const { pair, conflict } = await directoryConflict((beta) => symlinkSync('b', join(beta, 'proj/link')));
     expect((await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', 'alpha'])).status).toBe(0);
     expect((await pair.sync()).status).toBe(3);
     const [blocked] = await conflicts(pair.home);
@@ -292,13 +292,7 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
   });
 
   test('resolve --keep both on a directory keeps alpha at the path and beta beside it', async () => {
-    const pair = makePair({ 'keep.txt': 'k', 'proj/a': 'a' });
-    expect((await pair.sync()).status).toBe(0);
-    rmSync(join(pair.alpha, 'proj'), { recursive: true });
-    writeFileSync(join(pair.alpha, 'proj'), 'alpha made proj a file');
-    writeFileSync(join(pair.beta, 'proj/b'), 'beta b');
-    expect((await pair.sync()).status).toBe(3);
-    const [conflict] = await conflicts(pair.home);
+    const { pair, conflict } = await directoryConflict();
     expect((await runFerry(pair.home, ['resolve', String(conflict?.id), '--keep', 'both'])).status).toBe(0);
     const r = await pair.sync();
     expect(r.stderr).toBe('');
