@@ -7,7 +7,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { installedAgentName } from './support/agent.js';
@@ -173,6 +173,22 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
   }, 60_000);
 
   let roGrant = 0;
+  test('a link the guest makes stays in the guest and is logged once, naming its grant', async () => {
+    const link = join(guestDir, `escape-${Date.now()}`);
+    symlinkSync('/etc/passwd', link);
+    execFileSync('chown', ['-h', `${vm1.user}:${vm1.user}`, link]);
+    guestWrite(vm1, join(guestDir, 'beside-link.txt'), 'one');
+    await eventually(() => expect(read(join(hostDir, 'beside-link.txt'))).toBe('one'));
+    // Another pass over the same directory meets the link again.
+    guestWrite(vm1, join(guestDir, 'beside-link.txt'), 'two');
+    await eventually(() => expect(read(join(hostDir, 'beside-link.txt'))).toBe('two'));
+    expect(existsSync(join(hostDir, basename(link)))).toBe(false);
+    const logged = ((await json('log')) as { kind: string; path: string; grant: number | null; detail: string }[]).filter((e) => e.kind === 'unsupported');
+    expect(logged).toEqual([expect.objectContaining({ path: basename(link), grant: dirGrant })]);
+    expect(logged[0]?.detail).toBe(`grant ${dirGrant}: ${basename(link)} is a symbolic link on the guest; ferry does not sync it`);
+    rmSync(link);
+  }, 60_000);
+
   test('a read-only grant puts the guest copy back and logs the attempt; the other VM sees only its own grant', async () => {
     const hostRo = join(tempDir('ferry-ro-'), `reference-${Date.now()}`);
     writeTree(hostRo, { 'manual.txt': 'read me', 'sub/x.txt': 'x' });

@@ -12,6 +12,7 @@
 import { lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename, dirname, join, posix } from 'node:path';
+import { type Side, type UnsupportedReason, describeUnsupported } from '../core/entry.js';
 import { ConnectionLost, FerryError, SessionHalt, UsageError } from '../core/errors.js';
 import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { isWithin } from '../core/path.js';
@@ -34,6 +35,8 @@ const FIRST_SYNC_TIMEOUT_MS = 10 * 60_000;
 const REVOKE_WAIT_MS = 15_000;
 /** How often guest copies of revoked grants are retried on unreachable VMs. */
 const CLEANUP_RETRY_MS = 10_000;
+/** How many unsupported entries a grant remembers having logged. */
+const UNSUPPORTED_LOGGED_MAX = 10_000;
 
 /** text reads a string parameter from the control socket ('' when it is anything else). */
 function text(value: unknown): string {
@@ -118,6 +121,8 @@ class GrantRunner {
   private firstSynced = false;
   private firstWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private progressListeners = new Set<(event: WatchEvent) => void>();
+  // Unsupported entries already in the audit log (each pass that meets one reports it again).
+  private readonly unsupportedLogged = new Set<string>();
   done: Promise<void> = Promise.resolve();
   status = 'starting';
   lastSyncAt: number | null = null;
@@ -212,6 +217,9 @@ class GrantRunner {
       case 'conflict':
         this.say(`grant ${this.grant.id}: conflict ${event.id} on ${event.path}: ${event.reason}`);
         break;
+      case 'unsupported':
+        this.logUnsupported(event.path, event.side, event.reason);
+        break;
       case 'error':
         // A path that could not be synced (the rest goes on): in the audit log, where the user looks.
         if (event.path !== undefined) this.store.log('sync-error', this.sessionId, event.path, `grant ${this.grant.id}: ${event.message}`);
@@ -225,6 +233,17 @@ class GrantRunner {
       default:
         break;
     }
+  }
+
+  // Logs once per runner an entry ferry leaves alone: a link or a special
+  // file the guest made stays in the guest and never reaches the host.
+  private logUnsupported(path: string, side: Side, reason: UnsupportedReason): void {
+    const key = `${side}\0${path}\0${reason}`;
+    if (this.unsupportedLogged.has(key)) return;
+    if (this.unsupportedLogged.size >= UNSUPPORTED_LOGGED_MAX) this.unsupportedLogged.clear();
+    this.unsupportedLogged.add(key);
+    const where = side === 'alpha' ? 'host' : 'guest';
+    this.store.log('unsupported', this.sessionId, path, `grant ${this.grant.id}: ${path} is ${describeUnsupported(reason)} on the ${where}; ferry does not sync it`);
   }
 
   private failFirst(error: Error): void {

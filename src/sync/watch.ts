@@ -14,6 +14,7 @@
  */
 
 import type { Endpoint, WatchHint } from '../core/endpoint.js';
+import type { Side, UnsupportedReason } from '../core/entry.js';
 import { ConnectionLost, FerryError, SessionHalt } from '../core/errors.js';
 import { parentOf } from '../core/path.js';
 import type { Limits } from '../core/limits.js';
@@ -43,7 +44,7 @@ export type WatchEvent =
   | { readonly event: 'progress'; readonly scanned: number; readonly copied: number; readonly bytes: number }
   | { readonly event: 'conflict'; readonly id: number; readonly path: string; readonly reason: string }
   | { readonly event: 'resolved'; readonly id: number; readonly path: string; readonly keep: string }
-  | { readonly event: 'unsupported'; readonly path: string; readonly side: string; readonly reason: string }
+  | { readonly event: 'unsupported'; readonly path: string; readonly side: Side; readonly reason: UnsupportedReason }
   | { readonly event: 'held'; readonly path: string; readonly side: string; readonly quietMs: number; readonly maxMs: number }
   | { readonly event: 'error'; readonly message: string; readonly path?: string }
   | { readonly event: 'reconnecting'; readonly message: string; readonly attempt: number; readonly inMs: number }
