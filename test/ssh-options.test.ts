@@ -4,7 +4,7 @@
  */
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FERRY_BIN, type CliResult, readTree, tempDir, writeTree } from './support/cli.js';
@@ -223,6 +223,36 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
       expect(readdirSync(cache).sort()).toEqual(installed);
       expect(statSync(file).mtimeMs).toBe(before);
     }
+  });
+
+  test('installing a build sweeps the builds of other versions installed more than a week ago, and nothing else', async () => {
+    const { alpha, home, url } = setup();
+    writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+    const cache = join(sshd.guestHome, '.cache', 'ferry');
+    expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+    const current = readdirSync(cache).sort();
+    const agent = current.find((name) => name.startsWith('agent-')) ?? '';
+    const old = new Date(Date.now() - 30 * 86_400_000);
+    const recent = new Date(Date.now() - 86_400_000);
+    const plant = (name: string, when: Date) => {
+      writeFileSync(join(cache, name), 'x');
+      utimesSync(join(cache, name), when, when);
+    };
+    plant('agent-0123456789abcdef.mjs', old);
+    plant('watcher-0123456789abcdef.node', old);
+    plant('shims-0123456789abcdef.node.tmp.77', old);
+    plant('agent-fedcba9876543210.mjs', recent);
+    plant('notes.txt', old);
+    // This build's native files are as old, and still in use: they stay.
+    for (const name of current) utimesSync(join(cache, name), old, old);
+    // Nothing is installed, nothing is swept.
+    writeFileSync(join(alpha, 'a.txt'), 'quick start');
+    expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+    expect(readdirSync(cache)).toContain('agent-0123456789abcdef.mjs');
+    rmSync(join(cache, agent));
+    writeFileSync(join(alpha, 'a.txt'), 'installed again');
+    expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
+    expect(readdirSync(cache).sort()).toEqual([...current, 'agent-fedcba9876543210.mjs', 'notes.txt'].sort());
   });
 
   test('FERRY_GUEST_DISK=portable keeps the native shims out of the guest; the agent then works on plain Node', async () => {

@@ -588,8 +588,10 @@ async function agentCommand(client: Client, label: string): Promise<string> {
   const major = Number.parseInt(version, 10);
   if (!(major >= 18)) throw new FerryError('ENODE', `${label} has Node.js ${version}; ferry's guest agent needs 18 or newer`);
   const present = new Set(lines.slice(1));
+  let installed = false;
   const install = async (name: string, content: Buffer, what: string) => {
     if (present.has(name)) return;
+    installed = true;
     const target = `"$HOME/.cache/ferry/${name}"`;
     const done = await exec(client, `sh -c 'mkdir -p "$HOME/.cache/ferry" && cat > ${target}.tmp.$$ && mv -f ${target}.tmp.$$ ${target}'`, content);
     if (done.code !== 0) throw new FerryError('EAGENT', `unable to install ${what} in ${label}: ${done.stderr.trim() || `exit ${String(done.code)}`}`);
@@ -597,8 +599,24 @@ async function agentCommand(client: Client, label: string): Promise<string> {
   await install(`agent-${hash}.mjs`, code, 'the ferry agent');
   const parts = nativeParts({ os, arch, libc: os === 'linux' ? libc : '' });
   for (const part of parts) await install(part.name, part.code, part.what);
+  if (installed) await sweepCache(client, [`agent-${hash}.mjs`, ...parts.map((part) => part.name)]);
   if (parts.length === 0) return `exec node ${file}`;
   return `exec env ${parts.map((part) => `${part.variable}="$HOME/.cache/ferry/${part.name}"`).join(' ')} node ${file}`;
+}
+
+/** Days a build of the agent not installed by this ferry stays in a guest's cache. */
+const CACHE_KEEP_DAYS = 7;
+
+// Removes from the guest's cache the agent builds, native files and
+// temporaries of other ferry versions installed more than CACHE_KEEP_DAYS
+// ago, keeping `current`: each upgrade would otherwise leave its build
+// behind. A build another ferry still uses is installed again by it. Best
+// effort: a guest without find keeps its files.
+async function sweepCache(client: Client, current: readonly string[]): Promise<void> {
+  // No single quotes in here: it goes inside sh -c '...'. The names are hex.
+  const keep = current.map((name) => `! -name ${name}`).join(' ');
+  const command = `sh -c 'find "$HOME/.cache/ferry" -maxdepth 1 -type f \\( -name "agent-*" -o -name "watcher-*" -o -name "shims-*" \\) ${keep} -mtime +${CACHE_KEEP_DAYS} -exec rm -f {} + 2>/dev/null; exit 0'`;
+  await exec(client, command).catch(() => undefined);
 }
 
 // What the guest's node said of itself; anything unexpected reads as unknown.
