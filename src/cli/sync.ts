@@ -3,7 +3,7 @@
  */
 
 import { parseArgs } from 'node:util';
-import { type UnsupportedReason, describeUnsupported } from '../core/entry.js';
+import { describeUnsupported } from '../core/entry.js';
 import { SessionHalt, UsageError } from '../core/errors.js';
 import { looksRemote, parseTarget, targetLabel } from '../transport/target.js';
 import { LocalEndpoint } from '../fs/local.js';
@@ -188,7 +188,7 @@ function printWatchEvent(event: WatchEvent): void {
       line = `resolved conflict ${event.id}: ${event.path} (kept ${event.keep})`;
       break;
     case 'unsupported':
-      line = `skipped ${event.path}: ${describeUnsupported(event.reason as UnsupportedReason)} on ${event.side}, not synced`;
+      line = `skipped ${event.path}: ${describeUnsupported(event.reason)} on ${event.side}, not synced`;
       break;
     case 'held':
       line = `${event.path} keeps changing on ${event.side}: ferry syncs it once it has been unchanged for ${event.quietMs / 1000} s, and tries every ${event.maxMs / 1000} s while it changes`;
