@@ -131,6 +131,25 @@ Host *
     expect(sshConfigFor('anything', undefined, file).proxy).toBe('ProxyCommand nc %h %p');
   });
 
+  test('UserKnownHostsFile (several files, tokens, none) and HostKeyAlias are read for the host key check', () => {
+    const file = config(`
+Host box
+  HostName 192.0.2.7
+  UserKnownHostsFile ~/.ssh/boxes %d/known/%h none
+  HostKeyAlias box-key
+Host quiet
+  UserKnownHostsFile none
+  HostKeyAlias none
+`);
+    expect(sshConfigFor('box', undefined, file)).toEqual({
+      hostName: '192.0.2.7',
+      identityFiles: [],
+      knownHostsFiles: [join(homedir(), '.ssh/boxes'), join(homedir(), 'known/192.0.2.7')],
+      hostKeyAlias: 'box-key',
+    });
+    expect(sshConfigFor('quiet', undefined, file)).toEqual({ identityFiles: [], knownHostsFiles: [] });
+  });
+
   test('no config file is no configuration; a bad one says where', () => {
     expect(sshConfigFor('vm', undefined, join(tempDir('ferry-sshconfig-'), 'missing'))).toEqual({ identityFiles: [] });
     const badPort = config('Include $DIR/ports.conf\n', { 'ports.conf': '\nHost vm\n  Port twenty-two\n' });

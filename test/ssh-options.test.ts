@@ -194,6 +194,34 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     expect(proxied.stderr).toContain('~/.ssh/config reaches hidden through ProxyJump myguest, which ferry cannot follow');
   });
 
+  test("~/.ssh/config's UserKnownHostsFile and HostKeyAlias say where the host key is known and under which name", async () => {
+    const { alpha, beta, home, url } = setup();
+    const userHome = sshHome({});
+    const keyLine = sshd.knownHostsLine.slice(sshd.knownHostsLine.indexOf(' ') + 1);
+    writeFileSync(join(userHome, '.ssh', 'vms_known'), `myvm-key ${keyLine}\n`);
+    // ~/.ssh/known_hosts says otherwise of the address: it is not read for this host.
+    writeFileSync(join(userHome, '.ssh', 'known_hosts'), `[127.0.0.1]:${sshd.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`);
+    writeFileSync(
+      join(userHome, '.ssh', 'config'),
+      `Host myvm\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.clientKey}\n  UserKnownHostsFile ~/.ssh/vms_known\n  HostKeyAlias myvm-key\n`,
+    );
+    const path = url.slice(url.indexOf('/', 'ssh://'.length));
+    const r = await ferry(home, ['sync', alpha, `myvm:${path}`, '--once'], { HOME: userHome });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(readTree(beta)).toEqual(readTree(alpha));
+    // Unknown under its alias, the key is recorded under the alias.
+    writeFileSync(join(userHome, '.ssh', 'vms_known'), '');
+    const fresh = tempDir('ferry-aliashome-');
+    const refused = await ferry(fresh, ['sync', alpha, `myvm:${path}`, '--once'], { HOME: userHome });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain(`the host key of myvm-key is not known (ssh-ed25519 SHA256:`);
+    expect(refused.stderr).toContain(`ferry looked in ${join(userHome, '.ssh', 'vms_known')} and ${join(fresh, 'known_hosts')};`);
+    const accepted = await ferry(fresh, ['sync', alpha, `myvm:${path}`, '--once', '--accept-new-host-key'], { HOME: userHome });
+    expect(accepted.status, accepted.stderr).toBe(0);
+    expect(readFileSync(join(fresh, 'known_hosts'), 'utf8')).toBe(`myvm-key ${keyLine}\n`);
+  });
+
   test('the agent, the native shims and the watcher binding are installed once per build, by content hash, under ~/.cache/ferry', async () => {
     const { alpha, home, url } = setup();
     writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);

@@ -40,7 +40,8 @@ Usage:
       one); keys come from --key (then ssh-agent), else from ssh-agent
       (SSH_AUTH_SOCK) and ~/.ssh/id_ed25519, id_ecdsa, id_rsa. ferry never
       asks for a passphrase: ssh-add such a key. A Host alias of
-      ~/.ssh/config is read as ssh would (HostName, User, Port, IdentityFile).
+      ~/.ssh/config is read as ssh would (HostName, User, Port, IdentityFile,
+      UserKnownHostsFile, HostKeyAlias).
       The guest needs Node.js 18 or newer; ferry installs its agent in
       ~/.cache/ferry there.
   ferry conflicts [--json]           List unresolved conflicts.

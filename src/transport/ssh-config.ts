@@ -4,8 +4,9 @@
  * proxies ferry cannot follow. `Host` blocks match as ssh_config(5) says
  * (patterns with * and ?, negated with !, the first value of each keyword
  * wins); `Include` is followed; a `Match` block is skipped, except
- * `Match all`, which applies like `Host *`. HostKeyAlias, UserKnownHostsFile
- * and IdentitiesOnly are not read.
+ * `Match all`, which applies like `Host *`. Also UserKnownHostsFile and
+ * HostKeyAlias, for the host key check. IdentitiesOnly is not read: the
+ * host's IdentityFiles are tried before ssh-agent's keys anyway.
  */
 
 import { readFileSync, readdirSync } from 'node:fs';
@@ -22,6 +23,10 @@ export interface SshHostConfig {
   readonly identityFiles: readonly string[];
   /** A ProxyJump or ProxyCommand, which ferry cannot follow. */
   readonly proxy?: string;
+  /** UserKnownHostsFile: the known_hosts files to read instead of ~/.ssh/known_hosts (none for `none`). */
+  readonly knownHostsFiles?: readonly string[];
+  /** HostKeyAlias: the name the host's key is looked up under. */
+  readonly hostKeyAlias?: string;
 }
 
 /** A keyword's first value, and where it was given. */
@@ -63,12 +68,16 @@ export function sshConfigFor(host: string, user?: string, file = join(homedir(),
   }
   const proxy = settings.get('proxy')?.args;
   const userSetting = one('user');
+  const knownHosts = settings.get('userknownhostsfile')?.args;
+  const alias = one('hostkeyalias');
   return {
     ...(hostName !== undefined ? { hostName } : {}),
     ...(userSetting !== undefined ? { user: userSetting } : {}),
     ...(portNumber !== undefined ? { port: portNumber } : {}),
     identityFiles: [...new Set(identityFiles.filter((f) => f.toLowerCase() !== 'none').map((f) => expandPath(expandTokens(f, tokens))))],
     ...(proxy !== undefined && proxy[1]?.toLowerCase() !== 'none' ? { proxy: proxy.join(' ') } : {}),
+    ...(knownHosts !== undefined ? { knownHostsFiles: knownHosts.filter((f) => f.toLowerCase() !== 'none').map((f) => expandPath(expandTokens(f, tokens))) } : {}),
+    ...(alias !== undefined && alias.toLowerCase() !== 'none' ? { hostKeyAlias: alias } : {}),
   };
 }
 

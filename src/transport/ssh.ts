@@ -62,9 +62,8 @@ function matchesHost(field: string, pattern: string): boolean {
 /** HostKeyVerdict says whether a host key is known, unknown, or different from the one known. */
 export type HostKeyVerdict = 'known' | 'unknown' | 'changed' | 'revoked';
 
-/** checkHostKey looks a host key up in known_hosts files. */
-export function checkHostKey(files: readonly string[], host: string, port: number, key: Buffer): HostKeyVerdict {
-  const pattern = hostPattern(host, port);
+/** checkHostKey looks a host key up in known_hosts files, under `pattern` (host, or [host]:port off port 22). */
+export function checkHostKey(files: readonly string[], pattern: string, key: Buffer): HostKeyVerdict {
   const type = keyType(key);
   const blob = key.toString('base64');
   let sawOther = false;
@@ -421,9 +420,12 @@ export class SshLink {
 }
 
 async function openClient(target: SshTarget, options: SshOptions): Promise<Client> {
-  const knownFiles = [join(homedir(), '.ssh', 'known_hosts'), join(options.home, 'known_hosts')];
+  // ~/.ssh/config's UserKnownHostsFile stands in for ~/.ssh/known_hosts, as for ssh.
+  const knownFiles = [...(target.knownHostsFiles ?? [join(homedir(), '.ssh', 'known_hosts')]), join(options.home, 'known_hosts')];
   // The machine's address (~/.ssh/config's HostName for an alias): known_hosts is read for it, as ssh does.
   const address = target.hostName ?? target.host;
+  // The name its key is looked up and recorded under: ~/.ssh/config's HostKeyAlias (as is, no port), else the address.
+  const keyName = target.hostKeyAlias ?? hostPattern(address, target.port);
   const named = target.hostName === undefined ? target.host : `${target.host} (${target.hostName})`;
   let refusal: string | undefined;
   const config: ConnectConfig = {
@@ -438,24 +440,24 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
       const fp = fingerprint(key);
       if (options.pinnedHostKey !== undefined) {
         if (key.equals(options.pinnedHostKey)) return true;
-        refusal = `the host key of ${hostPattern(address, target.port)} (${keyType(key)} ${fp}) is NOT the one pinned when the VM was added (${describeHostKey(options.pinnedHostKey)}); ferry refuses to connect`;
+        refusal = `the host key of ${keyName} (${keyType(key)} ${fp}) is NOT the one pinned when the VM was added (${describeHostKey(options.pinnedHostKey)}); ferry refuses to connect`;
         return false;
       }
       // Under the address, as ssh records it; else under the name given
       // (ferry recorded aliases so before it read ~/.ssh/config).
-      let verdict = checkHostKey(knownFiles, address, target.port, key);
-      if (verdict === 'unknown' && address !== target.host) verdict = checkHostKey(knownFiles, target.host, target.port, key);
+      let verdict = checkHostKey(knownFiles, keyName, key);
+      if (verdict === 'unknown' && target.hostKeyAlias === undefined && address !== target.host) verdict = checkHostKey(knownFiles, hostPattern(target.host, target.port), key);
       if (verdict === 'known') return true;
       if (verdict === 'changed' || verdict === 'revoked') {
-        refusal = `the host key of ${hostPattern(address, target.port)} (${keyType(key)} ${fp}) is ${verdict === 'changed' ? 'NOT the one recorded in known_hosts: the machine was reinstalled, or someone is in the middle' : 'revoked'}; ferry refuses to connect`;
+        refusal = `the host key of ${keyName} (${keyType(key)} ${fp}) is ${verdict === 'changed' ? 'NOT the one recorded in known_hosts: the machine was reinstalled, or someone is in the middle' : 'revoked'}; ferry refuses to connect`;
         return false;
       }
       if (!options.acceptNewHostKey) {
-        refusal = `the host key of ${hostPattern(address, target.port)} is not known (${keyType(key)} ${fp}); check it, then rerun with --accept-new-host-key to trust it (it is saved in ${join(options.home, 'known_hosts')})`;
+        refusal = `the host key of ${keyName} is not known (${keyType(key)} ${fp}); ferry looked in ${knownFiles.join(' and ')}; check it, then rerun with --accept-new-host-key to trust it (it is saved in ${join(options.home, 'known_hosts')})`;
         return false;
       }
       mkdirSync(options.home, { recursive: true, mode: 0o700 });
-      appendFileSync(join(options.home, 'known_hosts'), `${hostPattern(address, target.port)} ${keyType(key)} ${key.toString('base64')}\n`, { mode: 0o600 });
+      appendFileSync(join(options.home, 'known_hosts'), `${keyName} ${keyType(key)} ${key.toString('base64')}\n`, { mode: 0o600 });
       return true;
     },
   };

@@ -21,6 +21,10 @@ export interface SshTarget {
   readonly hostName?: string;
   /** The key files ~/.ssh/config gives for `host`, tried instead of the default ones. */
   readonly identityFiles?: readonly string[];
+  /** ~/.ssh/config's UserKnownHostsFile for `host`: read instead of ~/.ssh/known_hosts. */
+  readonly knownHostsFiles?: readonly string[];
+  /** ~/.ssh/config's HostKeyAlias for `host`: the name its key is known by. */
+  readonly hostKeyAlias?: string;
 }
 
 /** looksRemote reports whether a sync argument names an SSH target. */
@@ -65,6 +69,8 @@ export function parseTarget(arg: string): SshTarget {
     path,
     ...(config.hostName !== undefined && config.hostName !== host ? { hostName: config.hostName } : {}),
     ...(config.identityFiles.length > 0 ? { identityFiles: config.identityFiles } : {}),
+    ...(config.knownHostsFiles !== undefined ? { knownHostsFiles: config.knownHostsFiles } : {}),
+    ...(config.hostKeyAlias !== undefined ? { hostKeyAlias: config.hostKeyAlias } : {}),
   };
 }
 
