@@ -4,7 +4,7 @@
  * pass is already walking towards it. The CLI scenarios are in sync.test.ts.
  */
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import type { Listing } from '../src/core/endpoint.js';
@@ -14,18 +14,19 @@ import { Store } from '../src/state/store.js';
 import { syncSession } from '../src/sync/session.js';
 import { tempDir, writeTree } from './support/cli.js';
 
-/** A local beta that runs `meanwhile` once, when the walk first lists `at`. */
+/** A local beta that runs `meanwhile` once, when `at` is listed for the time number `nth` (from 1). */
 class Interrupted extends LocalEndpoint {
   constructor(
     root: string,
     private readonly at: string,
     private meanwhile: (() => void) | undefined,
+    private nth = 1,
   ) {
     super('beta', root, nativeDisk());
   }
 
   override list(path: string, expect?: number): Promise<Listing> {
-    if (path === this.at && this.meanwhile !== undefined) {
+    if (path === this.at && this.meanwhile !== undefined && --this.nth === 0) {
       const run = this.meanwhile;
       this.meanwhile = undefined;
       run();
@@ -63,6 +64,102 @@ test('a file written into the losing directory after the choice, while a pass is
     expect(next.failures.map((f) => f.message)).toEqual([expect.stringMatching(/^proj: beta changed after `ferry resolve \d+ --keep alpha` was chosen \(it is a directory whose contents changed\)/)]);
     expect(readFileSync(join(beta, 'proj/c'), 'utf8')).toBe('written after the choice');
     expect(store.openConflicts(session.id).map((c) => [c.path, c.state])).toEqual([['proj', 'open']]);
+  } finally {
+    store.close();
+  }
+});
+
+// The choice is made before the pass; the losing side changes after the
+// pass has checked it and before its walk reaches the path.
+test.for([
+  ['directory', 'proj/c'],
+  ['file', 'doc.txt'],
+] as const)('a losing %s that changes after the pass checked the choice is not overwritten', async ([kind, written]) => {
+  const top = tempDir('ferry-resolve-');
+  const alpha = join(top, 'alpha');
+  const beta = join(top, 'beta');
+  writeTree(alpha, { 'keep.txt': 'k', 'proj/a': 'a', 'doc.txt': 'base' });
+  mkdirSync(beta);
+  const store = Store.open(join(top, 'home'));
+  try {
+    const session = store.session(alpha, beta, true);
+    if (session === undefined) throw new Error('no session');
+    const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, '', meanwhile) });
+    expect((await run()).failures).toEqual([]);
+    const path = kind === 'directory' ? 'proj' : 'doc.txt';
+    if (kind === 'directory') {
+      rmSync(join(alpha, 'proj'), { recursive: true });
+      writeFileSync(join(alpha, 'proj'), 'alpha file');
+      writeFileSync(join(beta, 'proj/b'), 'beta b');
+    } else {
+      writeFileSync(join(alpha, 'doc.txt'), 'alpha edit');
+      writeFileSync(join(beta, 'doc.txt'), 'beta edit');
+    }
+    expect((await run()).conflicts.map((c) => c.path)).toEqual([path]);
+    const [conflict] = store.openConflicts(session.id);
+    if (conflict === undefined) throw new Error('no conflict');
+    store.setConflictState(conflict.id, 'pending', 'alpha');
+
+    const raced = await run(() => writeFileSync(join(beta, written), 'written while the pass ran'));
+    expect(readFileSync(join(beta, written), 'utf8')).toBe('written while the pass ran');
+    expect(raced.failures.map((f) => f.message)).toEqual([expect.stringMatching(new RegExp(`^${path.replace('.', '\\.')}: beta changed after \`ferry resolve \\d+ --keep alpha\` was chosen`))]);
+    expect(store.openConflicts(session.id).map((c) => [c.path, c.state])).toEqual([[path, 'open']]);
+  } finally {
+    store.close();
+  }
+});
+
+// Each listing of proj/d10/deep in turn: 1 the check at the start of the
+// pass, 2 the check as the walk reaches proj (which walks the whole
+// directory), 3 the walk's own listing, 4 the removal's. A file written
+// into it at any of them is kept, and the conflict stands; choosing again
+// then applies.
+test.for([1, 2, 3, 4])('a file written below the losing directory at its listing number %i is kept', async (nth) => {
+  const top = tempDir('ferry-resolve-');
+  const alpha = join(top, 'alpha');
+  const beta = join(top, 'beta');
+  // Enough rows before proj/d10 that the walk decides proj before it lists proj/d10/deep.
+  const tree: Record<string, string> = { 'proj/a': 'a', 'proj/d10/deep/z': 'z' };
+  for (let d = 1; d <= 10; d++) for (let f = 1; f <= 5; f++) tree[`proj/d${String(d).padStart(2, '0')}/f${f}`] = `${d}.${f}`;
+  writeTree(alpha, tree);
+  mkdirSync(beta);
+  const store = Store.open(join(top, 'home'));
+  try {
+    const session = store.session(alpha, beta, true);
+    if (session === undefined) throw new Error('no session');
+    const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, 'proj/d10/deep', meanwhile, nth) });
+    expect((await run()).failures).toEqual([]);
+    rmSync(join(alpha, 'proj'), { recursive: true });
+    writeFileSync(join(alpha, 'proj'), 'alpha file');
+    writeFileSync(join(beta, 'proj/b'), 'beta b');
+    expect((await run()).conflicts.map((c) => c.path)).toEqual(['proj']);
+    const choose = () => {
+      const [conflict] = store.openConflicts(session.id);
+      if (conflict === undefined) throw new Error('no conflict');
+      store.setConflictState(conflict.id, 'pending', 'alpha');
+    };
+    choose();
+
+    const raced = await run(() => writeFileSync(join(beta, 'proj/d10/deep/late'), 'written while the pass ran'));
+    expect(readFileSync(join(beta, 'proj/d10/deep/late'), 'utf8')).toBe('written while the pass ran');
+    expect(raced.failures.map((f) => f.message)).toEqual([
+      expect.stringMatching(
+        nth === 3
+          ? /^proj: beta changed after `ferry resolve \d+ --keep alpha` was chosen \(proj\/d10\/deep\/late is a file of 26 bytes that was not there when the choice was checked\); what the choice removed before that is gone, the rest is left as it is, and the conflict stands: choose again$/
+          : /^proj: beta changed after `ferry resolve \d+ --keep alpha` was chosen \(it is a directory whose contents changed\)/,
+      ),
+    ]);
+    // What the choice saw went as chosen only where the walk got to it first.
+    expect(existsSync(join(beta, 'proj/d10/deep/z'))).toBe(nth !== 4);
+    expect(existsSync(join(beta, 'proj/d01/f1'))).toBe(nth <= 2);
+    expect(store.openConflicts(session.id).map((c) => [c.path, c.state])).toEqual([['proj', 'open']]);
+
+    // The conflict as it is now, chosen again.
+    expect((await run()).conflicts.map((c) => c.path)).toEqual(['proj']);
+    choose();
+    expect((await run()).failures).toEqual([]);
+    expect(readFileSync(join(beta, 'proj'), 'utf8')).toBe('alpha file');
+    expect(store.openConflicts(session.id)).toEqual([]);
   } finally {
     store.close();
   }

@@ -226,7 +226,7 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     const summary = JSON.parse(r.stdout) as { failures: { path: string; message: string }[]; conflicts: { path: string }[] };
     expect(summary.failures.map((f) => f.path).sort()).toEqual(['c.txt', 'd']);
     expect(summary.failures.find((f) => f.path === 'c.txt')?.message).toBe(
-      `c.txt: beta changed after \`ferry resolve ${id('c.txt')} --keep alpha\` was chosen (it is now a file of 24 bytes); nothing was overwritten, and the conflict stands: choose again`,
+      `c.txt: beta changed after \`ferry resolve ${id('c.txt')} --keep alpha\` was chosen (it is now a file of 24 bytes); nothing that changed was overwritten, and the conflict stands: choose again`,
     );
     expect(readFileSync(join(pair.beta, 'c.txt'), 'utf8')).toBe('beta, later and precious');
     expect(readFileSync(join(pair.beta, 'd/precious.txt'), 'utf8')).toBe('made after the choice');
@@ -263,7 +263,7 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     expect(summary.failures).toEqual([
       {
         path: 'proj',
-        message: `proj: beta changed after \`ferry resolve ${conflict?.id} --keep alpha\` was chosen (it is a directory whose contents changed); nothing was overwritten, and the conflict stands: choose again`,
+        message: `proj: beta changed after \`ferry resolve ${conflict?.id} --keep alpha\` was chosen (it is a directory whose contents changed); nothing that changed was overwritten, and the conflict stands: choose again`,
       },
     ]);
     expect(readTree(pair.beta)).toEqual({ 'keep.txt': 'k', proj: null, 'proj/a': 'a', 'proj/b': 'beta b', 'proj/c': 'made after the choice' });

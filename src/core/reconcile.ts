@@ -172,6 +172,17 @@ export class Reconciler {
     return out;
   }
 
+  /**
+   * abandon stops applying the resolution at `path` (the caller dropped the
+   * choice): nothing more at or below it is decided, and its directory is
+   * not removed.
+   */
+  abandon(path: string): void {
+    while (this.resolutions.length > 0 && isWithin((this.resolutions[this.resolutions.length - 1] as { path: string }).path, path)) this.resolutions.pop();
+    while (this.resolvedRemovals.length > 0 && isWithin((this.resolvedRemovals[this.resolvedRemovals.length - 1] as ResolvedRemoval).path, path)) this.resolvedRemovals.pop();
+    this.skip = path;
+  }
+
   /** end flushes the decisions held back for the last open scopes. */
   end(): Decision[] {
     const out: Decision[] = [];

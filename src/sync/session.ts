@@ -216,6 +216,20 @@ interface PendingRow {
   hashes: Promise<void>[];
 }
 
+// A resolution under way on a losing directory (see Pass.checkResolution).
+interface Resolving {
+  readonly path: string;
+  readonly conflict: ConflictRecord;
+  readonly winner: Side;
+  /** entryKey of each entry below the directory when the choice was checked, by path. */
+  readonly seen: Map<string, string>;
+}
+
+// What a resolution's check saw of an entry: its kind, and a file's size, inode and mtime.
+function entryKey(entry: { readonly kind: string; readonly size?: number; readonly stamp?: Uint8Array }): string {
+  return entry.kind === 'file' ? `file\0${entry.size ?? -1}\0${Buffer.from(entry.stamp?.subarray(8, 32) ?? []).toString('hex')}` : entry.kind;
+}
+
 // Whether a file's stat on a side is the one the archive recorded for it there.
 function unchangedFile(base: ArchiveRecord | undefined, side: Side, item: ScanItem): boolean {
   return base !== undefined && base.entry.kind === 'file' && base.entry.size === item.size && sideDigest(base, side) === item.digest;
@@ -368,6 +382,8 @@ class Pass {
   private readonly walked = new Set<string>();
   /** In a full pass: the subtrees found unchanged, each with the number of archived directories below it. */
   private unchangedTrees: Map<string, number> | undefined;
+  /** The losing directory of the resolution being applied, and what was below it when the choice was checked. */
+  private resolving: Resolving | undefined;
 
   constructor(
     private readonly options: SessionOptions,
@@ -531,6 +547,7 @@ class Pass {
     let lastProgress = Date.now();
     const decide = async (row: PendingRow): Promise<void> => {
       if (row.hashes.length > 0) await Promise.all(row.hashes);
+      await this.checkResolution(row, resolutions, reconciler);
       const ready: Row = {
         path: row.path,
         base: this.readOnlyBase(row),
@@ -1217,13 +1234,40 @@ class Pass {
     return winners;
   }
 
+  // A choice is checked again as the walk reaches its path, against what
+  // the loser holds now: the loser may have changed since the pass checked
+  // it at its start. Below a losing directory, each entry must be one that
+  // was there at that moment; one that appeared or changed since stops the
+  // choice there (what was removed already was the user's choice), and the
+  // conflict stands.
+  private async checkResolution(row: PendingRow, resolutions: Map<string, Side>, reconciler: Reconciler): Promise<void> {
+    if (this.resolving !== undefined && !isWithin(row.path, this.resolving.path)) this.resolving = undefined;
+    const winner = resolutions.get(row.path);
+    if (winner !== undefined) {
+      const conflict = this.store.liveConflict(this.sessionId, row.path);
+      const seen = new Map<string, string>();
+      if (conflict === undefined || conflict.resolution !== winner || !(await this.loserUnchanged(conflict, winner, seen))) resolutions.delete(row.path);
+      else if (conflict[otherSide(winner)]?.kind === 'dir') this.resolving = { path: row.path, conflict, winner, seen };
+      return;
+    }
+    const resolving = this.resolving;
+    if (resolving === undefined) return;
+    const loser = otherSide(resolving.winner);
+    const entry = row[loser];
+    const key = entry === undefined || entry.kind === 'unsupported' ? undefined : entryKey(entry);
+    if (key === undefined || key === resolving.seen.get(row.path)) return;
+    this.resolving = undefined;
+    reconciler.abandon(resolving.path);
+    this.dropChoice(resolving.conflict, resolving.winner, `${row.path} is ${describeEntry(entry)} that was not there when the choice was checked`, 'what the choice removed before that is gone, the rest is left as it is');
+  }
+
   // A choice of `--keep alpha|beta` stands for the versions it was made
   // on. When the losing side changed since the conflict was last seen (an
   // edit made after the choice), nothing is overwritten: the choice is
   // dropped, the conflict stands, and the user is told to choose again.
   // Only the kind of a directory is compared: what changed inside one is
   // not known here.
-  private async loserUnchanged(conflict: ConflictRecord, winner: Side): Promise<boolean> {
+  private async loserUnchanged(conflict: ConflictRecord, winner: Side, seen?: Map<string, string>): Promise<boolean> {
     const loser = otherSide(winner);
     const recorded = conflict[loser];
     const now = await this.endpoint(loser)
@@ -1233,17 +1277,22 @@ class Pass {
     if (!(now instanceof Error) && sameEntry(now, recorded)) {
       // A directory goes with everything in it: only if it holds just what the conflict showed.
       if (recorded?.kind !== 'dir') return true;
-      const tree = await this.treeDigest(loser, conflict.path).catch(() => undefined);
+      const tree = await this.treeDigest(loser, conflict.path, seen).catch(() => undefined);
       if (recorded.tree !== undefined && tree === recorded.tree) return true;
       found = recorded.tree === undefined ? 'is a directory whose contents ferry had not recorded' : 'is a directory whose contents changed';
     }
-    const message = `${conflict.path}: ${loser} changed after \`ferry resolve ${conflict.id} --keep ${winner}\` was chosen (it ${found}); nothing was overwritten, and the conflict stands: choose again`;
+    this.dropChoice(conflict, winner, `it ${found}`, 'nothing that changed was overwritten');
+    return false;
+  }
+
+  // Drops a choice the loser changed after: the conflict stands, and the user is told to choose again.
+  private dropChoice(conflict: ConflictRecord, winner: Side, found: string, outcome: string): void {
+    const message = `${conflict.path}: ${otherSide(winner)} changed after \`ferry resolve ${conflict.id} --keep ${winner}\` was chosen (${found}); ${outcome}, and the conflict stands: choose again`;
     this.store.transaction(() => {
       this.store.setConflictState(conflict.id, 'open', null);
       this.store.log('resolution-dropped', this.sessionId, conflict.path, message);
     });
     reportFailure(this.summary, this.options, conflict.path, message);
-    return false;
   }
 
   // A conflict with, for each side that holds a directory there, a digest
@@ -1265,7 +1314,7 @@ class Pass {
   // ferry never syncs (links, special files) are left out, so removing
   // them (as a blocked resolution asks) keeps the digest; so is a change of
   // mode. A subdirectory that cannot be listed counts as such.
-  private async treeDigest(side: Side, path: string): Promise<string> {
+  private async treeDigest(side: Side, path: string, seen?: Map<string, string>): Promise<string> {
     const hash = createHash('sha256');
     const walk = async (dir: string, top: boolean): Promise<void> => {
       let listing: Listing;
@@ -1278,6 +1327,7 @@ class Pass {
       }
       hash.update(`${dir}\0dir\0`);
       for (const item of listing.items) {
+        if (item.kind !== 'unsupported') seen?.set(item.path, entryKey(item));
         if (item.kind === 'dir') await walk(item.path, false);
         else if (item.kind === 'file') hash.update(`${item.path}\0file\0${item.size}\0`).update(item.stamp.subarray(8, 32));
       }
