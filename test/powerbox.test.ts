@@ -7,7 +7,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { installedAgentName } from './support/agent.js';
@@ -134,6 +134,16 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
       expect(pseudo.status, path).toBe(2);
       expect(pseudo.stderr).toMatch(/lies on (proc|sysfs), the kernel's view of the running system/);
     }
+    // ferry's own state, or a directory holding it, is never granted: the guest could rewrite the daemon's grants.
+    for (const [path, said] of [
+      [home, `${home} holds ferry's own state (${home}: its database, the VMs' keys, known_hosts), which no guest may reach`],
+      [join(home, '..'), `holds ferry's own state (${home}: `],
+      [join(home, 'keys'), `${join(home, 'keys')} is part of ferry's own state (${home}), which no guest may reach`],
+    ]) {
+      const own = await ferry('grant', 'vm1', path ?? '', '--as', `Own/${basename(path ?? '')}`);
+      expect(own.status, path).toBe(2);
+      expect(own.stderr).toContain(said);
+    }
     const tilde = await ferry('grant', 'vm1', docs, '--as', '~');
     expect(tilde.status).toBe(2);
     expect(tilde.stderr).toMatch(/--as "~": give a path for the guest copy/);
@@ -187,6 +197,21 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(logged).toEqual([expect.objectContaining({ path: basename(link), grant: dirGrant })]);
     expect(logged[0]?.detail).toBe(`grant ${dirGrant}: ${basename(link)} is a symbolic link on the guest; ferry does not sync it`);
     rmSync(link);
+  }, 60_000);
+
+  test("a guest that renames or deletes a granted file does not delete the host's: the grant halts, logs why, and resumes when the file is back", async () => {
+    const before = read(hostFile);
+    expect(before).toBeDefined();
+    renameSync(guestFile, `${guestFile}.moved`);
+    const halted = new RegExp(`the granted file ${basename(hostFile).replace('.', '\\.')} is gone from beta although the two sides were in sync before; refusing to delete it on alpha`);
+    await until(async () => ((await json('status')) as { grants: { id: number; status: string }[] }).grants.some((g) => g.id === fileGrant && halted.test(g.status)), 'the file grant to halt');
+    expect(read(hostFile)).toBe(before);
+    const logged = ((await json('log')) as { kind: string; grant: number | null; detail: string }[]).filter((e) => e.kind === 'grant-halted' && e.grant === fileGrant);
+    expect(logged.length).toBe(1);
+    expect(logged[0]?.detail).toMatch(halted);
+    renameSync(`${guestFile}.moved`, guestFile);
+    guestWrite(vm1, guestFile, 'back in place');
+    await eventually(() => expect(read(hostFile)).toBe('back in place'), 30_000);
   }, 60_000);
 
   test('a read-only grant puts the guest copy back and logs the attempt; the other VM sees only its own grant', async () => {

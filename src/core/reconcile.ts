@@ -69,6 +69,8 @@ export interface ReconcileOptions {
   readonly alphaEmpty?: boolean;
   /** The beta root held nothing that can be synced. */
   readonly betaEmpty?: boolean;
+  /** Why a removal caused by an empty root halts, when not massDeletionReason (a file grant's file gone). */
+  readonly emptiedReason?: (side: Side) => string;
 }
 
 // A directory on side `to` whose removal is pending until its subtree has been
@@ -195,7 +197,7 @@ export class Reconciler {
 
   private remove(to: Side, path: string, expect: Entry, out: Decision[]): void {
     const emptied = otherSide(to);
-    if (emptied === 'alpha' ? this.options.alphaEmpty === true : this.options.betaEmpty === true) throw new MassDeletionHalt(massDeletionReason(emptied));
+    if (emptied === 'alpha' ? this.options.alphaEmpty === true : this.options.betaEmpty === true) throw new MassDeletionHalt((this.options.emptiedReason ?? massDeletionReason)(emptied));
     out.push({ kind: 'op', op: { kind: 'remove', to, path, expect } });
   }
 

@@ -9,7 +9,7 @@
  * is removed then, or when the VM is next reachable.
  */
 
-import { lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename, dirname, join, posix } from 'node:path';
 import { type Side, type UnsupportedReason, describeUnsupported } from '../core/entry.js';
@@ -35,6 +35,19 @@ const FIRST_SYNC_TIMEOUT_MS = 10 * 60_000;
 const REVOKE_WAIT_MS = 15_000;
 /** How often guest copies of revoked grants are retried on unreachable VMs. */
 const CLEANUP_RETRY_MS = 10_000;
+// Waits `ms`, or less if `signal` aborts first.
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** How many unsupported entries a grant remembers having logged. */
 const UNSUPPORTED_LOGGED_MAX = 10_000;
 
@@ -123,6 +136,8 @@ class GrantRunner {
   private progressListeners = new Set<(event: WatchEvent) => void>();
   // Unsupported entries already in the audit log (each pass that meets one reports it again).
   private readonly unsupportedLogged = new Set<string>();
+  // The error that stopped the grant, as last logged (until a pass completes).
+  private haltLogged: string | undefined;
   done: Promise<void> = Promise.resolve();
   status = 'starting';
   lastSyncAt: number | null = null;
@@ -144,6 +159,7 @@ class GrantRunner {
     if (session === undefined) throw new Error(`grant ${this.grant.id} has no session`);
     const { hostRoot, guestRoot, only } = grantRoots(this.grant);
     let failures = 0;
+    let failedAt = 0;
     while (!this.controller.signal.aborted) {
       try {
         await watchSession({
@@ -162,12 +178,17 @@ class GrantRunner {
         const message = error instanceof Error ? error.message : String(error);
         this.status = `error: ${message}`;
         this.say(`grant ${this.grant.id}: ${message}`);
+        // A grant that stops syncing says so in the audit log, once until it syncs again.
+        if (message !== this.haltLogged) {
+          this.haltLogged = message;
+          this.store.log('grant-halted', this.sessionId, null, `grant ${this.grant.id}: ${message}; retrying`);
+        }
         this.failFirst(error instanceof Error ? error : new Error(message));
         // A guest that broke the protocol loses its VM's connection.
         if (error instanceof SessionHalt && !(error instanceof ConnectionLost) && /broke the protocol/.test(message)) this.vm.drop();
-        failures++;
-        const aborted = new Promise((resolve) => this.controller.signal.addEventListener('abort', resolve, { once: true }));
-        await within(aborted, Math.min(60_000, 2_000 * 2 ** Math.min(failures - 1, 5)), () => new Error('retry')).catch(() => undefined);
+        failures = this.lastSyncAt !== null && this.lastSyncAt > failedAt ? 1 : failures + 1;
+        failedAt = Date.now();
+        await pause(Math.min(60_000, 2_000 * 2 ** Math.min(failures - 1, 5)), this.controller.signal);
       }
     }
     this.status = 'stopped';
@@ -208,6 +229,7 @@ class GrantRunner {
         break;
       case 'synced':
         this.lastSyncAt = Date.now();
+        this.haltLogged = undefined;
         this.status = 'watching';
         if (event.scope === 'full' && !this.firstSynced) {
           this.firstSynced = true;
@@ -437,6 +459,13 @@ export class Powerbox {
     if (!st.isFile() && !st.isDirectory()) throw new UsageError(`${hostPath}: only a regular file or a directory can be granted (this is ${st.isSymbolicLink() ? 'a symlink' : 'a special file'})`);
     const pseudo = pseudoFileSystem(hostPath);
     if (pseudo !== undefined) throw new UsageError(`${hostPath}: lies on ${pseudo}, the kernel's view of the running system, not files to grant (a guest writing there would change the host)`);
+    // ferry's own state (the database, the VMs' keys, known_hosts) is never
+    // within a guest's reach: a guest could rewrite the daemon's grants or
+    // plant host keys. Compared by real path, so a link in either makes no difference.
+    const real = realpathSync(hostPath);
+    const state = realpathSync(this.store.home);
+    if (isWithinAbs(state, real)) throw new UsageError(`${hostPath} holds ferry's own state (${this.store.home}: its database, the VMs' keys, known_hosts), which no guest may reach; grant a directory that does not contain it`);
+    if (isWithinAbs(real, state)) throw new UsageError(`${hostPath} is part of ferry's own state (${this.store.home}), which no guest may reach`);
     const kind = st.isDirectory() ? 'dir' : 'file';
     let guestPath = typeof params.as === 'string' && params.as !== '' ? params.as : `Granted/${basename(hostPath)}`;
     if (guestPath.startsWith('~/')) guestPath = guestPath.slice(2);

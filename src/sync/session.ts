@@ -216,6 +216,12 @@ interface PendingRow {
   hashes: Promise<void>[];
 }
 
+// Why a file grant halts when its file is gone from one side.
+function grantedFileGone(only: string, side: Side): string {
+  const other = otherSide(side);
+  return `the granted file ${only} is gone from ${side} although the two sides were in sync before; refusing to delete it on ${other}. If it was renamed, rename it back; if it was deleted on purpose, delete it on ${other} too, or revoke the grant`;
+}
+
 // A resolution under way on a losing directory (see Pass.checkResolution).
 interface Resolving {
   readonly path: string;
@@ -541,8 +547,17 @@ class Pass {
     }
     // A root whose listing was skipped matched a recorded listing in
     // agreement with a non-empty archive, so it is not empty.
-    const empty = (listing: Listing) => start === '' && this.options.only === undefined && listing.complete && listing.items.every((item) => item.kind === 'unsupported');
-    const reconciler = new Reconciler({ resolutions, alphaEmpty: empty(top.alpha), betaEmpty: empty(top.beta) });
+    // For a file grant, the root is empty when its one file is gone: a guest
+    // that deletes or renames it does not delete the host's.
+    const only = this.options.only;
+    const empty = (listing: Listing) =>
+      start === '' && listing.complete && (only === undefined ? listing.items.every((item) => item.kind === 'unsupported') : !listing.items.some((item) => item.path === only && item.kind === 'file'));
+    const reconciler = new Reconciler({
+      resolutions,
+      alphaEmpty: empty(top.alpha),
+      betaEmpty: empty(top.beta),
+      ...(only !== undefined ? { emptiedReason: (side: Side) => grantedFileGone(only, side) } : {}),
+    });
     const window: PendingRow[] = [];
     let lastProgress = Date.now();
     const decide = async (row: PendingRow): Promise<void> => {
