@@ -95,6 +95,15 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     });
   }
 
+  test("a name that only starts like ferry's temporaries is the user's file and syncs; a stale temporary of ferry's is swept", async () => {
+    const pair = makePair({ '.ferry-tmp-notes.txt': 'mine', 'sub/.ferry-tmp-99999-3-x': 'mine too', 'sub/.ferry-tmp-': 'bare' }, { '.ferry-tmp-draft': 'beta draft', '.ferry-tmp-4194301-1z': 'stale' });
+    const r = await pair.sync();
+    expect(r.status, r.stderr).toBe(0);
+    const mine = { '.ferry-tmp-draft': 'beta draft', '.ferry-tmp-notes.txt': 'mine', sub: null, 'sub/.ferry-tmp-': 'bare', 'sub/.ferry-tmp-99999-3-x': 'mine too' };
+    expect(readTree(pair.alpha)).toEqual(mine);
+    expect(readTree(pair.beta)).toEqual(mine);
+  });
+
   test('identical changes on both sides agree silently', async () => {
     const pair = makePair({ 'same.txt': 'v1' }, {});
     expect((await pair.sync()).status).toBe(0);

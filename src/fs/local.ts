@@ -20,7 +20,7 @@ import { baseName, joinPath, parentOf } from '../core/path.js';
 import { StreamHasher, hashBytes, initHash } from './hash.js';
 import type { Disk, FileStat, Tree } from './disk.js';
 import { sameStamp, stampOf } from './stamp.js';
-import { TEMP_PREFIX, Walker } from './walk.js';
+import { TEMP_PREFIX, Walker, tempOwner } from './walk.js';
 import { TreeWatcher, type WatcherBinding } from './watch.js';
 
 const CHUNK = 1 << 20;
@@ -61,12 +61,6 @@ function isAlive(pid: number): boolean {
  */
 const liveTemps = new Set<string>();
 let tempCounter = 0;
-
-/** tempOwner returns the pid that staged a temporary, from its name. */
-function tempOwner(name: string): number | undefined {
-  const pid = Number.parseInt(name.slice(TEMP_PREFIX.length), 10);
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
-}
 
 /**
  * moved turns the errno of a path that no longer leads where it did (gone,
@@ -110,8 +104,8 @@ export class LocalEndpoint implements Endpoint {
     this.walker = new Walker(
       (dir, expect) => this.tree.scanDir(dir, expect),
       (dir, name) => {
-        const owner = tempOwner(name);
-        const stale = owner === undefined || (owner === process.pid ? !liveTemps.has(name) : !isAlive(owner));
+        const owner = tempOwner(name) as number;
+        const stale = owner === process.pid ? !liveTemps.has(name) : !isAlive(owner);
         if (stale) this.staleTemps.push(joinPath(dir, name));
       },
     );

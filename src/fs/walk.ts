@@ -9,8 +9,25 @@ import type { UnsupportedReason } from '../core/entry.js';
 import { compareNames, componentProblem, joinPath } from '../core/path.js';
 import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, STAMP_SIZE, type RawListing } from './disk.js';
 
-/** TEMP_PREFIX starts the name of every file ferry stages; such files are never synced. */
+/** TEMP_PREFIX starts the name of every file ferry stages. */
 export const TEMP_PREFIX = '.ferry-tmp-';
+
+/**
+ * The whole name of a file ferry stages: the prefix, the pid of the process
+ * that staged it, and a counter (base 36). Only such names are temporaries,
+ * never synced and swept once stale; any other name, prefix or not, is the
+ * user's.
+ */
+const TEMP_NAME = /^\.ferry-tmp-([1-9][0-9]{0,9})-[0-9a-z]{1,13}$/;
+
+/** tempOwner returns the pid that staged a temporary, or undefined for a name that is not one. */
+export function tempOwner(name: string): number | undefined {
+  const match = TEMP_NAME.exec(name);
+  return match === null ? undefined : Number(match[1]);
+}
+
+/** TEMP_NAME_PATTERN matches a temporary's name (for the watcher's ignore list). */
+export const TEMP_NAME_PATTERN = '\\.ferry-tmp-[1-9][0-9]{0,9}-[0-9a-z]{1,13}';
 
 /** Walker lists directories through `scan` (a tree's scanDir), calling `onTemp` for each staged temporary it meets. */
 export class Walker {
@@ -33,7 +50,7 @@ export class Walker {
     const { names, records } = raw;
     for (let i = 0; i < names.length; i++) {
       const name = names[i] as string;
-      if (name.startsWith(TEMP_PREFIX)) {
+      if (name.startsWith(TEMP_PREFIX) && tempOwner(name) !== undefined) {
         this.onTemp(dir, name);
         continue;
       }

@@ -10,7 +10,7 @@
 
 import type { WatchHint } from '../core/endpoint.js';
 import { componentProblem } from '../core/path.js';
-import { TEMP_PREFIX } from './walk.js';
+import { TEMP_NAME_PATTERN, tempOwner } from './walk.js';
 
 /** The native binding of @parcel/watcher, as its prebuilt watcher.node exports it. */
 export interface WatcherBinding {
@@ -108,7 +108,7 @@ export function dirtyDirOf(root: string, changed: string): string | undefined {
   if (changed === root) return '';
   if (!changed.startsWith(root === '/' ? '/' : `${root}/`)) return undefined;
   const parts = changed.slice(root === '/' ? 1 : root.length + 1).split('/');
-  if ((parts[parts.length - 1] ?? '').startsWith(TEMP_PREFIX)) return undefined;
+  if (tempOwner(parts[parts.length - 1] ?? '') !== undefined) return undefined;
   const valid: string[] = [];
   for (const part of parts.slice(0, -1)) {
     if (componentProblem(part) !== undefined) break;
@@ -138,7 +138,7 @@ export class TreeWatcher {
     private readonly onHint: (hint: WatchHint) => void,
     only: string | undefined,
   ) {
-    const ignore = [`^.*/${escapeRegExp(TEMP_PREFIX)}[^/]*$`];
+    const ignore = [`^.*/${TEMP_NAME_PATTERN}$`];
     // For one name, everything else in the root is ignored, so no directory
     // below it is watched (the watcher is recursive otherwise).
     if (only !== undefined) ignore.push(`^${escapeRegExp(root === '/' ? '' : root)}/(?!${escapeRegExp(only)}$).*$`);
