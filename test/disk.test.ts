@@ -5,7 +5,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, test } from 'vitest';
@@ -272,6 +272,40 @@ describe('reading many files at once', () => {
       }
     });
     expect(Buffer.from(read.data).equals(expected)).toBe(true);
+    await side.close();
+  });
+});
+
+describe('reading a file that is written to meanwhile', () => {
+  test.for([
+    ['native', nativeDisk()],
+    ['portable', portableDisk],
+  ] as const)('on the %s disk, a write in place during the read ends it with "changed", after the bytes', async ([, disk]) => {
+    const dir = tempDir('ferry-readwrite-');
+    writeFileSync(join(dir, 'db'), Buffer.alloc(4 << 20, 1));
+    const side = new LocalEndpoint('beta', dir, disk);
+    await side.prepare();
+    const st = lstatSync(join(dir, 'db'), { bigint: true });
+    const entry = { kind: 'file' as const, size: Number(st.size), hash: '', stamp: stampOf(st) };
+    let received = 0;
+    const reading = (async () => {
+      for await (const chunk of side.read('db', entry)) {
+        // After the first chunk, a writer changes a page in place.
+        if (received === 0) {
+          const fd = openSync(join(dir, 'db'), 'r+');
+          writeSync(fd, Buffer.alloc(4096, 2), 0, 4096, 3 << 20);
+          closeSync(fd);
+        }
+        received += chunk.length;
+      }
+    })();
+    await expect(reading).rejects.toThrow(/db changed during the sync \(modified while it was read\)/);
+    expect(received).toBe(4 << 20);
+    // Untouched, the same read ends whole.
+    const again = lstatSync(join(dir, 'db'), { bigint: true });
+    let whole = 0;
+    for await (const chunk of side.read('db', { ...entry, stamp: stampOf(again) })) whole += chunk.length;
+    expect(whole).toBe(4 << 20);
     await side.close();
   });
 });

@@ -220,15 +220,18 @@ export class LocalEndpoint implements Endpoint {
       this.checkSource(path, entry, fstatSync(fd, { bigint: true }));
       if (entry.size <= SMALL_FILE) yield readWhole(fd, path, entry.size);
       else yield* readChunks(fd, entry.size);
+      // Written to in place while it was read (a database, a log): what was
+      // sent mixes two versions, and says so rather than end as if whole.
+      this.checkSource(path, entry, fstatSync(fd, { bigint: true }), 'modified while it was read');
     } finally {
       closeSync(fd);
     }
   }
 
-  private checkSource(path: string, entry: FileEntry, st: BigIntStats): void {
+  private checkSource(path: string, entry: FileEntry, st: BigIntStats, modified = 'modified since it was scanned'): void {
     if (!st.isFile()) throw new ChangedError(path, 'no longer a regular file');
     if (Number(st.size) !== entry.size) throw new ChangedError(path, 'size changed');
-    if (entry.stamp !== undefined && !sameStamp(stampOf(st), entry.stamp)) throw new ChangedError(path, 'modified since it was scanned');
+    if (entry.stamp !== undefined && !sameStamp(stampOf(st), entry.stamp)) throw new ChangedError(path, modified);
   }
 
   async stage(path: string, content: AsyncIterable<Uint8Array>, expectedSize: number): Promise<LocalStaged> {
