@@ -386,7 +386,7 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     guestWrite(vm1, guestFile, 'vm1 does not care');
     await eventually(() => expect(read(hostFile)).toBe('vm1 does not care'));
     const r = (await json('revoke', String(roGrant))) as { guestCopy: string };
-    expect(r.guestCopy).toMatch(/removal pending: the VM is unreachable/);
+    expect(r.guestCopy).toMatch(/^removal pending: VM vm2 is unreachable \(.+\); the copy is removed when the VM is next reachable$/);
     const guestRo = readdirSync(join(vm2.guestHome, 'Granted'));
     expect(guestRo).toHaveLength(1);
     expect(((await json('grants', '--all')) as { id: number; state: string }[]).find((g) => g.id === roGrant)?.state).toBe('cleanup');
@@ -394,6 +394,40 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     await eventually(() => expect(readdirSync(join(vm2.guestHome, 'Granted'))).toEqual([]), 30_000);
     expect(((await json('grants', '--all')) as { id: number; state: string }[]).find((g) => g.id === roGrant)?.state).toBe('revoked');
   }, 90_000);
+
+  test('revoke says what became of the guest copy: left when the guest made a directory of a granted file, pending (and why) when it cannot be removed', async () => {
+    const top = tempDir('ferry-revokes-');
+    const hostOne = join(top, `one-${Date.now()}.txt`);
+    writeFileSync(hostOne, 'one');
+    const one = (await json('grant', 'vm1', hostOne)) as { id: number };
+    const guestOne = join(vm1.guestHome, 'Granted', basename(hostOne));
+    rmSync(guestOne);
+    mkdirSync(guestOne);
+    execFileSync('chown', [`${vm1.user}:${vm1.user}`, guestOne]);
+    const left = (await json('revoke', String(one.id))) as { guestCopy: string };
+    expect(left.guestCopy).toBe(`left in place: Granted/${basename(hostOne)} is a directory the guest made in place of the granted file`);
+    expect(statSync(guestOne).isDirectory()).toBe(true);
+    expect(read(hostOne)).toBe('one');
+    rmSync(guestOne, { recursive: true });
+
+    // Something in the guest copy the guest user may not remove (root's).
+    const hostTwo = join(top, 'two');
+    writeTree(hostTwo, { 'a.txt': 'a' });
+    const two = (await json('grant', 'vm1', hostTwo, '--as', 'Granted/two')) as { id: number };
+    const guestTwo = join(vm1.guestHome, 'Granted', 'two');
+    writeTree(join(guestTwo, 'roots'), { 'r.txt': 'root made this' });
+    const pending = (await json('revoke', String(two.id))) as { guestCopy: string };
+    expect(pending.guestCopy).toMatch(new RegExp(`^removal pending: Granted/two could not be removed in VM vm1 \\(rm: .*Permission denied\\); ferry retries every 10 s \\(\`ferry revoke ${two.id} --keep-guest-copy\` gives up on it\\)$`));
+    // Its guest path is still taken; its host path is free.
+    const taken = await ferry('grant', 'vm1', join(top, 'two'), '--as', 'Granted/two');
+    expect(taken.status).toBe(2);
+    expect(taken.stderr).toContain(`guest path Granted/two overlaps Granted/two in VM vm1, the copy of revoked grant ${two.id} that ferry has not removed yet`);
+    const kept = (await json('revoke', String(two.id), '--keep-guest-copy')) as { guestCopy: string };
+    expect(kept.guestCopy).toBe('kept');
+    expect(((await json('grants', '--all')) as { id: number; state: string }[]).find((g) => g.id === two.id)?.state).toBe('revoked');
+    expect(read(join(guestTwo, 'roots', 'r.txt'))).toBe('root made this');
+    rmSync(guestTwo, { recursive: true });
+  }, 60_000);
 
   test('vm rm revokes the VM grants first', async () => {
     const hostMore = join(tempDir('ferry-more-'), `more-${Date.now()}`);

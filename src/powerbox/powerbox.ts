@@ -482,6 +482,15 @@ export class Powerbox {
     if (home === '') home = (await ssh.exec('printf %s "$HOME"')).stdout;
     const absGuest = (p: string) => (p.startsWith('/') ? p : posix.join(home, p));
     for (const other of this.pb.grants({ vm: vmName })) {
+      // A revoked grant whose guest copy is still to go holds only its guest path, which its removal would take.
+      if (other.state === 'cleanup') {
+        if (isWithinAbs(absGuest(guestPath), absGuest(other.guestPath)) || isWithinAbs(absGuest(other.guestPath), absGuest(guestPath))) {
+          throw new UsageError(
+            `guest path ${guestPath} overlaps ${other.guestPath} in VM ${vmName}, the copy of revoked grant ${other.id} that ferry has not removed yet; choose another with --as, or keep that copy (\`ferry revoke ${other.id} --keep-guest-copy\`) or let ferry remove it first`,
+          );
+        }
+        continue;
+      }
       if (isWithinAbs(hostPath, other.hostPath) || isWithinAbs(other.hostPath, hostPath)) {
         throw new UsageError(`${hostPath} overlaps grant ${other.id} (${other.hostPath}) of VM ${vmName}; revoke that one first`);
       }
@@ -521,37 +530,66 @@ export class Powerbox {
   private async revoke(params: Record<string, unknown>): Promise<unknown> {
     const id = Number(params.id);
     const grant = Number.isSafeInteger(id) ? this.pb.grant(id) : undefined;
-    if (grant === undefined || grant.state === 'revoked' || grant.state === 'cleanup') {
+    if (grant === undefined || grant.state === 'revoked') {
       throw new UsageError(`no active grant ${String(params.id)}; see \`ferry grants\``);
+    }
+    const keep = params.keepGuestCopy === true;
+    if (grant.state === 'cleanup') {
+      // Revoked already, its guest copy still to go: keep it after all, or try again now.
+      if (keep) {
+        this.pb.setGrantState(id, 'revoked');
+        this.store.log('guest-copy-left', grant.session, grant.hostPath, `grant ${id}: ${grant.guestPath} stays in VM ${grant.vm}, as asked`);
+        return { id, guestCopy: 'kept' };
+      }
+      return { id, guestCopy: await this.removeGuestCopy(grant) };
     }
     const runner = this.runners.get(id);
     this.runners.delete(id);
     if (runner !== undefined) await runner.revoke();
-    const keep = params.keepGuestCopy === true;
     this.pb.setGrantState(id, keep ? 'revoked' : 'cleanup');
     this.store.log('revoke', grant.session, grant.hostPath, `grant ${id} revoked${keep ? '; the guest copy is kept' : ''}`);
     this.say(`grant ${id} revoked`);
-    let guestCopy = keep ? 'kept' : 'removal pending: the VM is unreachable; it is removed when the VM is next reachable';
-    if (!keep && (await this.removeGuestCopy(grant))) guestCopy = 'removed';
-    return { id, guestCopy };
+    if (keep) return { id, guestCopy: 'kept' };
+    return { id, guestCopy: await this.removeGuestCopy(grant) };
   }
 
-  // Removes the guest copy of a revoked grant; false when the VM cannot be reached.
-  private async removeGuestCopy(grant: GrantRecord): Promise<boolean> {
+  // Removes the guest copy of a revoked grant, and says what became of it:
+  // removed, left, or why the removal is pending (it is retried). A file
+  // grant whose file the guest turned into a directory leaves that
+  // directory: it is the guest's, not the grant's.
+  private async removeGuestCopy(grant: GrantRecord): Promise<string> {
     const vm = this.pb.vm(grant.vm);
-    if (vm === undefined) return false;
+    const retried = `ferry retries every ${CLEANUP_RETRY_MS / 1000} s (\`ferry revoke ${grant.id} --keep-guest-copy\` gives up on it)`;
+    if (vm === undefined) return `removal pending: VM ${grant.vm} is gone`;
+    const pending = (why: string) => {
+      this.say(`grant ${grant.id}: the guest copy is not removed yet: ${why}`);
+      return `removal pending: ${why}`;
+    };
+    let ssh: SshLink;
     try {
-      const ssh = await within(this.link(vm).get(), 10_000, () => new Error('timed out'));
-      const q = shellQuote(grant.guestPath);
-      const result = await ssh.exec(grant.kind === 'dir' ? `rm -rf -- ${q}` : `rm -f -- ${q}`);
-      if (result.code !== 0) throw new Error(result.stderr.trim() || `exit ${String(result.code)}`);
+      ssh = await within(this.link(vm).get(), 10_000, () => new Error('timed out'));
     } catch (error) {
-      this.say(`grant ${grant.id}: the guest copy is not removed yet (${(error as Error).message})`);
-      return false;
+      return pending(`VM ${grant.vm} is unreachable (${(error as Error).message}); the copy is removed when the VM is next reachable`);
+    }
+    let left = false;
+    try {
+      const q = shellQuote(grant.guestPath);
+      // A guest still writing into the directory can beat one rm -rf: a second one follows.
+      const command = grant.kind === 'dir' ? `rm -rf -- ${q} || rm -rf -- ${q}` : `if [ -d ${q} ] && [ ! -L ${q} ]; then echo directory; else rm -f -- ${q}; fi`;
+      const result = await ssh.exec(`sh -c ${shellQuote(command)}`);
+      if (result.code !== 0) throw new Error(result.stderr.trim().split('\n').at(-1) || `exit ${String(result.code)}`);
+      left = result.stdout.trim() === 'directory';
+    } catch (error) {
+      return pending(`${grant.guestPath} could not be removed in VM ${grant.vm} (${(error as Error).message}); ${retried}`);
     }
     this.pb.setGrantState(grant.id, 'revoked');
+    if (left) {
+      const said = `left in place: ${grant.guestPath} is a directory the guest made in place of the granted file`;
+      this.store.log('guest-copy-left', grant.session, grant.hostPath, `grant ${grant.id}: in VM ${grant.vm}, ${said}`);
+      return said;
+    }
     this.store.log('guest-copy-removed', grant.session, grant.hostPath, `grant ${grant.id}: removed ${grant.guestPath} from VM ${grant.vm}`);
-    return true;
+    return 'removed';
   }
 
   private cleaning = false;
