@@ -276,6 +276,15 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     const log = (await json('log')) as { kind: string; path: string; detail: string }[];
     expect(log.filter((e) => e.kind === 'limit').map((e) => e.path)).toEqual(expect.arrayContaining(['big.bin', 'e.txt']));
     expect(log.find((e) => e.kind === 'limit' && e.path === 'big.bin')?.detail).toMatch(/2048 bytes, more than the grant's largest file \(1024 bytes\)/);
+    // Later passes meet big.bin again: it is logged once, as a limit (not a sync error too).
+    for (const n of [1, 2]) {
+      guestWrite(vm1, join(guestLim, 'c.txt'), `c${n}`);
+      await eventually(() => expect(read(join(hostLim, 'c.txt'))).toBe(`c${n}`));
+    }
+    const later = (await json('log')) as { kind: string; path: string }[];
+    expect(later.filter((e) => e.path === 'big.bin').map((e) => e.kind)).toEqual(['limit']);
+    // An entry that names its grant is not prefixed with it again.
+    expect((await ferry('log')).stdout).not.toMatch(/grant (\d+): grant \1[: ]/);
     expect((await ferry('revoke', String(granted.id))).status).toBe(0);
 
     const hostChatty = join(tempDir('ferry-limits-'), `chatty-${Date.now()}`);

@@ -203,8 +203,10 @@ export function logCommand(store: Store, args: string[]): Promise<number> {
   const grantOf = new Map<number, number>();
   for (const grant of new PowerboxStore(store).grants({ includeRevoked: true })) if (grant.session !== null) grantOf.set(grant.session, grant.id);
   const entries = store.recentLog(limit).map((e) => ({ ...e, grant: e.session === null ? null : (grantOf.get(e.session) ?? null), at: new Date(e.at).toISOString() }));
+  // Most entries of a grant name it already.
+  const named = (e: { grant: number | null; detail: string }) => e.grant === null || e.detail.startsWith(`grant ${e.grant}:`) || e.detail.startsWith(`grant ${e.grant} `);
   if (values.json) printJson(entries);
-  else printLines(entries.map((e) => `${e.at}\t${e.kind}\t${e.path ?? ''}\t${e.grant === null ? '' : `grant ${e.grant}: `}${e.detail}`));
+  else printLines(entries.map((e) => `${e.at}\t${e.kind}\t${e.path ?? ''}\t${named(e) ? '' : `grant ${e.grant ?? ''}: `}${e.detail}`));
   return Promise.resolve(EXIT.ok);
 }
 

@@ -48,7 +48,9 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** How many unsupported entries a grant remembers having logged. */
+/** How often the same sync error of a path is logged again. */
+const ERROR_RELOG_MS = 3_600_000;
+/** How many unsupported entries (or sync errors) a grant remembers having logged. */
 const UNSUPPORTED_LOGGED_MAX = 10_000;
 
 /** text reads a string parameter from the control socket ('' when it is anything else). */
@@ -138,6 +140,10 @@ class GrantRunner {
   private readonly unsupportedLogged = new Set<string>();
   // The error that stopped the grant, as last logged (until a pass completes).
   private haltLogged: string | undefined;
+  // The limits hit already in the audit log (see SessionOptions.logOnce).
+  private readonly limitsLogged = new Set<string>();
+  // When each path's sync error was last logged: the same one again is logged at most hourly.
+  private readonly errorsLogged = new Map<string, number>();
   done: Promise<void> = Promise.resolve();
   status = 'starting';
   lastSyncAt: number | null = null;
@@ -170,6 +176,7 @@ class GrantRunner {
           ...(only !== undefined ? { only } : {}),
           ...(this.grant.readOnly ? { readOnly: true } : {}),
           limits: this.grant.limits,
+          logOnce: this.limitsLogged,
           onEvent: (event) => this.onEvent(event),
           connect: () => this.connect(hostRoot, guestRoot),
         });
@@ -243,8 +250,10 @@ class GrantRunner {
         this.logUnsupported(event.path, event.side, event.reason);
         break;
       case 'error':
-        // A path that could not be synced (the rest goes on): in the audit log, where the user looks.
-        if (event.path !== undefined) this.store.log('sync-error', this.sessionId, event.path, `grant ${this.grant.id}: ${event.message}`);
+        // A path that could not be synced (the rest goes on): in the audit
+        // log, where the user looks; once an hour, not at every pass. A limit
+        // hit has its own entry.
+        if (event.path !== undefined && !event.message.startsWith('limit hit:')) this.logError(event.path, event.message);
         break;
       case 'reconnecting':
         this.status = `reconnecting: ${event.message}`;
@@ -255,6 +264,15 @@ class GrantRunner {
       default:
         break;
     }
+  }
+
+  private logError(path: string, message: string): void {
+    const key = `${path}\0${message}`;
+    const now = Date.now();
+    if (now - (this.errorsLogged.get(key) ?? -Infinity) < ERROR_RELOG_MS) return;
+    if (this.errorsLogged.size >= UNSUPPORTED_LOGGED_MAX) this.errorsLogged.clear();
+    this.errorsLogged.set(key, now);
+    this.store.log('sync-error', this.sessionId, path, `grant ${this.grant.id}: ${message}`);
   }
 
   // Logs once per runner an entry ferry leaves alone: a link or a special

@@ -103,6 +103,11 @@ export interface SessionOptions {
   readonly readOnly?: boolean;
   /** Limits on what beta may bring to alpha (a grant's guest). */
   readonly limits?: Limits;
+  /**
+   * The audit log entries of limits hit that earlier passes wrote: each is
+   * written once, not at every pass that meets the same file again.
+   */
+  readonly logOnce?: Set<string>;
   /** Alpha's side of the first pass's check of recorded listings, started early (see checkEarly). */
   readonly early?: EarlyCheck | undefined;
   /** Files that keep changing are left for a later pass (watch mode; see settle.ts). */
@@ -162,6 +167,8 @@ const BATCH_ACTIONS = 4000;
 /** A batch is committed at least this often, so a long sync makes progress that survives a crash. */
 const BATCH_MS = 2000;
 const HASH_WINDOW = 32;
+/** How many limit entries logOnce remembers. */
+const LOG_ONCE_MAX = 10_000;
 /**
  * A pass checks all recorded listings at once only up to this many
  * directories (about 10 MB of paths and digests held); above it, the walk
@@ -864,7 +871,13 @@ class Pass {
       this.inbound.entries += added;
       return true;
     }
-    this.actions.push({ kind: 'log', what: 'limit', path: op.path, detail: `limit hit: ${problem}; not applied on the host` });
+    const detail = `limit hit: ${problem}; not applied on the host`;
+    const logged = this.options.logOnce;
+    if (logged?.has(detail) !== true) {
+      if (logged !== undefined && logged.size >= LOG_ONCE_MAX) logged.clear();
+      logged?.add(detail);
+      this.actions.push({ kind: 'log', what: 'limit', path: op.path, detail });
+    }
     this.fail(op.path, new PathError(op.path, `limit hit: ${problem}; not applied on the host`));
     return false;
   }

@@ -77,6 +77,8 @@ export interface WatchOptions {
   readonly readOnly?: boolean;
   /** Limits on what beta may bring to alpha (a grant's guest). */
   readonly limits?: Limits;
+  /** Kept by the caller across watches: see SessionOptions.logOnce. */
+  readonly logOnce?: Set<string>;
 }
 
 /**
@@ -275,6 +277,7 @@ class Watch {
       ...(this.options.only !== undefined ? { only: this.options.only } : {}),
       ...(this.options.readOnly === true ? { readOnly: true } : {}),
       ...(this.options.limits !== undefined ? { limits: this.options.limits } : {}),
+      ...(this.options.logOnce !== undefined ? { logOnce: this.options.logOnce } : {}),
       ...(settle ? { settle: this.settler } : {}),
     });
     for (const conflict of this.options.store.openConflicts(this.options.session.id)) {
