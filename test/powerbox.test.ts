@@ -212,6 +212,21 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     renameSync(`${guestFile}.moved`, guestFile);
     guestWrite(vm1, guestFile, 'back in place');
     await eventually(() => expect(read(hostFile)).toBe('back in place'), 30_000);
+
+    // A conflict on it cannot keep both: the copy beside it would be outside the grant.
+    writeFileSync(hostFile, 'host side of it');
+    guestWrite(vm1, guestFile, 'guest side of it');
+    let id: number | undefined;
+    await until(async () => {
+      id = ((await json('conflicts')) as { id: number; grant: number | null }[]).find((c) => c.grant === fileGrant)?.id;
+      return id !== undefined;
+    }, 'a conflict on the granted file');
+    expect((await ferry('resolve', String(id), '--keep', 'both')).status).toBe(0);
+    await until(async () => ((await json('log')) as { kind: string; grant: number | null }[]).some((e) => e.kind === 'resolution-dropped' && e.grant === fileGrant), 'the choice to be dropped');
+    expect(((await json('conflicts')) as { id: number }[]).map((c) => c.id)).toContain(id);
+    expect(readdirSync(join(vm1.guestHome, 'Granted')).filter((name) => name.includes('(conflict'))).toEqual([]);
+    expect((await ferry('resolve', String(id), '--keep', 'host')).status).toBe(0);
+    await eventually(() => expect(read(guestFile)).toBe('host side of it'));
   }, 60_000);
 
   test('a read-only grant puts the guest copy back and logs the attempt; the other VM sees only its own grant', async () => {

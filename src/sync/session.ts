@@ -1238,6 +1238,16 @@ class Pass {
         if (await this.loserUnchanged(conflict, conflict.resolution)) winners.set(conflict.path, conflict.resolution);
         continue;
       }
+      // A file grant holds one name: the copy beside it would be outside the grant on both sides.
+      if (this.options.only !== undefined) {
+        const message = `${conflict.path}: \`ferry resolve ${conflict.id} --keep both\` cannot be applied in a grant of a single file, whose copy beside it would be outside the grant; the conflict stands: keep host or guest (copy the other version aside first if you need it)`;
+        this.store.transaction(() => {
+          this.store.setConflictState(conflict.id, 'open', null);
+          this.store.log('resolution-dropped', this.sessionId, conflict.path, message);
+        });
+        reportFailure(this.summary, this.options, conflict.path, message);
+        continue;
+      }
       const beta = this.options.beta;
       try {
         if (conflict.beta !== undefined && conflict.beta.kind !== 'unsupported') {
