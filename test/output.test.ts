@@ -1,9 +1,12 @@
 /**
- * Lines for people: what a terminal would act on is shown escaped.
+ * What the CLI prints: lines for people, where what a terminal would act on
+ * is shown escaped; the usage; and output to a reader that goes away.
  */
+
 
 import { describe, expect, test } from 'vitest';
 import { terminalSafe } from '../src/cli/output.js';
+import { runFerry, tempDir } from './support/cli.js';
 
 describe('terminalSafe', () => {
   test.for([
@@ -19,5 +22,36 @@ describe('terminalSafe', () => {
     ['iso\u2066late\u2069', 'iso\\u{2066}late\\u{2069}'],
   ] as const)('%j reads %j', ([text, shown]) => {
     expect(terminalSafe(text)).toBe(shown);
+  });
+});
+
+describe('--help', () => {
+  test.for(
+    [
+      ['sync', '--help'],
+      ['sync', '-h'],
+      ['sync', 'a', 'b', '--watch', '--help'],
+      ['grant', '--help'],
+      ['conflicts', '--help'],
+      ['conflicts', 'show', '--help'],
+      ['resolve', '-h'],
+      ['vm', 'add', '--help'],
+      ['daemon', '--help'],
+      ['log', '--help'],
+      ['demo', '--help'],
+    ].map((args) => ({ line: args.join(' '), args })),
+  )('ferry $line prints the usage, exit 0', async ({ args }) => {
+    const r = await runFerry(tempDir(), args);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^ferry \S+ — /);
+    expect(r.stdout).toContain(`\n  ferry ${args[0] ?? ''} `);
+  });
+
+  test('after --, --help belongs to the command ferry run launches', async () => {
+    const r = await runFerry(tempDir(), ['run', 'vm', '--', 'ls', '--help']);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^ferry: `ferry run` is not available/);
+    expect(r.status).toBe(2);
   });
 });

@@ -82,7 +82,8 @@ Usage:
                                      violations.
   ferry demo                         Sync a built-in example in a temp folder:
                                      changes both ways, a conflict, its resolution.
-  ferry help | --help                This text.
+  ferry help | --help | -h           This text; also after a command, as in
+                                     ferry sync --help.
   ferry --version                    The version.
 
 Not yet available: run (launching applications in a VM), and VMs that
@@ -100,8 +101,12 @@ const NOT_YET = new Set(['run']);
 /** main runs the command line and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // --help (or -h) asks for the usage wherever it stands among ferry's own
+  // arguments; after `--` it belongs to the command `ferry run` launches.
+  const end = argv.indexOf('--');
+  const own = end === -1 ? argv : argv.slice(0, end);
   try {
-    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    if (command === undefined || command === 'help' || own.includes('--help') || own.includes('-h')) {
       process.stdout.write(`${HELP}\n`);
       return command === undefined ? EXIT.usage : EXIT.ok;
     }
