@@ -4,9 +4,12 @@
  */
 
 
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { terminalSafe } from '../src/cli/output.js';
-import { runFerry, tempDir } from './support/cli.js';
+import { type CliResult, FERRY_BIN, makePair, runFerry, tempDir } from './support/cli.js';
 
 describe('terminalSafe', () => {
   test.for([
@@ -53,5 +56,53 @@ describe('--help', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^ferry: `ferry run` is not available/);
     expect(r.status).toBe(2);
+  });
+});
+
+/** runClosingStdout runs ferry with a stdout its reader closes after `lines` lines (at once for 0), as `ferry … | head -n lines` does. */
+function runClosingStdout(home: string, args: string[], lines = 0, whileRunning?: () => void): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [FERRY_BIN, ...args], { env: { ...process.env, FERRY_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const poke = whileRunning === undefined ? undefined : setInterval(whileRunning, 200);
+    const close = () => {
+      child.stdout.destroy();
+      whileRunning?.();
+    };
+    if (lines === 0) close();
+    else {
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+        if (stdout.split('\n').length > lines) close();
+      });
+    }
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ferry ${args.join(' ')} went on after its stdout closed; stderr: ${stderr}`));
+    }, 20_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      clearInterval(poke);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+describe('a stdout closed by its reader', () => {
+  test.for([['--help'], ['log'], ['conflicts', '--json'], ['conflicts']].map((args) => ({ line: args.join(' '), args })))('ferry $line | true ends quietly, exit 0', async ({ args }) => {
+    const r = await runClosingStdout(tempDir(), args);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  test('ferry sync --watch --json | head -1 stops the watch quietly', async () => {
+    const pair = makePair({ 'a.txt': 'a' });
+    let n = 0;
+    const r = await runClosingStdout(pair.home, [...pair.syncArgs, '--watch', '--json'], 1, () => writeFileSync(join(pair.alpha, `poke-${n++}.txt`), 'poke'));
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout.split('\n')[0] ?? '')).toMatchObject({ event: 'connected' });
   });
 });

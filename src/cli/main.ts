@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { FerryError, SessionHalt, UsageError } from '../core/errors.js';
 import { Store, StoreError, ferryHome } from '../state/store.js';
-import { EXIT, terminalSafe } from './output.js';
+import { EXIT, quietOnClosedStdout, terminalSafe } from './output.js';
 
 // Each command's module is loaded when that command runs: a sync does not
 // pay for loading the powerbox's, the conflict viewer's or the demo's.
@@ -25,8 +25,9 @@ Usage:
       user@host:path. A path changed on both sides becomes a conflict and
       stops syncing until resolved; everything else keeps syncing.
       --watch keeps syncing: both sides are watched and each change is
-      propagated as it happens, until Ctrl-C or SIGTERM (exit 0, or 3 if
-      conflicts remain; open ones are listed at the first pass). A file
+      propagated as it happens, until Ctrl-C or SIGTERM or until what reads
+      its output goes away (exit 0, or 3 if conflicts remain; open ones are
+      listed at the first pass). A file
       that keeps changing (a download, a log) is copied once it has been
       unchanged for 1 s (tried every 10 s while it changes, and when the
       watch stops), not at every write. A lost
@@ -101,6 +102,7 @@ const NOT_YET = new Set(['run']);
 /** main runs the command line and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  quietOnClosedStdout();
   // --help (or -h) asks for the usage wherever it stands among ferry's own
   // arguments; after `--` it belongs to the command `ferry run` launches.
   const end = argv.indexOf('--');

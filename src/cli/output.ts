@@ -24,6 +24,31 @@ export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
+const closedHandlers = new Set<() => void>();
+let watchingStdout = false;
+
+/**
+ * quietOnClosedStdout makes a stdout closed by its reader (`ferry log |
+ * head`) end the output quietly, not in a crash: what is still written is
+ * dropped, the command ends as it would have, and whatever whenStdoutCloses
+ * registered is called once.
+ */
+export function quietOnClosedStdout(): void {
+  if (watchingStdout) return;
+  watchingStdout = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    for (const handler of closedHandlers) handler();
+    closedHandlers.clear();
+  });
+}
+
+/** whenStdoutCloses calls handler once stdout's reader has gone; the function it returns unregisters it. */
+export function whenStdoutCloses(handler: () => void): () => void {
+  closedHandlers.add(handler);
+  return () => closedHandlers.delete(handler);
+}
+
 /** printJson writes one JSON document to stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -13,7 +13,7 @@ import type { Store } from '../state/store.js';
 import { type EarlyCheck, type Summary, type SyncEvent, checkEarly, syncSession } from '../sync/session.js';
 import type { Link, WatchEvent } from '../sync/watch.js';
 import { checkPair, checkRoot } from './roots.js';
-import { EXIT, formatBytes, plural, printJson, printLines, terminalSafe } from './output.js';
+import { EXIT, formatBytes, plural, printJson, printLines, terminalSafe, whenStdoutCloses } from './output.js';
 
 /** syncCommand runs one sync of a pair of directories, or keeps them in step with --watch. */
 export async function syncCommand(store: Store, args: string[]): Promise<number> {
@@ -129,8 +129,9 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
   return status;
 }
 
-// Keeps the pair in step until SIGINT or SIGTERM (exit 0, or 3 with conflicts open); a halt exits 1.
-// A second signal exits at once: every write is crash-safe anyway.
+// Keeps the pair in step until SIGINT or SIGTERM, or until stdout's reader
+// goes (`--watch --json | head`): exit 0, or 3 with conflicts open; a halt
+// exits 1. A second signal exits at once: every write is crash-safe anyway.
 async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alphaRoot: string, betaRoot: string, connect: () => Promise<Link>): Promise<number> {
   const session = store.session(alphaRoot, betaRoot, true);
   if (session === undefined) throw new Error('session was not created');
@@ -142,6 +143,7 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const offStdoutClosed = whenStdoutCloses(() => controller.abort());
   const onEvent = json ? (event: WatchEvent) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`) : printWatchEvent;
   try {
     const { watchSession } = await import('../sync/watch.js');
@@ -153,6 +155,7 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    offStdoutClosed();
   }
 }
 
