@@ -30,6 +30,25 @@ describe('ferry conflicts show', () => {
     expect(shown.diff).toContain('+- coffee');
   });
 
+  test('two versions too different to diff in bounded time are said so, at once', async () => {
+    // 20,000 lines in two unrelated orders (about 110 KB each): a line diff
+    // of them took minutes.
+    const lines = Array.from({ length: 20_000 }, (_, i) => `${i + 1}\n`);
+    const pair = makePair({ 'numbers.txt': 'base\n' });
+    expect((await pair.sync()).status).toBe(0);
+    writeFileSync(join(pair.alpha, 'numbers.txt'), shuffled(lines, 1).join(''));
+    writeFileSync(join(pair.beta, 'numbers.txt'), shuffled(lines, 2).join(''));
+    expect((await pair.sync()).status).toBe(3);
+    const started = Date.now();
+    const human = await runFerry(pair.home, ['conflicts', 'show', '1'], 20_000);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(human.status).toBe(0);
+    expect(human.stdout).toContain('(no diff: too many differences to show (20000 lines on alpha, 20000 on beta); compare the files directly)');
+    expect(human.stdout).not.toMatch(/^@@/m);
+    const json = await runFerry(pair.home, ['conflicts', 'show', '1', '--json'], 20_000);
+    expect((JSON.parse(json.stdout) as { diff: unknown }).diff).toBeNull();
+  });
+
   test('a binary conflict has metadata and no diff', async () => {
     const pair = makePair({ 'blob.bin': 'x' });
     expect((await pair.sync()).status).toBe(0);
@@ -41,3 +60,15 @@ describe('ferry conflicts show', () => {
     expect(r.stdout).not.toMatch(/^@@/m);
   });
 });
+
+// shuffled returns items in an order drawn from seed (a fixed Fisher–Yates shuffle).
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const out = [...items];
+  let state = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    const j = state % (i + 1);
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}

@@ -10,11 +10,18 @@ import { UsageError } from '../core/errors.js';
 import type { Tree } from '../fs/disk.js';
 import { nativeDisk } from '../fs/native.js';
 import type { ConflictRecord, Resolution, Store } from '../state/store.js';
-import { EXIT, formatBytes, printJson, printLines } from './output.js';
+import { EXIT, formatBytes, plural, printJson, printLines } from './output.js';
 import { PowerboxStore } from '../state/powerbox-store.js';
 import { looksRemote, parseTarget } from '../transport/target.js';
 
 const DIFF_LIMIT = 1 << 20;
+
+// The most lines two versions may differ by (removed plus added) for
+// `conflicts show` to diff them, and the most time it spends trying: the
+// line diff (Myers) takes time in proportion to the lines times their
+// differences, and two unrelated 100 KB files kept it busy for minutes.
+const DIFF_MAX_EDITS = 2000;
+const DIFF_MAX_MS = 1000;
 
 /** GRANT_BETA matches the beta label of a grant's session: vm:<name>#<grant id>:<guest root>. */
 const GRANT_BETA = /^vm:([^#]+)#(\d+):(.*)$/s;
@@ -157,10 +164,7 @@ export async function showConflictCommand(store: Store, args: string[]): Promise
   } else {
     ({ info: beta, text: betaText } = localSide(session.beta, conflict.path));
   }
-  const diff =
-    alphaText !== undefined && betaText !== undefined
-      ? (await import('diff')).createTwoFilesPatch(`alpha/${conflict.path}`, `beta/${conflict.path}`, alphaText, betaText, undefined, undefined, { context: 3 })
-      : undefined;
+  const diff = alphaText !== undefined && betaText !== undefined ? await textDiff(conflict.path, alphaText, betaText) : undefined;
   if (values.json) {
     printJson({
       id: conflict.id,
@@ -172,7 +176,7 @@ export async function showConflictCommand(store: Store, args: string[]): Promise
       base: describeEntry(conflict.base),
       alpha,
       beta,
-      diff: diff ?? null,
+      diff: diff?.patch ?? null,
     });
     return EXIT.ok;
   }
@@ -190,11 +194,32 @@ export async function showConflictCommand(store: Store, args: string[]): Promise
     `  ${line('alpha', alpha)}`,
     `  ${line('beta ', beta)}`,
   ];
-  if (diff !== undefined) out.push('', ...diff.trimEnd().split('\n'));
+  if (diff?.patch !== undefined) out.push('', ...diff.patch.trimEnd().split('\n'));
+  else if (diff !== undefined) out.push('', `  (no diff: too many differences to show (${plural(diff.alphaLines, 'line')} on alpha, ${diff.betaLines} on beta); compare the files directly)`);
   else if (alpha.kind === 'file' && beta.kind === 'file') out.push('', '  (no diff: a side is binary or larger than 1 MiB)');
   if (conflict.state === 'open' || conflict.state === 'pending') out.push('', `resolve with: ferry resolve ${conflict.id} --keep alpha|beta|both`);
   printLines(out);
   return EXIT.ok;
+}
+
+/** TextDiff is the unified diff of two texts, or, when they differ too much to diff in bounded time, their line counts. */
+interface TextDiff {
+  readonly patch: string | undefined;
+  readonly alphaLines: number;
+  readonly betaLines: number;
+}
+
+async function textDiff(path: string, alphaText: string, betaText: string): Promise<TextDiff> {
+  const { createTwoFilesPatch } = await import('diff');
+  const patch = createTwoFilesPatch(`alpha/${path}`, `beta/${path}`, alphaText, betaText, undefined, undefined, { context: 3, maxEditLength: DIFF_MAX_EDITS, timeout: DIFF_MAX_MS });
+  return { patch, alphaLines: lineCount(alphaText), betaLines: lineCount(betaText) };
+}
+
+function lineCount(text: string): number {
+  if (text === '') return 0;
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return text.endsWith('\n') ? n : n + 1;
 }
 
 const KEEP: Record<string, Resolution> = { alpha: 'alpha', beta: 'beta', host: 'alpha', guest: 'beta', both: 'both' };

@@ -47,8 +47,9 @@ Usage:
       ~/.cache/ferry there.
   ferry conflicts [--json]           List unresolved conflicts.
   ferry conflicts show <id> [--json] [--key FILE]
-      Both versions' metadata, and a diff for text. For a pair over SSH it
-      connects to the guest as sync does (--key as for sync).
+      Both versions' metadata, and a diff for text (unless they differ in
+      thousands of lines). For a pair over SSH it connects to the guest as
+      sync does (--key as for sync).
   ferry resolve <id> --keep alpha|beta|host|guest|both
       Choose a conflict's outcome; it is applied by the next sync of that
       pair (at once by a running --watch). "both" keeps alpha's version at the path and beta's beside it as
