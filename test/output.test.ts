@@ -106,3 +106,22 @@ describe('a stdout closed by its reader', () => {
     expect(JSON.parse(r.stdout.split('\n')[0] ?? '')).toMatchObject({ event: 'connected' });
   });
 });
+
+describe('usage errors', () => {
+  test('ferry log --limit -1: one line that says what to write instead, exit 2', async () => {
+    const home = tempDir();
+    const r = await runFerry(home, ['log', '--limit', '-1']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("ferry: --limit -1: a value that starts with '-' reads as another option; write --limit=-1 if it is the value of --limit\n");
+    const given = await runFerry(home, ['log', '--limit=-1']);
+    expect(given.status).toBe(2);
+    expect(given.stderr).toBe('ferry: --limit -1: give a positive number of entries\n');
+  });
+
+  test('an unknown option is named with its command, in one line', async () => {
+    const pair = makePair();
+    const r = await runFerry(pair.home, [...pair.syncArgs, '--frobnicate']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('ferry: unknown option --frobnicate for `ferry sync`; `ferry --help` lists the options\n');
+  });
+});

@@ -171,7 +171,8 @@ export async function main(argv: string[]): Promise<number> {
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}; run \`ferry --help\``);
     }
-  } catch (error) {
+  } catch (caught) {
+    const error = isParseArgsError(caught) ? new UsageError(parseArgsMessage((caught as Error).message, command ?? '', rest)) : caught;
     const status = report(error);
     // A script that asked for JSON gets the failure as JSON too (--watch
     // has said it as an event already).
@@ -190,7 +191,7 @@ async function withStore(fn: (store: Store) => Promise<number>): Promise<number>
 }
 
 function report(error: unknown): number {
-  if (error instanceof UsageError || isParseArgsError(error)) {
+  if (error instanceof UsageError) {
     process.stderr.write(`ferry: ${terminalSafe((error as Error).message)}\n`);
     return EXIT.usage;
   }
@@ -210,6 +211,23 @@ function report(error: unknown): number {
   const err = error as Error;
   process.stderr.write(`ferry: unexpected error: ${(err.stack ?? String(err)).split('\n').map(terminalSafe).join('\n')}\n`);
   return EXIT.error;
+}
+
+// parseArgs says what went wrong in several lines and its own words; ferry
+// says it in one line: the option, and what to write instead.
+function parseArgsMessage(message: string, command: string, args: readonly string[]): string {
+  const option = /^Option '(?:-\w, )?(--[^' ]+)/.exec(message)?.[1];
+  if (option !== undefined && message.includes('argument is ambiguous')) {
+    const value = args[args.indexOf(option) + 1] ?? '';
+    return `${option} ${value}: a value that starts with '-' reads as another option; write ${option}=${value} if it is the value of ${option}`;
+  }
+  if (option !== undefined && message.includes('argument missing')) return `${option} needs a value; see \`ferry --help\``;
+  if (option !== undefined && message.includes('does not take an argument')) return `${option} takes no value; write ${option} alone`;
+  const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+  if (unknown !== undefined) return `unknown option ${unknown} for \`ferry ${command}\`; \`ferry --help\` lists the options`;
+  const unexpected = /^Unexpected argument '([^']*)'/.exec(message)?.[1];
+  if (unexpected !== undefined) return `unexpected argument ${JSON.stringify(unexpected)}: \`ferry ${command}\` takes options only; see \`ferry --help\``;
+  return message.replace(/\s*\n\s*/g, ' ');
 }
 
 function isParseArgsError(error: unknown): boolean {
