@@ -124,4 +124,11 @@ describe('usage errors', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toBe('ferry: unknown option --frobnicate for `ferry sync`; `ferry --help` lists the options\n');
   });
+
+  test.for(['ftp://h/x', 'http://h/x', 'https://user@h:8080/x'])('ferry sync alpha %s: only SSH is understood, exit 2', async (beta) => {
+    const pair = makePair();
+    const r = await runFerry(pair.home, ['sync', pair.alpha, beta]);
+    expect(r.stderr).toMatch(/^ferry: \S+: ferry reaches another machine over SSH only, not \w+:\/\/; write ssh:\/\/\[user@\]host\[:port\]\/path or \[user@\]host:path\n$/);
+    expect(r.status).toBe(2);
+  });
 });

@@ -55,6 +55,9 @@ export function parseTarget(arg: string): SshTarget {
     if (url.username !== '') user = decodeURIComponent(url.username);
     host = url.hostname.replace(/^\[|\]$/g, '');
   } else {
+    // ftp://host/dir would read as the scp-like host "ftp" and path "//host/dir".
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(arg)?.[1];
+    if (scheme !== undefined) throw new UsageError(`${arg}: ferry reaches another machine over SSH only, not ${scheme}://; write ssh://[user@]host[:port]/path or [user@]host:path`);
     const m = /^(?:([^@/:]+)@)?([^@/:]+):(.*)$/.exec(arg);
     if (m === null) throw new UsageError(`${arg}: not an SSH target; write user@host:/path or ssh://user@host[:port]/path`);
     let given: string;
