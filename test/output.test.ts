@@ -131,4 +131,12 @@ describe('usage errors', () => {
     expect(r.stderr).toMatch(/^ferry: \S+: ferry reaches another machine over SSH only, not \w+:\/\/; write ssh:\/\/\[user@\]host\[:port\]\/path or \[user@\]host:path\n$/);
     expect(r.status).toBe(2);
   });
+
+  test('under --watch --json, a usage error is a JSON error object too', async () => {
+    const pair = makePair();
+    const r = await runFerry(pair.home, [...pair.syncArgs, '--watch', '--json', '--verify-every', 'bogus']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^ferry: --verify-every "bogus": give a duration/);
+    expect(JSON.parse(r.stdout)).toEqual({ status: 'error', exit: 2, message: expect.stringMatching(/^--verify-every "bogus": give a duration/) as unknown });
+  });
 });

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { FerryError, SessionHalt, UsageError } from '../core/errors.js';
 import { Store, StoreError, ferryHome } from '../state/store.js';
-import { EXIT, quietOnClosedStdout, terminalSafe } from './output.js';
+import { EXIT, quietOnClosedStdout, terminalSafe, toldAsEvent } from './output.js';
 
 // Each command's module is loaded when that command runs: a sync does not
 // pay for loading the powerbox's, the conflict viewer's or the demo's.
@@ -174,9 +174,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (caught) {
     const error = isParseArgsError(caught) ? new UsageError(parseArgsMessage((caught as Error).message, command ?? '', rest)) : caught;
     const status = report(error);
-    // A script that asked for JSON gets the failure as JSON too (--watch
-    // has said it as an event already).
-    if (rest.includes('--json') && !rest.includes('--watch')) process.stdout.write(`${JSON.stringify({ status: 'error', exit: status, message: (error as Error).message })}\n`);
+    // A script that asked for JSON gets the failure as JSON too, unless a
+    // running --watch has said it as an event already.
+    if (rest.includes('--json') && !toldAsEvent(error)) process.stdout.write(`${JSON.stringify({ status: 'error', exit: status, message: (error as Error).message })}\n`);
     return status;
   }
 }

@@ -49,6 +49,18 @@ export function whenStdoutCloses(handler: () => void): () => void {
   return () => closedHandlers.delete(handler);
 }
 
+const toldAsEvents = new WeakSet<object>();
+
+/** markToldAsEvent records that a --json watch has written error as its error event. */
+export function markToldAsEvent(error: object): void {
+  toldAsEvents.add(error);
+}
+
+/** toldAsEvent reports whether a --json watch has written error as its error event already. */
+export function toldAsEvent(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && toldAsEvents.has(error);
+}
+
 /** printJson writes one JSON document to stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

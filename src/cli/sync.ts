@@ -13,7 +13,7 @@ import type { Store } from '../state/store.js';
 import { type EarlyCheck, type Summary, type SyncEvent, checkEarly, syncSession } from '../sync/session.js';
 import type { Link, WatchEvent } from '../sync/watch.js';
 import { checkPair, checkRoot } from './roots.js';
-import { EXIT, formatBytes, plural, printJson, printLines, terminalSafe, whenStdoutCloses } from './output.js';
+import { EXIT, formatBytes, plural, printJson, printLines, markToldAsEvent, terminalSafe, whenStdoutCloses } from './output.js';
 
 /** syncCommand runs one sync of a pair of directories, or keeps them in step with --watch. */
 export async function syncCommand(store: Store, args: string[]): Promise<number> {
@@ -150,7 +150,10 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
     await watchSession({ store, session, connect, onEvent, verifyEveryMs, signal: controller.signal });
     return store.openConflicts(session.id).length > 0 ? EXIT.conflicts : EXIT.ok;
   } catch (error) {
-    if (json && error instanceof Error) onEvent({ event: 'error', message: `halted: ${error.message}` });
+    if (json && error instanceof Error) {
+      onEvent({ event: 'error', message: `halted: ${error.message}` });
+      markToldAsEvent(error);
+    }
     throw error;
   } finally {
     process.off('SIGINT', onSignal);
