@@ -136,6 +136,37 @@ function scriptedChannel(): { channel: Channel; raw(bytes: Uint8Array): void; se
   };
 }
 
+test('many large files in flight to the agent wait for one drain of the channel, not one listener each', async () => {
+  const top = tempDir('ferry-remote-drain-');
+  const alpha = join(top, 'alpha');
+  const betaRoot = join(top, 'beta');
+  mkdirSync(betaRoot);
+  writeTree(alpha, Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`f${i}.bin`, String(i).repeat(3 << 20)])));
+  const store = Store.open(join(top, 'home'));
+  const child = spawnAgent(undefined, [], { FERRY_SHIMS: shimsPath() });
+  // The most drain listeners the agent's stdin ever had at once.
+  let most = 0;
+  child.stdin.on('newListener', (event) => {
+    if (event === 'drain') most = Math.max(most, child.stdin.listenerCount('drain') + 1);
+  });
+  const beta = new RemoteEndpoint('beta', `agent:${betaRoot}`, childChannel(child), betaRoot);
+  try {
+    const session = store.session(alpha, betaRoot, true);
+    if (session === undefined) throw new Error('no session');
+    await beta.start();
+    const summary = await syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta });
+    expect(summary.failures).toEqual([]);
+    expect(summary.copied.beta).toBe(16);
+    expect(readTree(betaRoot)).toEqual(readTree(alpha));
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(2);
+  } finally {
+    await beta.close();
+    child.kill();
+    store.close();
+  }
+}, 60_000);
+
 describe('watching through the agent', () => {
   test('the agent reports the directory of each change and never its own temporaries', async () => {
     const root = tempDir('ferry-remote-watch-');

@@ -107,6 +107,8 @@ export class RemoteEndpoint implements Endpoint {
   private readonly outgoing = new Coalescer((bytes) => this.write(bytes));
   /** Sends waiting for the channel to drain. */
   private readonly drainWaiters = new Set<() => void>();
+  /** The drain the writers are waiting for, while the channel is full. */
+  private draining: Promise<void> | undefined;
   /** Bytes received since lastHeard was last moved. */
   private unheardBytes = 0;
   private readonly watchdog: ReturnType<typeof setInterval>;
@@ -300,15 +302,19 @@ export class RemoteEndpoint implements Endpoint {
   private async write(bytes: Uint8Array): Promise<void> {
     if (this.broken !== undefined) throw this.broken;
     if (this.channel.write(bytes)) return;
-    // A channel that breaks or is closed never drains: the break releases the wait.
-    await new Promise<void>((resolve) => {
+    // Every writer that finds the channel full waits for the same drain (one
+    // listener, however many transfers are in flight). A channel that breaks
+    // or is closed never drains: the break releases the wait.
+    this.draining ??= new Promise<void>((resolve) => {
       const done = () => {
         this.drainWaiters.delete(done);
+        this.draining = undefined;
         resolve();
       };
       this.drainWaiters.add(done);
       this.channel.once('drain', done);
     });
+    await this.draining;
     const broken = this.broken as SessionHalt | undefined;
     if (broken !== undefined) throw broken;
   }
