@@ -245,6 +245,9 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     execFileSync('chown', [`${vm2.user}:${vm2.user}`, join(guestRo, 'nest')]);
     guestWrite(vm2, join(guestRo, 'nest', 'egg.txt'), 'laid by the guest');
     guestWrite(vm2, join(guestRo, 'sub', 'extra.txt'), 'beside a host file');
+    // A link is not put back (ferry never touches links): it is logged as such, not as put back.
+    symlinkSync('/etc/hostname', join(guestRo, 'pointer'));
+    execFileSync('chown', ['-h', `${vm2.user}:${vm2.user}`, join(guestRo, 'pointer')]);
     await eventually(() => {
       expect(read(join(guestRo, 'manual.txt'))).toBe('read me');
       expect(existsSync(join(guestRo, 'planted.txt'))).toBe(false);
@@ -259,6 +262,8 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(log.filter((e) => e.kind === 'read-only').map((e) => e.path)).toEqual(expect.arrayContaining(['manual.txt', 'planted.txt']));
     // Each entry names the grant it concerns.
     expect(new Set(log.filter((e) => e.kind === 'read-only').map((e) => e.grant))).toEqual(new Set([roGrant]));
+    expect(log.filter((e) => e.path === 'pointer').map((e) => e.kind)).toEqual(['unsupported']);
+    rmSync(join(guestRo, 'pointer'));
     expect((await ferry('log')).stdout).toMatch(new RegExp(`\tread-only\tmanual\\.txt\tgrant ${roGrant}: the guest changed manual\\.txt`));
 
     // vm2's user sees its grant and nothing of vm1's; vm1's sees none of vm2's.

@@ -653,7 +653,8 @@ class Pass {
   private readOnlyBase(row: PendingRow): Entry | undefined {
     const base = row.base?.entry;
     if (this.options.readOnly !== true || sameEntry(row.beta, base)) return base;
-    this.actions.push({ kind: 'log', what: 'read-only', path: row.path, detail: `the guest changed ${row.path} (${describeEntry(row.beta)}) in a read-only grant; the host version is put back` });
+    // A link or special file is never put back (nor synced): it is reported as unsupported instead.
+    if (row.beta?.kind !== 'unsupported') this.actions.push({ kind: 'log', what: 'read-only', path: row.path, detail: `the guest changed ${row.path} (${describeEntry(row.beta)}) in a read-only grant; the host version is put back` });
     return row.beta;
   }
 
