@@ -177,7 +177,7 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(shown.diff).toMatch(/^-host edit$[\s\S]*^\+guest edit$/m);
     const resolved = await ferry('resolve', String(id), '--keep', 'guest');
     expect(resolved.status).toBe(0);
-    expect(resolved.stdout).toContain(`keeping beta; the daemon applies it to grant ${dirGrant} (VM vm1) at once`);
+    expect(resolved.stdout).toContain(`keeping guest; the daemon applies it to grant ${dirGrant} (VM vm1) at once`);
     await eventually(() => expect(read(join(hostDir, 'shared.txt'))).toBe('guest edit'));
     expect(await json('conflicts')).toEqual([]);
   }, 60_000);
@@ -271,6 +271,9 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     expect(readdirSync(join(vm1.guestHome, 'Granted'))).not.toContain(basename(hostRo));
     const grants = (await json('grants', '--vm', 'vm2')) as { id: number }[];
     expect(grants.map((g) => g.id)).toEqual([roGrant]);
+    const nosuch = await ferry('grants', '--vm', 'nosuch');
+    expect(nosuch.status).toBe(2);
+    expect(nosuch.stderr).toContain('--vm nosuch: no VM of that name');
     // `ferry status` says which grants are read-only.
     const status = await ferry('status');
     expect(status.stdout, status.stdout).toContain(`grant ${roGrant} vm2: ${hostRo} → Granted/${basename(hostRo)} (read-only): `);

@@ -246,7 +246,9 @@ export function resolveCommand(store: Store, args: string[]): Promise<number> {
       grant !== null
         ? `the daemon applies it to grant ${grant[2] ?? ''} (VM ${grant[1] ?? ''}) at once`
         : `applied by the next \`ferry sync ${session?.alpha ?? '<alpha>'} ${session?.beta ?? '<beta>'}\` (at once by one running with --watch)`;
-    printLines([`conflict ${conflict.id} (${conflict.path}): keeping ${keep}; ${when}`]);
+    // A grant speaks of host and guest.
+    const kept = grant !== null && keep !== 'both' ? (keep === 'alpha' ? 'host' : 'guest') : keep;
+    printLines([`conflict ${conflict.id} (${conflict.path}): keeping ${kept}; ${when}`]);
   }
   return Promise.resolve(EXIT.ok);
 }

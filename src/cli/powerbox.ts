@@ -145,6 +145,7 @@ export async function revokeCommand(store: Store, args: string[]): Promise<numbe
 /** grantsCommand: `ferry grants [--vm NAME] [--all] [--json]`. */
 export function grantsCommand(store: Store, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { vm: { type: 'string' }, all: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } }, strict: true });
+  if (values.vm !== undefined && new PowerboxStore(store).vm(values.vm) === undefined) throw new UsageError(`--vm ${values.vm}: no VM of that name; see \`ferry vm list\``);
   const grants = new PowerboxStore(store).grants({ ...(values.vm !== undefined ? { vm: values.vm } : {}), includeRevoked: values.all }).map((g) => ({
     id: g.id,
     vm: g.vm,
