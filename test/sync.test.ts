@@ -461,3 +461,28 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     expect(readFileSync(join(pair.beta, 'big', 'blob.bin')).equals(big)).toBe(true);
   });
 });
+
+// A kernel pseudo file system mounted inside a synced tree (a chroot's
+// /proc) is never walked or copied: its directory is skipped as special.
+describe.skipIf(process.getuid?.() !== 0)('a pseudo file system inside the tree', () => {
+  test('a proc mounted below the root is skipped, and the rest syncs', async (context) => {
+    const pair = makeLocalOrRemotePair({ 'file.txt': 'real', 'proc/': null, 'etc/hostname': 'chroot' });
+    try {
+      execFileSync('mount', ['-t', 'proc', 'proc', join(pair.alpha, 'proc')], { stdio: 'pipe' });
+    } catch (error) {
+      // A container without the right to mount.
+      context.skip(`cannot mount proc here: ${(error as Error).message}`);
+      return;
+    }
+    try {
+      const r = await pair.sync('--json');
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const summary = JSON.parse(r.stdout) as { unsupported: { path: string; side: string; reason: string }[] };
+      expect(summary.unsupported).toEqual([{ path: 'proc', side: 'alpha', reason: 'special' }]);
+      expect(readTree(pair.beta)).toEqual({ etc: null, 'etc/hostname': 'chroot', 'file.txt': 'real' });
+    } finally {
+      execFileSync('umount', [join(pair.alpha, 'proc')]);
+    }
+  });
+});

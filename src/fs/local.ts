@@ -10,7 +10,8 @@
  * link is followed or made.
  */
 
-import { closeSync, constants as C, fchmodSync, fstatSync, read, readFileSync, readSync, write, writeSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants as C, fchmodSync, fstatSync, lstatSync, read, readFileSync, readSync, write, writeSync, type BigIntStats } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SMALL_FILE, type CommitOptions, type CommitResult, type Endpoint, type FileToRead, type Listing, type ReadBatch, type ScanItem, type Staged, type WatchHint } from '../core/endpoint.js';
 import { DIR, type Entry, type FileEntry, type Hash, type Side } from '../core/entry.js';
@@ -19,6 +20,7 @@ import { NEW_DIR_MODE, NEW_FILE_MODE, replacedFileMode } from '../core/mode.js';
 import { baseName, joinPath, parentOf } from '../core/path.js';
 import { StreamHasher, hashBytes, initHash } from './hash.js';
 import type { Disk, FileStat, Tree } from './disk.js';
+import { pseudoFileSystem } from './pseudo.js';
 import { sameStamp, stampOf } from './stamp.js';
 import { TEMP_PREFIX, Walker, tempOwner } from './walk.js';
 import { TreeWatcher, type WatcherBinding } from './watch.js';
@@ -143,7 +145,33 @@ export class LocalEndpoint implements Endpoint {
   async list(path: string, expect?: number): Promise<Listing> {
     const listing = await this.walker.list(path, expect);
     if (this.staleTemps.length > 0) await this.sweep();
-    return listing;
+    return this.withoutPseudo(listing);
+  }
+
+  // The device of the root, and for each other device met below it whether
+  // it is a pseudo file system (one statfs per device).
+  private rootDevice: string | undefined;
+  private readonly pseudoDevices = new Map<string, boolean>();
+
+  // A kernel pseudo file system mounted below the root (a chroot's /proc)
+  // is not walked: its directory is a special entry, never synced.
+  private withoutPseudo(listing: Listing): Listing {
+    this.rootDevice ??= Buffer.from(stampOf(lstatSync(this.root, { bigint: true })).subarray(0, 8)).toString('hex');
+    let items: ScanItem[] | undefined;
+    listing.items.forEach((item, i) => {
+      if (item.kind !== 'dir') return;
+      const device = Buffer.from(item.stamp.subarray(0, 8)).toString('hex');
+      if (device === this.rootDevice) return;
+      let pseudo = this.pseudoDevices.get(device);
+      if (pseudo === undefined) {
+        pseudo = pseudoFileSystem(join(this.root, item.path)) !== undefined;
+        this.pseudoDevices.set(device, pseudo);
+      }
+      if (!pseudo) return;
+      items ??= [...listing.items];
+      items[i] = { ...item, kind: 'unsupported', reason: 'special' };
+    });
+    return items === undefined ? listing : { ...listing, items };
   }
 
   unchanged(dirs: readonly string[], digests: readonly number[]): Promise<boolean[]> {

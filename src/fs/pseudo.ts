@@ -4,7 +4,11 @@
  * one changes the running system, so ferry neither syncs nor grants them.
  */
 
-import { statfsSync } from 'node:fs';
+import * as fs from 'node:fs';
+
+// Node 18.15 and later; the guest agent may run on an older 18, where this
+// is undefined (and nothing is taken for a pseudo file system).
+const statfsSync = (fs as { statfsSync?: typeof fs.statfsSync }).statfsSync;
 
 /** The statfs magic numbers of the kernel's pseudo file systems (linux/magic.h). */
 const PSEUDO: ReadonlyMap<number, string> = new Map([
@@ -27,6 +31,7 @@ const PSEUDO: ReadonlyMap<number, string> = new Map([
 export function pseudoFileSystem(path: string): string | undefined {
   let type: number;
   try {
+    if (statfsSync === undefined) return undefined;
     type = Number(statfsSync(path).type);
   } catch {
     return undefined;
