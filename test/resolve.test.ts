@@ -4,7 +4,7 @@
  * pass is already walking towards it. The CLI scenarios are in sync.test.ts.
  */
 
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import type { Listing } from '../src/core/endpoint.js';
@@ -12,7 +12,7 @@ import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
 import { Store } from '../src/state/store.js';
 import { syncSession } from '../src/sync/session.js';
-import { tempDir, writeTree } from './support/cli.js';
+import { readTree, tempDir, writeTree } from './support/cli.js';
 
 /** A local beta that runs `meanwhile` once, when `at` is listed for the time number `nth` (from 1). */
 class Interrupted extends LocalEndpoint {
@@ -160,6 +160,47 @@ test.for([1, 2, 3, 4])('a file written below the losing directory at its listing
     expect((await run()).failures).toEqual([]);
     expect(readFileSync(join(beta, 'proj'), 'utf8')).toBe('alpha file');
     expect(store.openConflicts(session.id)).toEqual([]);
+  } finally {
+    store.close();
+  }
+});
+
+// A choice waiting below a directory the pass skips (alpha made it a link)
+// is not applied there: dropping it must not end the skip, or everything
+// after it in that directory would read as deleted on alpha. The guest
+// writes below the losing directory at each of its listings in turn.
+test.for([1, 2, 3, 4])('a choice below a skipped directory is left alone, and nothing in that directory is removed (write at listing %i)', async (nth) => {
+  const top = tempDir('ferry-resolve-');
+  const alpha = join(top, 'alpha');
+  const beta = join(top, 'beta');
+  const tree: Record<string, string> = { 'A/D/d10/deep/z': 'z', 'A/y': 'y', 'A/z': 'z' };
+  for (let d = 1; d <= 10; d++) for (let f = 1; f <= 5; f++) tree[`A/D/d${String(d).padStart(2, '0')}/f${f}`] = `${d}.${f}`;
+  writeTree(alpha, tree);
+  mkdirSync(beta);
+  const store = Store.open(join(top, 'home'));
+  try {
+    const session = store.session(alpha, beta, true);
+    if (session === undefined) throw new Error('no session');
+    const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, 'A/D/d10/deep', meanwhile, nth) });
+    expect((await run()).failures).toEqual([]);
+    rmSync(join(alpha, 'A/D'), { recursive: true });
+    writeFileSync(join(alpha, 'A/D'), 'alpha file');
+    writeFileSync(join(beta, 'A/D/b'), 'beta b');
+    expect((await run()).conflicts.map((c) => c.path)).toEqual(['A/D']);
+    const [conflict] = store.openConflicts(session.id);
+    if (conflict === undefined) throw new Error('no conflict');
+    store.setConflictState(conflict.id, 'pending', 'alpha');
+    renameSync(join(alpha, 'A'), join(alpha, 'A.real'));
+    symlinkSync('A.real', join(alpha, 'A'));
+    const before = Object.keys(readTree(beta)).filter((path) => path === 'A' || path.startsWith('A/'));
+    let wrote = false;
+    const raced = await run(() => {
+      wrote = true;
+      writeFileSync(join(beta, 'A/D/d10/deep/late'), 'written while the pass ran');
+    });
+    expect(raced.removed.beta).toBe(0);
+    const after = Object.keys(readTree(beta)).filter((path) => path === 'A' || path.startsWith('A/'));
+    expect(after.sort()).toEqual([...before, ...(wrote ? ['A/D/d10/deep/late'] : [])].sort());
   } finally {
     store.close();
   }

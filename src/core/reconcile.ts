@@ -182,7 +182,17 @@ export class Reconciler {
   abandon(path: string): void {
     while (this.resolutions.length > 0 && isWithin((this.resolutions[this.resolutions.length - 1] as { path: string }).path, path)) this.resolutions.pop();
     while (this.resolvedRemovals.length > 0 && isWithin((this.resolvedRemovals[this.resolvedRemovals.length - 1] as ResolvedRemoval).path, path)) this.resolvedRemovals.pop();
-    this.skip = path;
+    // A skip already under way above it stands.
+    if (!this.undecided(path)) this.skip = path;
+  }
+
+  /**
+   * undecided reports whether a row at `path` pushed next would be decided
+   * by nothing of its own: it lies in a subtree being skipped (a conflict,
+   * an unsupported entry) or below a directory whose removal is pending.
+   */
+  undecided(path: string): boolean {
+    return (this.skip !== undefined && isWithin(path, this.skip)) || (this.pending !== undefined && isWithin(path, this.pending.path));
   }
 
   /** end flushes the decisions held back for the last open scopes. */

@@ -872,13 +872,9 @@ class Pass {
       this.inbound.entries += added;
       return true;
     }
+    // Marked as logged when its batch is recorded (commit), not before: a batch dropped unrecorded logs it again.
     const detail = `limit hit: ${problem}; not applied on the host`;
-    const logged = this.options.logOnce;
-    if (logged?.has(detail) !== true) {
-      if (logged !== undefined && logged.size >= LOG_ONCE_MAX) logged.clear();
-      logged?.add(detail);
-      this.actions.push({ kind: 'log', what: 'limit', path: op.path, detail });
-    }
+    if (this.options.logOnce?.has(detail) !== true) this.actions.push({ kind: 'log', what: 'limit', path: op.path, detail });
     this.fail(op.path, new PathError(op.path, `limit hit: ${problem}; not applied on the host`));
     return false;
   }
@@ -1186,6 +1182,10 @@ class Pass {
           }
           case 'log':
             store.log(action.what, session, action.path, action.detail);
+            if (action.what === 'limit' && this.options.logOnce !== undefined) {
+              if (this.options.logOnce.size >= LOG_ONCE_MAX) this.options.logOnce.clear();
+              this.options.logOnce.add(action.detail);
+            }
             break;
           case 'listing':
             store.putListing(session, action.path, action.alpha, action.beta);
@@ -1281,12 +1281,15 @@ class Pass {
   // conflict stands.
   private async checkResolution(row: PendingRow, resolutions: Map<string, Side>, reconciler: Reconciler): Promise<void> {
     if (this.resolving !== undefined && !isWithin(row.path, this.resolving.path)) this.resolving = undefined;
+    // A row the reconciler will not decide (below a skipped or pending directory) applies no choice.
+    if (reconciler.undecided(row.path)) return;
     const winner = resolutions.get(row.path);
     if (winner !== undefined) {
       const conflict = this.store.liveConflict(this.sessionId, row.path);
       const seen = new Map<string, string>();
       if (conflict === undefined || conflict.resolution !== winner || !(await this.loserUnchanged(conflict, winner, seen))) resolutions.delete(row.path);
-      else if (conflict[otherSide(winner)]?.kind === 'dir') this.resolving = { path: row.path, conflict, winner, seen };
+      // Inside a losing directory already tracked, that one's check covers this path too.
+      else if (conflict[otherSide(winner)]?.kind === 'dir' && this.resolving === undefined) this.resolving = { path: row.path, conflict, winner, seen };
       return;
     }
     const resolving = this.resolving;
