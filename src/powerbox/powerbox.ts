@@ -554,6 +554,12 @@ export class Powerbox {
     const keep = params.keepGuestCopy === true;
     if (grant.state === 'cleanup') {
       // Revoked already, its guest copy still to go: keep it after all, or try again now.
+      // A removal under way finishes first, and is what is reported if it removed the copy.
+      const underWay = this.removing.get(id);
+      if (keep && underWay !== undefined) {
+        const outcome = await underWay;
+        if (this.pb.grant(id)?.state !== 'cleanup') return { id, guestCopy: outcome };
+      }
       if (keep) {
         this.pb.setGrantState(id, 'revoked');
         this.store.log('guest-copy-left', grant.session, grant.hostPath, `grant ${id}: ${grant.guestPath} stays in VM ${grant.vm}, as asked`);
@@ -575,7 +581,17 @@ export class Powerbox {
   // removed, left, or why the removal is pending (it is retried). A file
   // grant whose file the guest turned into a directory leaves that
   // directory: it is the guest's, not the grant's.
-  private async removeGuestCopy(grant: GrantRecord): Promise<string> {
+  private removeGuestCopy(grant: GrantRecord): Promise<string> {
+    // One removal per grant at a time: the retry timer and revoke may both ask.
+    let removal = this.removing.get(grant.id);
+    if (removal === undefined) {
+      removal = this.removeGuestCopyNow(grant).finally(() => this.removing.delete(grant.id));
+      this.removing.set(grant.id, removal);
+    }
+    return removal;
+  }
+
+  private async removeGuestCopyNow(grant: GrantRecord): Promise<string> {
     const vm = this.pb.vm(grant.vm);
     const retried = `ferry retries every ${CLEANUP_RETRY_MS / 1000} s (\`ferry revoke ${grant.id} --keep-guest-copy\` gives up on it)`;
     if (vm === undefined) return `removal pending: VM ${grant.vm} is gone`;
@@ -589,6 +605,8 @@ export class Powerbox {
     } catch (error) {
       return pending(`VM ${grant.vm} is unreachable (${(error as Error).message}); the copy is removed when the VM is next reachable`);
     }
+    // Kept after all (revoke --keep-guest-copy) while this waited for the VM.
+    if (this.pb.grant(grant.id)?.state !== 'cleanup') return 'kept';
     let left = false;
     try {
       const q = shellQuote(grant.guestPath);
@@ -611,6 +629,8 @@ export class Powerbox {
   }
 
   private cleaning = false;
+  /** Guest copies being removed, by grant. */
+  private readonly removing = new Map<number, Promise<string>>();
 
   private async cleanupAll(): Promise<void> {
     if (this.cleaning) return;
