@@ -132,6 +132,9 @@ export class LocalEndpoint implements Endpoint {
   }
 
   prepare(): Promise<void> {
+    // A pass learns afresh what is mounted where (a device number is reused once unmounted).
+    this.rootDevice = undefined;
+    this.pseudoDevices.clear();
     if (this.pinned === undefined) {
       this.pinned = this.pin();
       return Promise.resolve();
