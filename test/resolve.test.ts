@@ -11,7 +11,7 @@ import type { Listing } from '../src/core/endpoint.js';
 import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
 import { Store } from '../src/state/store.js';
-import { syncSession } from '../src/sync/session.js';
+import { type Summary, syncSession } from '../src/sync/session.js';
 import { readTree, tempDir, writeTree } from './support/cli.js';
 
 /** A local beta that runs `meanwhile` once, when `at` is listed for the time number `nth` (from 1). */
@@ -109,37 +109,58 @@ test.for([
   }
 });
 
-// Each listing of proj/d10/deep in turn: 1 the check at the start of the
-// pass, 2 the check as the walk reaches proj (which walks the whole
-// directory), 3 the walk's own listing, 4 the removal's. A file written
-// into it at any of them is kept, and the conflict stands; choosing again
-// then applies.
-test.for([1, 2, 3, 4])('a file written below the losing directory at its listing number %i is kept', async (nth) => {
+interface Chosen {
+  readonly alpha: string;
+  readonly beta: string;
+  readonly store: Store;
+  readonly sessionId: number;
+  /** A pass, running `meanwhile` at beta's listing number `nth` of the directory given. */
+  readonly run: (meanwhile?: () => void) => Promise<Summary>;
+  /** Chooses alpha for the open conflict. */
+  readonly choose: () => void;
+}
+
+// A synced pair where alpha replaced directory `dir` (fifty files in ten
+// subdirectories, enough rows that the walk decides `dir` before it lists
+// `dir`/d10/deep) by a file and beta added one in it: a conflict on `dir`,
+// alpha's version chosen.
+async function chosenDirectory(dir: string, extra: Record<string, string>, nth: number, body: (c: Chosen) => Promise<void>): Promise<void> {
   const top = tempDir('ferry-resolve-');
   const alpha = join(top, 'alpha');
   const beta = join(top, 'beta');
-  // Enough rows before proj/d10 that the walk decides proj before it lists proj/d10/deep.
-  const tree: Record<string, string> = { 'proj/a': 'a', 'proj/d10/deep/z': 'z' };
-  for (let d = 1; d <= 10; d++) for (let f = 1; f <= 5; f++) tree[`proj/d${String(d).padStart(2, '0')}/f${f}`] = `${d}.${f}`;
+  const tree: Record<string, string> = { ...extra, [`${dir}/d10/deep/z`]: 'z' };
+  for (let d = 1; d <= 10; d++) for (let f = 1; f <= 5; f++) tree[`${dir}/d${String(d).padStart(2, '0')}/f${f}`] = `${d}.${f}`;
   writeTree(alpha, tree);
   mkdirSync(beta);
   const store = Store.open(join(top, 'home'));
   try {
     const session = store.session(alpha, beta, true);
     if (session === undefined) throw new Error('no session');
-    const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, 'proj/d10/deep', meanwhile, nth) });
-    expect((await run()).failures).toEqual([]);
-    rmSync(join(alpha, 'proj'), { recursive: true });
-    writeFileSync(join(alpha, 'proj'), 'alpha file');
-    writeFileSync(join(beta, 'proj/b'), 'beta b');
-    expect((await run()).conflicts.map((c) => c.path)).toEqual(['proj']);
+    const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, `${dir}/d10/deep`, meanwhile, nth) });
     const choose = () => {
       const [conflict] = store.openConflicts(session.id);
       if (conflict === undefined) throw new Error('no conflict');
       store.setConflictState(conflict.id, 'pending', 'alpha');
     };
+    expect((await run()).failures).toEqual([]);
+    rmSync(join(alpha, dir), { recursive: true });
+    writeFileSync(join(alpha, dir), 'alpha file');
+    writeFileSync(join(beta, dir, 'b'), 'beta b');
+    expect((await run()).conflicts.map((c) => c.path)).toEqual([dir]);
     choose();
+    await body({ alpha, beta, store, sessionId: session.id, run, choose });
+  } finally {
+    store.close();
+  }
+}
 
+// Each listing of proj/d10/deep in turn: 1 the check at the start of the
+// pass, 2 the check as the walk reaches proj (which walks the whole
+// directory), 3 the walk's own listing, 4 the removal's. A file written
+// into it at any of them is kept, and the conflict stands; choosing again
+// then applies.
+test.for([1, 2, 3, 4])('a file written below the losing directory at its listing number %i is kept', (nth) =>
+  chosenDirectory('proj', { 'proj/a': 'a' }, nth, async ({ beta, store, sessionId, run, choose }) => {
     const raced = await run(() => writeFileSync(join(beta, 'proj/d10/deep/late'), 'written while the pass ran'));
     expect(readFileSync(join(beta, 'proj/d10/deep/late'), 'utf8')).toBe('written while the pass ran');
     expect(raced.failures.map((f) => f.message)).toEqual([
@@ -152,56 +173,33 @@ test.for([1, 2, 3, 4])('a file written below the losing directory at its listing
     // What the choice saw went as chosen only where the walk got to it first.
     expect(existsSync(join(beta, 'proj/d10/deep/z'))).toBe(nth !== 4);
     expect(existsSync(join(beta, 'proj/d01/f1'))).toBe(nth <= 2);
-    expect(store.openConflicts(session.id).map((c) => [c.path, c.state])).toEqual([['proj', 'open']]);
+    expect(store.openConflicts(sessionId).map((c) => [c.path, c.state])).toEqual([['proj', 'open']]);
 
     // The conflict as it is now, chosen again.
     expect((await run()).conflicts.map((c) => c.path)).toEqual(['proj']);
     choose();
     expect((await run()).failures).toEqual([]);
     expect(readFileSync(join(beta, 'proj'), 'utf8')).toBe('alpha file');
-    expect(store.openConflicts(session.id)).toEqual([]);
-  } finally {
-    store.close();
-  }
-});
+    expect(store.openConflicts(sessionId)).toEqual([]);
+  }),
+);
 
 // A choice waiting below a directory the pass skips (alpha made it a link)
 // is not applied there: dropping it must not end the skip, or everything
 // after it in that directory would read as deleted on alpha. The guest
 // writes below the losing directory at each of its listings in turn.
-test.for([1, 2, 3, 4])('a choice below a skipped directory is left alone, and nothing in that directory is removed (write at listing %i)', async (nth) => {
-  const top = tempDir('ferry-resolve-');
-  const alpha = join(top, 'alpha');
-  const beta = join(top, 'beta');
-  const tree: Record<string, string> = { 'A/D/d10/deep/z': 'z', 'A/y': 'y', 'A/z': 'z' };
-  for (let d = 1; d <= 10; d++) for (let f = 1; f <= 5; f++) tree[`A/D/d${String(d).padStart(2, '0')}/f${f}`] = `${d}.${f}`;
-  writeTree(alpha, tree);
-  mkdirSync(beta);
-  const store = Store.open(join(top, 'home'));
-  try {
-    const session = store.session(alpha, beta, true);
-    if (session === undefined) throw new Error('no session');
-    const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, 'A/D/d10/deep', meanwhile, nth) });
-    expect((await run()).failures).toEqual([]);
-    rmSync(join(alpha, 'A/D'), { recursive: true });
-    writeFileSync(join(alpha, 'A/D'), 'alpha file');
-    writeFileSync(join(beta, 'A/D/b'), 'beta b');
-    expect((await run()).conflicts.map((c) => c.path)).toEqual(['A/D']);
-    const [conflict] = store.openConflicts(session.id);
-    if (conflict === undefined) throw new Error('no conflict');
-    store.setConflictState(conflict.id, 'pending', 'alpha');
+test.for([1, 2, 3, 4])('a choice below a skipped directory is left alone, and nothing in that directory is removed (write at listing %i)', (nth) =>
+  chosenDirectory('A/D', { 'A/y': 'y', 'A/z': 'z' }, nth, async ({ alpha, beta, run }) => {
     renameSync(join(alpha, 'A'), join(alpha, 'A.real'));
     symlinkSync('A.real', join(alpha, 'A'));
-    const before = Object.keys(readTree(beta)).filter((path) => path === 'A' || path.startsWith('A/'));
+    const inA = () => Object.keys(readTree(beta)).filter((path) => path === 'A' || path.startsWith('A/'));
+    const before = inA();
     let wrote = false;
     const raced = await run(() => {
       wrote = true;
       writeFileSync(join(beta, 'A/D/d10/deep/late'), 'written while the pass ran');
     });
     expect(raced.removed.beta).toBe(0);
-    const after = Object.keys(readTree(beta)).filter((path) => path === 'A' || path.startsWith('A/'));
-    expect(after.sort()).toEqual([...before, ...(wrote ? ['A/D/d10/deep/late'] : [])].sort());
-  } finally {
-    store.close();
-  }
-});
+    expect(inA().sort()).toEqual([...before, ...(wrote ? ['A/D/d10/deep/late'] : [])].sort());
+  }),
+);
