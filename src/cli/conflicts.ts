@@ -241,7 +241,7 @@ export function resolveCommand(store: Store, args: string[]): Promise<number> {
   if (values.json) printJson({ id: conflict.id, path: conflict.path, keep, state: 'pending' });
   else {
     // A grant's pair is the daemon's (its beta reads vm:NAME#ID:path), not one for `ferry sync`.
-    const grant = /^vm:([^#]+)#(\d+):/.exec(session?.beta ?? '');
+    const grant = GRANT_BETA.exec(session?.beta ?? '');
     const when =
       grant !== null
         ? `the daemon applies it to grant ${grant[2] ?? ''} (VM ${grant[1] ?? ''}) at once`
