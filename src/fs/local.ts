@@ -22,7 +22,7 @@ import { StreamHasher, hashBytes, initHash } from './hash.js';
 import type { Disk, FileStat, Tree } from './disk.js';
 import { pseudoFileSystem } from './pseudo.js';
 import { sameStamp, stampOf } from './stamp.js';
-import { TEMP_PREFIX, Walker, tempOwner } from './walk.js';
+import { TEMP_PREFIX, Walker } from './walk.js';
 import { TreeWatcher, type WatcherBinding } from './watch.js';
 
 const CHUNK = 1 << 20;
@@ -105,8 +105,7 @@ export class LocalEndpoint implements Endpoint {
     this.label = root;
     this.walker = new Walker(
       (dir, expect) => this.tree.scanDir(dir, expect),
-      (dir, name) => {
-        const owner = tempOwner(name) as number;
+      (dir, name, owner) => {
         const stale = owner === process.pid ? !liveTemps.has(name) : !isAlive(owner);
         if (stale) this.staleTemps.push(joinPath(dir, name));
       },

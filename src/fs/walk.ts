@@ -13,12 +13,14 @@ import { DIGEST_OFFSET, RECORD_KIND, RECORD_SIZE, STAMP_OFFSET, STAMP_SIZE, type
 export const TEMP_PREFIX = '.ferry-tmp-';
 
 /**
- * The whole name of a file ferry stages: the prefix, the pid of the process
- * that staged it, and a counter (base 36). Only such names are temporaries,
+ * The whole name of a file ferry stages (a regular expression, for the
+ * watcher's ignore list too): the prefix, the pid of the process that
+ * staged it, and a counter (base 36). Only such names are temporaries,
  * never synced and swept once stale; any other name, prefix or not, is the
  * user's.
  */
-const TEMP_NAME = /^\.ferry-tmp-([1-9][0-9]{0,9})-[0-9a-z]{1,13}$/;
+export const TEMP_NAME_PATTERN = '\\.ferry-tmp-([1-9][0-9]{0,9})-[0-9a-z]{1,13}';
+const TEMP_NAME = new RegExp(`^${TEMP_NAME_PATTERN}$`);
 
 /** tempOwner returns the pid that staged a temporary, or undefined for a name that is not one. */
 export function tempOwner(name: string): number | undefined {
@@ -26,14 +28,11 @@ export function tempOwner(name: string): number | undefined {
   return match === null ? undefined : Number(match[1]);
 }
 
-/** TEMP_NAME_PATTERN matches a temporary's name (for the watcher's ignore list). */
-export const TEMP_NAME_PATTERN = '\\.ferry-tmp-[1-9][0-9]{0,9}-[0-9a-z]{1,13}';
-
-/** Walker lists directories through `scan` (a tree's scanDir), calling `onTemp` for each staged temporary it meets. */
+/** Walker lists directories through `scan` (a tree's scanDir), calling `onTemp` for each staged temporary it meets, with the pid that staged it. */
 export class Walker {
   constructor(
     private readonly scan: (dir: string, expect?: number) => Promise<RawListing>,
-    private readonly onTemp: (dir: string, name: string) => void,
+    private readonly onTemp: (dir: string, name: string, owner: number) => void,
   ) {}
 
   /**
@@ -50,8 +49,10 @@ export class Walker {
     const { names, records } = raw;
     for (let i = 0; i < names.length; i++) {
       const name = names[i] as string;
-      if (name.startsWith(TEMP_PREFIX) && tempOwner(name) !== undefined) {
-        this.onTemp(dir, name);
+      // The prefix first: most names are not temporaries, and the pattern costs more.
+      const owner = name.startsWith(TEMP_PREFIX) ? tempOwner(name) : undefined;
+      if (owner !== undefined) {
+        this.onTemp(dir, name, owner);
         continue;
       }
       const off = i * RECORD_SIZE;
