@@ -50,8 +50,8 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 
 /** How often the same sync error of a path is logged again. */
 const ERROR_RELOG_MS = 3_600_000;
-/** How many unsupported entries (or sync errors) a grant remembers having logged. */
-const UNSUPPORTED_LOGGED_MAX = 10_000;
+/** How many repeated audit log entries (unsupported entries, sync errors) a grant remembers having logged. */
+const LOGGED_MAX = 10_000;
 
 /** text reads a string parameter from the control socket ('' when it is anything else). */
 function text(value: unknown): string {
@@ -136,14 +136,13 @@ class GrantRunner {
   private firstSynced = false;
   private firstWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private progressListeners = new Set<(event: WatchEvent) => void>();
-  // Unsupported entries already in the audit log (each pass that meets one reports it again).
-  private readonly unsupportedLogged = new Set<string>();
+  // When each entry that every pass meets again (an unsupported entry, a
+  // path's sync error) was last written to the audit log.
+  private readonly logged = new Map<string, number>();
   // The error that stopped the grant, as last logged (until a pass completes).
   private haltLogged: string | undefined;
   // The limits hit already in the audit log (see SessionOptions.logOnce).
   private readonly limitsLogged = new Set<string>();
-  // When each path's sync error was last logged: the same one again is logged at most hourly.
-  private readonly errorsLogged = new Map<string, number>();
   done: Promise<void> = Promise.resolve();
   status = 'starting';
   lastSyncAt: number | null = null;
@@ -253,7 +252,7 @@ class GrantRunner {
         // A path that could not be synced (the rest goes on): in the audit
         // log, where the user looks; once an hour, not at every pass. A limit
         // hit has its own entry.
-        if (event.path !== undefined && !event.message.startsWith('limit hit:')) this.logError(event.path, event.message);
+        if (event.path !== undefined && !event.message.startsWith('limit hit:')) this.logRepeated('sync-error', event.path, event.message, ERROR_RELOG_MS);
         break;
       case 'reconnecting':
         this.status = `reconnecting: ${event.message}`;
@@ -266,24 +265,21 @@ class GrantRunner {
     }
   }
 
-  private logError(path: string, message: string): void {
-    const key = `${path}\0${message}`;
+  // Writes an audit log entry of this grant unless the same was written
+  // less than `relogMs` ago.
+  private logRepeated(kind: string, path: string, detail: string, relogMs: number): void {
+    const key = `${kind}\0${path}\0${detail}`;
     const now = Date.now();
-    if (now - (this.errorsLogged.get(key) ?? -Infinity) < ERROR_RELOG_MS) return;
-    if (this.errorsLogged.size >= UNSUPPORTED_LOGGED_MAX) this.errorsLogged.clear();
-    this.errorsLogged.set(key, now);
-    this.store.log('sync-error', this.sessionId, path, `grant ${this.grant.id}: ${message}`);
+    if (now - (this.logged.get(key) ?? -Infinity) < relogMs) return;
+    if (this.logged.size >= LOGGED_MAX) this.logged.clear();
+    this.logged.set(key, now);
+    this.store.log(kind, this.sessionId, path, `grant ${this.grant.id}: ${detail}`);
   }
 
   // Logs once per runner an entry ferry leaves alone: a link or a special
   // file the guest made stays in the guest and never reaches the host.
   private logUnsupported(path: string, side: Side, reason: UnsupportedReason): void {
-    const key = `${side}\0${path}\0${reason}`;
-    if (this.unsupportedLogged.has(key)) return;
-    if (this.unsupportedLogged.size >= UNSUPPORTED_LOGGED_MAX) this.unsupportedLogged.clear();
-    this.unsupportedLogged.add(key);
-    const where = side === 'alpha' ? 'host' : 'guest';
-    this.store.log('unsupported', this.sessionId, path, `grant ${this.grant.id}: ${path} is ${describeUnsupported(reason)} on the ${where}; ferry does not sync it`);
+    this.logRepeated('unsupported', path, `${path} is ${describeUnsupported(reason)} on the ${side === 'alpha' ? 'host' : 'guest'}; ferry does not sync it`, Infinity);
   }
 
   private failFirst(error: Error): void {
@@ -499,20 +495,21 @@ export class Powerbox {
     let home = vm.guestHome;
     if (home === '') home = (await ssh.exec('printf %s "$HOME"')).stdout;
     const absGuest = (p: string) => (p.startsWith('/') ? p : posix.join(home, p));
+    const guestOverlaps = (other: GrantRecord) => overlap(absGuest(guestPath), absGuest(other.guestPath));
     for (const other of this.pb.grants({ vm: vmName })) {
       // A revoked grant whose guest copy is still to go holds only its guest path, which its removal would take.
       if (other.state === 'cleanup') {
-        if (isWithinAbs(absGuest(guestPath), absGuest(other.guestPath)) || isWithinAbs(absGuest(other.guestPath), absGuest(guestPath))) {
+        if (guestOverlaps(other)) {
           throw new UsageError(
             `guest path ${guestPath} overlaps ${other.guestPath} in VM ${vmName}, the copy of revoked grant ${other.id} that ferry has not removed yet; choose another with --as, or keep that copy (\`ferry revoke ${other.id} --keep-guest-copy\`) or let ferry remove it first`,
           );
         }
         continue;
       }
-      if (isWithinAbs(hostPath, other.hostPath) || isWithinAbs(other.hostPath, hostPath)) {
+      if (overlap(hostPath, other.hostPath)) {
         throw new UsageError(`${hostPath} overlaps grant ${other.id} (${other.hostPath}) of VM ${vmName}; revoke that one first`);
       }
-      if (isWithinAbs(absGuest(guestPath), absGuest(other.guestPath)) || isWithinAbs(absGuest(other.guestPath), absGuest(guestPath))) {
+      if (guestOverlaps(other)) {
         throw new UsageError(`guest path ${guestPath} overlaps grant ${other.id} (${other.guestPath}) in VM ${vmName}; choose another with --as`);
       }
     }
@@ -690,4 +687,9 @@ function grantLimits(value: unknown): Partial<Limits> {
 function isWithinAbs(path: string, scope: string): boolean {
   const rel = (p: string) => p.replace(/^\/+/, '').replace(/\/+$/, '');
   return isWithin(rel(path), rel(scope));
+}
+
+// Whether either of two absolute paths lies within the other.
+function overlap(a: string, b: string): boolean {
+  return isWithinAbs(a, b) || isWithinAbs(b, a);
 }
