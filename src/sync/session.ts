@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import type PQueue from 'p-queue';
 import { SMALL_FILE, type CommitResult, type Endpoint, type Listing, type ScanItem, type Staged } from '../core/endpoint.js';
-import { DIR, type Entry, type Side, type UnsupportedReason, describeEntry, describeUnsupported, otherSide, sameEntry } from '../core/entry.js';
+import { DIR, type Entry, type FileEntry, type Side, type UnsupportedReason, describeEntry, describeUnsupported, otherSide, sameEntry } from '../core/entry.js';
 import { ChangedError, FerryError, PathError, SessionHalt, asError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { comparePaths, isWithin, parentOf } from '../core/path.js';
@@ -244,7 +244,7 @@ function entryKey(entry: { readonly kind: string; readonly size?: number; readon
 }
 
 // Whether a file's stat on a side is the one the archive recorded for it there.
-function unchangedFile(base: ArchiveRecord | undefined, side: Side, item: ScanItem): boolean {
+function unchangedFile(base: ArchiveRecord | undefined, side: Side, item: ScanItem): base is ArchiveRecord & { readonly entry: FileEntry } {
   return base !== undefined && base.entry.kind === 'file' && base.entry.size === item.size && sideDigest(base, side) === item.digest;
 }
 
@@ -756,7 +756,7 @@ class Pass {
     else if (item.kind === 'unsupported') entry = { kind: 'unsupported', reason: item.reason ?? 'unreadable' };
     else {
       const base = row.base;
-      if (base !== undefined && base.entry.kind === 'file' && unchangedFile(base, side, item)) {
+      if (unchangedFile(base, side, item)) {
         entry = { kind: 'file', size: item.size, hash: base.entry.hash, stamp: item.stamp, digest: item.digest };
       } else if (deferHash) {
         entry = { kind: 'file', size: item.size, hash: DEFERRED_HASH, stamp: item.stamp, digest: item.digest };
@@ -1241,12 +1241,10 @@ class Pass {
       }
       // A file grant holds one name: the copy beside it would be outside the grant on both sides.
       if (this.options.only !== undefined) {
-        const message = `${conflict.path}: \`ferry resolve ${conflict.id} --keep both\` cannot be applied in a grant of a single file, whose copy beside it would be outside the grant; the conflict stands: keep host or guest (copy the other version aside first if you need it)`;
-        this.store.transaction(() => {
-          this.store.setConflictState(conflict.id, 'open', null);
-          this.store.log('resolution-dropped', this.sessionId, conflict.path, message);
-        });
-        reportFailure(this.summary, this.options, conflict.path, message);
+        this.dropResolution(
+          conflict,
+          `${conflict.path}: \`ferry resolve ${conflict.id} --keep both\` cannot be applied in a grant of a single file, whose copy beside it would be outside the grant; the conflict stands: keep host or guest (copy the other version aside first if you need it)`,
+        );
         continue;
       }
       const beta = this.options.beta;
@@ -1329,7 +1327,11 @@ class Pass {
 
   // Drops a choice the loser changed after: the conflict stands, and the user is told to choose again.
   private dropChoice(conflict: ConflictRecord, winner: Side, found: string, outcome: string): void {
-    const message = `${conflict.path}: ${otherSide(winner)} changed after \`ferry resolve ${conflict.id} --keep ${winner}\` was chosen (${found}); ${outcome}, and the conflict stands: choose again`;
+    this.dropResolution(conflict, `${conflict.path}: ${otherSide(winner)} changed after \`ferry resolve ${conflict.id} --keep ${winner}\` was chosen (${found}); ${outcome}, and the conflict stands: choose again`);
+  }
+
+  // Drops a choice that will not be applied, saying why: the conflict is open again.
+  private dropResolution(conflict: ConflictRecord, message: string): void {
     this.store.transaction(() => {
       this.store.setConflictState(conflict.id, 'open', null);
       this.store.log('resolution-dropped', this.sessionId, conflict.path, message);
