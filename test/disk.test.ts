@@ -16,7 +16,8 @@ import { portableDisk } from '../src/fs/portable-disk.js';
 import { stampDigest, stampOf } from '../src/fs/stamp.js';
 import { type SessionRecord, Store } from '../src/state/store.js';
 import { type EarlyCheck, checkEarly, syncSession } from '../src/sync/session.js';
-import { makePair, readTree, tempDir, writeTree } from './support/cli.js';
+import { readTree, tempDir, writeTree } from './support/cli.js';
+import { withSession } from './support/session.js';
 
 function sampleDir(): string {
   const dir = tempDir('ferry-disk-');
@@ -346,18 +347,12 @@ describe('a sync that fails between staging and putting in place', () => {
     const files: Record<string, string> = {};
     // More than one batch (1,024 copies), so a second is staged while the first fails.
     for (let i = 0; i < 1500; i++) files[`d${i % 10}/f${i}`] = `file ${i}\n`;
-    const { alpha, beta, home } = makePair(files);
-    const store = Store.open(home);
-    try {
-      const session = store.session(alpha, beta, true);
-      if (session === undefined) throw new Error('no session');
+    await withSession(files, async ({ alpha, beta, store, session }) => {
       const run = syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new FailingBarrier('beta', beta, nativeDisk()) });
       await expect(run).rejects.toThrow('the disk failed the barrier');
       const left = Object.keys(readTree(beta)).filter((path) => path.includes('.ferry-tmp-'));
       expect(left).toEqual([]);
-    } finally {
-      store.close();
-    }
+    });
   });
 });
 
@@ -435,15 +430,7 @@ process.stdout.write(JSON.stringify(answers));`;
   const withTenTrees = async (fn: (store: Store, session: SessionRecord, alpha: string, beta: string) => Promise<void>) => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 10; i++) Object.assign(files, { [`t${i}/g`]: `g${i}`, [`t${i}/u/v/f`]: `f${i}` });
-    const { alpha, beta, home } = makePair(files);
-    const store = Store.open(home);
-    try {
-      const session = store.session(alpha, beta, true);
-      if (session === undefined) throw new Error('no session');
-      await fn(store, session, alpha, beta);
-    } finally {
-      store.close();
-    }
+    await withSession(files, ({ store, session, alpha, beta }) => fn(store, session, alpha, beta));
   };
 
   // Syncs a pair once on Listed sides (alpha's side of the check started

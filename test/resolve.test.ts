@@ -4,15 +4,16 @@
  * pass is already walking towards it. The CLI scenarios are in sync.test.ts.
  */
 
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import type { Listing } from '../src/core/endpoint.js';
 import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
-import { Store } from '../src/state/store.js';
+import type { Store } from '../src/state/store.js';
 import { type Summary, syncSession } from '../src/sync/session.js';
-import { readTree, tempDir, writeTree } from './support/cli.js';
+import { readTree } from './support/cli.js';
+import { withSession } from './support/session.js';
 
 /** A local beta that runs `meanwhile` once, when `at` is listed for the time number `nth` (from 1). */
 class Interrupted extends LocalEndpoint {
@@ -36,15 +37,7 @@ class Interrupted extends LocalEndpoint {
 }
 
 test('a file written into the losing directory after the choice, while a pass is under way, is never removed', async () => {
-  const top = tempDir('ferry-resolve-');
-  const alpha = join(top, 'alpha');
-  const beta = join(top, 'beta');
-  writeTree(alpha, { 'keep.txt': 'k', 'proj/a': 'a' });
-  mkdirSync(beta);
-  const store = Store.open(join(top, 'home'));
-  try {
-    const session = store.session(alpha, beta, true);
-    if (session === undefined) throw new Error('no session');
+  await withSession({ 'keep.txt': 'k', 'proj/a': 'a' }, async ({ alpha, beta, store, session }) => {
     const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, 'proj', meanwhile) });
     expect((await run()).failures).toEqual([]);
     rmSync(join(alpha, 'proj'), { recursive: true });
@@ -64,9 +57,7 @@ test('a file written into the losing directory after the choice, while a pass is
     expect(next.failures.map((f) => f.message)).toEqual([expect.stringMatching(/^proj: beta changed after `ferry resolve \d+ --keep alpha` was chosen \(it is a directory whose contents changed\)/)]);
     expect(readFileSync(join(beta, 'proj/c'), 'utf8')).toBe('written after the choice');
     expect(store.openConflicts(session.id).map((c) => [c.path, c.state])).toEqual([['proj', 'open']]);
-  } finally {
-    store.close();
-  }
+  });
 });
 
 // The choice is made before the pass; the losing side changes after the
@@ -75,15 +66,7 @@ test.for([
   ['directory', 'proj/c'],
   ['file', 'doc.txt'],
 ] as const)('a losing %s that changes after the pass checked the choice is not overwritten', async ([kind, written]) => {
-  const top = tempDir('ferry-resolve-');
-  const alpha = join(top, 'alpha');
-  const beta = join(top, 'beta');
-  writeTree(alpha, { 'keep.txt': 'k', 'proj/a': 'a', 'doc.txt': 'base' });
-  mkdirSync(beta);
-  const store = Store.open(join(top, 'home'));
-  try {
-    const session = store.session(alpha, beta, true);
-    if (session === undefined) throw new Error('no session');
+  await withSession({ 'keep.txt': 'k', 'proj/a': 'a', 'doc.txt': 'base' }, async ({ alpha, beta, store, session }) => {
     const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, '', meanwhile) });
     expect((await run()).failures).toEqual([]);
     const path = kind === 'directory' ? 'proj' : 'doc.txt';
@@ -104,9 +87,7 @@ test.for([
     expect(readFileSync(join(beta, written), 'utf8')).toBe('written while the pass ran');
     expect(raced.failures.map((f) => f.message)).toEqual([expect.stringMatching(new RegExp(`^${path.replace('.', '\\.')}: beta changed after \`ferry resolve \\d+ --keep alpha\` was chosen`))]);
     expect(store.openConflicts(session.id).map((c) => [c.path, c.state])).toEqual([[path, 'open']]);
-  } finally {
-    store.close();
-  }
+  });
 });
 
 interface Chosen {
@@ -125,17 +106,9 @@ interface Chosen {
 // `dir`/d10/deep) by a file and beta added one in it: a conflict on `dir`,
 // alpha's version chosen.
 async function chosenDirectory(dir: string, extra: Record<string, string>, nth: number, body: (c: Chosen) => Promise<void>): Promise<void> {
-  const top = tempDir('ferry-resolve-');
-  const alpha = join(top, 'alpha');
-  const beta = join(top, 'beta');
   const tree: Record<string, string> = { ...extra, [`${dir}/d10/deep/z`]: 'z' };
   for (let d = 1; d <= 10; d++) for (let f = 1; f <= 5; f++) tree[`${dir}/d${String(d).padStart(2, '0')}/f${f}`] = `${d}.${f}`;
-  writeTree(alpha, tree);
-  mkdirSync(beta);
-  const store = Store.open(join(top, 'home'));
-  try {
-    const session = store.session(alpha, beta, true);
-    if (session === undefined) throw new Error('no session');
+  await withSession(tree, async ({ alpha, beta, store, session }) => {
     const run = (meanwhile?: () => void) => syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new Interrupted(beta, `${dir}/d10/deep`, meanwhile, nth) });
     const choose = () => {
       const [conflict] = store.openConflicts(session.id);
@@ -149,9 +122,7 @@ async function chosenDirectory(dir: string, extra: Record<string, string>, nth: 
     expect((await run()).conflicts.map((c) => c.path)).toEqual([dir]);
     choose();
     await body({ alpha, beta, store, sessionId: session.id, run, choose });
-  } finally {
-    store.close();
-  }
+  });
 }
 
 // Each listing of proj/d10/deep in turn: 1 the check at the start of the

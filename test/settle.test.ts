@@ -5,15 +5,16 @@
  * a file held: nothing is done to it, and nothing is concluded from it.
  */
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
-import { type SessionRecord, Store } from '../src/state/store.js';
+import type { SessionRecord, Store } from '../src/state/store.js';
 import { type Summary, syncSession } from '../src/sync/session.js';
 import { SETTLE_HOT_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, type Settle, Settler } from '../src/sync/settle.js';
-import { readTree, tempDir, writeTree } from './support/cli.js';
+import { readTree } from './support/cli.js';
+import { withSession } from './support/session.js';
 
 function clocked(): { settler: Settler; holds: string[]; advance: (ms: number) => void } {
   let now = 1_000_000;
@@ -136,22 +137,12 @@ describe('a pass with a file held', () => {
     tree: Record<string, string>,
     body: (pair: { alpha: string; beta: string; store: Store; session: SessionRecord; run: (settle?: Settle) => Promise<Summary> }) => Promise<void>,
   ) => {
-    const top = tempDir('ferry-settle-');
-    const alpha = join(top, 'alpha');
-    const beta = join(top, 'beta');
-    writeTree(alpha, tree);
-    mkdirSync(beta);
-    const store = Store.open(join(top, 'home'));
-    try {
-      const session = store.session(alpha, beta, true);
-      if (session === undefined) throw new Error('no session');
+    await withSession(tree, async ({ alpha, beta, store, session }) => {
       const run = (settle?: Settle) =>
         syncSession({ store, session, alpha: new LocalEndpoint('alpha', alpha, nativeDisk()), beta: new LocalEndpoint('beta', beta, nativeDisk()), ...(settle ? { settle } : {}) });
       expect((await run()).failures).toEqual([]);
       await body({ alpha, beta, store, session, run });
-    } finally {
-      store.close();
-    }
+    });
   };
 
   test('a directory removed on one side while a file in it is held on the other is a conflict, and nothing below it is removed', async () => {
