@@ -5,14 +5,14 @@
  * a file held: nothing is done to it, and nothing is concluded from it.
  */
 
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
 import type { SessionRecord, Store } from '../src/state/store.js';
 import { type Summary, syncSession } from '../src/sync/session.js';
-import { SETTLE_HOT_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, type Settle, Settler } from '../src/sync/settle.js';
+import { SETTLE_HOT_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, SETTLE_RETRIES, SETTLE_RETRY_MS, type Settle, Settler } from '../src/sync/settle.js';
 import { readTree } from './support/cli.js';
 import { withSession } from './support/session.js';
 
@@ -73,6 +73,50 @@ describe('Settler', () => {
       expect(held).toBeLessThanOrEqual(SETTLE_MAX_MS);
     }
     expect(held).toBe(SETTLE_MAX_MS);
+  });
+
+  test('a file whose longest hold ran out and whose try met it changing is tried again soon, a few times, then held long again', () => {
+    const { settler, advance } = clocked();
+    let digest = 0;
+    // How long the file, changing every `step` ms, is held from its next change on.
+    const heldFor = (step: number) => {
+      expect(settler.hold('alpha', 'log', ++digest)).toBe(true);
+      let held = 0;
+      while (settler.hold('alpha', 'log', ++digest)) {
+        advance(step);
+        held += step;
+        if (held > SETTLE_MAX_MS) throw new Error('held past the longest hold');
+      }
+      return held;
+    };
+    settler.busy('log', 'alpha');
+    expect(heldFor(100)).toBe(SETTLE_MAX_MS);
+    for (let retry = 1; retry <= SETTLE_RETRIES; retry++) {
+      // The try met it changing.
+      settler.busy('log');
+      expect(heldFor(50)).toBe(SETTLE_RETRY_MS);
+    }
+    settler.busy('log');
+    expect(heldFor(100)).toBe(SETTLE_MAX_MS);
+    // A copy that lands ends the quick retries: the next longest hold that runs out starts them afresh.
+    settler.busy('log');
+    expect(heldFor(50)).toBe(SETTLE_RETRY_MS);
+    settler.busy('log', 'alpha');
+    expect(heldFor(100)).toBe(SETTLE_MAX_MS);
+    settler.busy('log');
+    expect(heldFor(50)).toBe(SETTLE_RETRY_MS);
+  });
+
+  test('a held file that went quiet and met a change while copied is held for the longest hold, not retried quickly', () => {
+    const { settler, advance } = clocked();
+    settler.busy('f', 'alpha');
+    expect(settler.hold('alpha', 'f', 1)).toBe(true);
+    advance(SETTLE_QUIET_MS);
+    expect(settler.hold('alpha', 'f', 1)).toBe(false);
+    settler.busy('f');
+    expect(settler.hold('alpha', 'f', 2)).toBe(true);
+    advance(SETTLE_RETRY_MS);
+    expect(settler.hold('alpha', 'f', 3)).toBe(true);
   });
 
   test('a file held again and again is announced once a minute', () => {
@@ -144,6 +188,29 @@ describe('a pass with a file held', () => {
       await body({ alpha, beta, store, session, run });
     });
   };
+
+  test('a file met changing while it is hashed is noted as busy, as one met changing while it is copied', async () => {
+    await synced({ 'app.log': 'line 1\n' }, async ({ alpha, beta, run }) => {
+      appendFileSync(join(alpha, 'app.log'), 'line 2\n');
+      const busy: string[] = [];
+      let appended = false;
+      // The first look at it (after its listing, before its hash) appends once more.
+      const summary = await run({
+        hold: (_side, path) => {
+          if (path === 'app.log' && !appended) {
+            appended = true;
+            appendFileSync(join(alpha, 'app.log'), 'line 3\n');
+          }
+          return false;
+        },
+        busy: (path, side) => busy.push(`${side ?? 'either side'}: ${path}`),
+      });
+      expect(summary.failures).toEqual([]);
+      expect(summary.retried).toBe(1);
+      expect(busy).toEqual(['either side: app.log', 'alpha: app.log']);
+      expect(readFileSync(join(beta, 'app.log'), 'utf8')).toBe('line 1\nline 2\nline 3\n');
+    });
+  });
 
   test('a directory removed on one side while a file in it is held on the other is a conflict, and nothing below it is removed', async () => {
     await synced({ 'keep.txt': 'k', 'D/a.txt': 'a', 'D/sub/c.txt': 'c', 'D/z.log': 'log 1' }, async ({ alpha, beta, run }) => {

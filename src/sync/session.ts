@@ -806,8 +806,8 @@ class Pass {
         break;
       case 'unsupported': {
         const unstable = this.unstable.get(`${decision.side}:${decision.path}`);
-        if (unstable instanceof ChangedError) this.changed(decision.path);
-        else if (unstable !== undefined) this.fail(decision.path, unstable);
+        // Met changing while it was hashed: as for a copy that meets it changing.
+        if (unstable !== undefined) this.fail(decision.path, unstable);
         else {
           this.summary.unsupported.push({ path: decision.path, side: decision.side, reason: decision.reason });
           this.emit({ kind: 'unsupported', path: decision.path, side: decision.side, reason: decision.reason });

@@ -7,8 +7,11 @@
  * side within SETTLE_HOT_MS of ferry's last copy of it (or of a copy that
  * met it changing) holds the file: passes leave it alone, on both sides,
  * until it has not changed for SETTLE_QUIET_MS, but never longer than
- * SETTLE_MAX_MS, so a file written without pause is still tried that often
- * (a copy that meets it changing holds it again).
+ * SETTLE_MAX_MS, so a file written without pause is still tried that often.
+ * A try that meets it changing holds it again, but briefly
+ * (SETTLE_RETRY_MS), up to SETTLE_RETRIES times: a log appended every
+ * tenth of a second would otherwise wait another SETTLE_MAX_MS whenever one
+ * append fell between the listing and the end of the copy.
  * Without this a file growing for a minute was copied dozens of times, each
  * copy longer than the last, across the network for a guest.
  *
@@ -33,6 +36,10 @@ export const SETTLE_HOT_MS = 2000;
 export const SETTLE_QUIET_MS = 1000;
 /** A held file goes after this long however often it changes (ms). */
 export const SETTLE_MAX_MS = 10_000;
+/** A file whose longest hold ran out and whose try met it changing is tried again after this long (ms)... */
+export const SETTLE_RETRY_MS = 250;
+/** ...this many times, before it is held for SETTLE_MAX_MS again. */
+export const SETTLE_RETRIES = 4;
 /** Files remembered as recently copied (or announced as held), at most (the oldest are forgotten first). */
 const RECENT_LIMIT = 10_000;
 /** A file held again within this long of its last announcement is not announced again (ms). */
@@ -46,6 +53,8 @@ interface Held {
   seen: number;
   /** When it was first held. */
   readonly since: number;
+  /** It goes this long after `since` however often it changes (ms). */
+  readonly maxMs: number;
   /** Its directory was handed out for a rescan that has not looked at it yet. */
   asked: boolean;
 }
@@ -55,6 +64,8 @@ export class Settler implements Settle {
   private readonly recent = new Map<string, number>();
   private readonly held = new Map<string, Held>();
   private readonly announced = new Map<string, number>();
+  /** Files whose longest hold ran out while they still changed, until a copy of them lands: the quick retries each has had. */
+  private readonly retrying = new Map<string, number>();
 
   /** `onHold` hears of each file when it starts to be held. */
   constructor(
@@ -74,11 +85,16 @@ export class Settler implements Settle {
       }
       if (now < dueAt(held)) return true;
       this.held.delete(key);
+      if (now >= held.seen + SETTLE_QUIET_MS) this.retrying.delete(key);
+      else this.noteRetry(key, held.maxMs === SETTLE_MAX_MS ? 0 : (this.retrying.get(key) ?? 0) + 1);
       return false;
     }
     const copied = this.recent.get(key);
     if (copied === undefined || now - copied >= SETTLE_HOT_MS) return false;
-    this.held.set(key, { side, path, digest, seen: now, since: now, asked: false });
+    const retries = this.retrying.get(key);
+    const quick = retries !== undefined && retries < SETTLE_RETRIES;
+    if (!quick) this.retrying.delete(key);
+    this.held.set(key, { side, path, digest, seen: now, since: now, maxMs: quick ? SETTLE_RETRY_MS : SETTLE_MAX_MS, asked: false });
     // A file that never stops changing is held again and again: said once a minute.
     const said = this.announced.get(key);
     if (said === undefined || now - said >= ANNOUNCE_MS) {
@@ -90,6 +106,7 @@ export class Settler implements Settle {
 
   busy(path: string, side?: Side): void {
     const now = this.now();
+    if (side !== undefined) this.retrying.delete(`${side}:${path}`);
     for (const s of side === undefined ? (['alpha', 'beta'] as const) : [side]) remember(this.recent, `${s}:${path}`, now, SETTLE_HOT_MS);
   }
 
@@ -131,15 +148,25 @@ export class Settler implements Settle {
     return [...dirs];
   }
 
+  // Notes that the try of a file whose longest hold ran out has had `retries` quick retries before it.
+  private noteRetry(key: string, retries: number): void {
+    this.retrying.delete(key);
+    this.retrying.set(key, retries);
+    for (const old of this.retrying.keys()) {
+      if (this.retrying.size <= RECENT_LIMIT) break;
+      this.retrying.delete(old);
+    }
+  }
+
   /** How many files are held now. */
   get size(): number {
     return this.held.size;
   }
 }
 
-// When a held file goes: once quiet for SETTLE_QUIET_MS, or SETTLE_MAX_MS after it was first held.
+// When a held file goes: once quiet for SETTLE_QUIET_MS, or its longest hold after it was first held.
 function dueAt(held: Held): number {
-  return Math.min(held.seen + SETTLE_QUIET_MS, held.since + SETTLE_MAX_MS);
+  return Math.min(held.seen + SETTLE_QUIET_MS, held.since + held.maxMs);
 }
 
 // Notes `key` at `now` in a map kept in the order of its last note, and
