@@ -6,7 +6,7 @@
  */
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,8 +133,18 @@ function killQuietly(pid: number): void {
   }
 }
 
-/** startSshd starts a server that lets `user` (created if missing) log in; stop it when done. */
-/** startSshd starts a real sshd for `user`; `extraConfig` lines are added to its sshd_config (e.g. SetEnv). */
+// The guest directories `guestDir` made in this process, for removeGuestDirs.
+const guestDirs: string[] = [];
+
+/** removeGuestDirs removes every guest directory `guestDir` made in this process (test/support/cleanup.ts). */
+export function removeGuestDirs(): void {
+  for (const dir of guestDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * startSshd starts a real sshd that lets `user` (created if missing) log in;
+ * `extraConfig` lines are added to its sshd_config (e.g. SetEnv). Stop it when done.
+ */
 export async function startSshd(user = GUEST_USER, extraConfig: readonly string[] = []): Promise<Sshd> {
   const guestHome = ensureGuestUser(user);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-sshd-'));
@@ -205,6 +215,7 @@ export async function startSshd(user = GUEST_USER, extraConfig: readonly string[
       mkdirSync(base, { recursive: true });
       const path = join(base, `${prefix}-${process.pid}-${Date.now()}-${counter++}`);
       mkdirSync(path);
+      guestDirs.push(path);
       // Not -R: that would touch (and change the ctime of) every file of the
       // tests running meanwhile, making their guests rehash.
       execFileSync('chown', [`${user}:${user}`, base, path]);
