@@ -234,7 +234,7 @@ describe.skipIf(skip !== undefined)('a compromised guest against the powerbox da
     let last = '';
     let steady = 0;
     await until(async () => {
-      const status = (await json('status')) as { grants: { id: number; status: string; lastSyncAt: number | null }[] };
+      const status = (await json('status')) as { grants: { id: number; status: string; lastSyncAt: string | null }[] };
       const grant = status.grants.find((g) => g.id === id);
       const now = `${grant?.status ?? 'gone'} ${grant?.lastSyncAt ?? ''}`;
       steady = now === last ? steady + 1 : 0;

@@ -371,8 +371,12 @@ describe.skipIf(skip !== undefined)('the powerbox: ferry daemon, vm, grant, revo
     await eventually(() => expect(read(join(guestDir, 'while-down.txt'))).toBe('written while the daemon was stopped'), 30_000);
     guestWrite(vm1, guestFile, 'after the restart');
     await eventually(() => expect(read(hostFile)).toBe('after the restart'));
-    const status = (await json('status')) as { grants: { id: number; status: string }[] };
+    const status = (await json('status')) as { daemon: { since: unknown }; grants: { id: number; status: string; lastSyncAt: unknown }[] };
     expect(status.grants.map((g) => g.id).sort()).toEqual([dirGrant, fileGrant, roGrant].sort());
+    // Times as ISO 8601, as in `grants --json` and `log --json`.
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    expect(status.daemon.since).toMatch(iso);
+    expect(status.grants.find((g) => g.id === fileGrant)?.lastSyncAt).toMatch(iso);
     const open = (await json('conflicts')) as { id: number; path: string }[];
     expect(open.find((c) => c.id === conflictId)?.path).toBe('kept.txt');
     expect((await ferry('resolve', String(conflictId), '--keep', 'host')).status).toBe(0);

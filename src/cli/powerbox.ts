@@ -181,7 +181,12 @@ export async function statusCommand(store: Store, args: string[]): Promise<numbe
     conflicts: number;
   };
   if (values.json) {
-    printJson(status);
+    // Times as ISO 8601, as `grants --json` and `log --json` give them.
+    printJson({
+      ...status,
+      daemon: { ...status.daemon, since: new Date(status.daemon.since).toISOString() },
+      grants: status.grants.map((g) => ({ ...g, lastSyncAt: g.lastSyncAt === null ? null : new Date(g.lastSyncAt).toISOString() })),
+    });
     return EXIT.ok;
   }
   const out = [`daemon ${status.daemon.pid}, up since ${new Date(status.daemon.since).toISOString()}`];
