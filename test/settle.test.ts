@@ -12,7 +12,7 @@ import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk } from '../src/fs/native.js';
 import type { SessionRecord, Store } from '../src/state/store.js';
 import { type Summary, syncSession } from '../src/sync/session.js';
-import { SETTLE_HOT_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, SETTLE_RETRIES, SETTLE_RETRY_MS, type Settle, Settler } from '../src/sync/settle.js';
+import { SETTLE_HOT_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, SETTLE_RETRIES, SETTLE_RETRY_BYTES, SETTLE_RETRY_MS, type Settle, Settler } from '../src/sync/settle.js';
 import { readTree } from './support/cli.js';
 import { withSession } from './support/session.js';
 
@@ -105,6 +105,23 @@ describe('Settler', () => {
     expect(heldFor(100)).toBe(SETTLE_MAX_MS);
     settler.busy('log');
     expect(heldFor(50)).toBe(SETTLE_RETRY_MS);
+  });
+
+  test('a file larger than the quick retries allow is held for the longest hold again after a try that met it changing', () => {
+    const { settler, advance } = clocked();
+    const size = SETTLE_RETRY_BYTES + 1;
+    settler.busy('big', 'alpha');
+    expect(settler.hold('alpha', 'big', 1, size)).toBe(true);
+    advance(SETTLE_MAX_MS);
+    expect(settler.hold('alpha', 'big', 2, size)).toBe(false);
+    settler.busy('big');
+    expect(settler.hold('alpha', 'big', 3, size)).toBe(true);
+    advance(SETTLE_RETRY_MS);
+    expect(settler.hold('alpha', 'big', 3, size)).toBe(true);
+    advance(SETTLE_MAX_MS - SETTLE_RETRY_MS - 1);
+    expect(settler.hold('alpha', 'big', 4, size)).toBe(true);
+    advance(1);
+    expect(settler.hold('alpha', 'big', 5, size)).toBe(false);
   });
 
   test('a held file that went quiet and met a change while copied is held for the longest hold, not retried quickly', () => {

@@ -643,7 +643,7 @@ class Pass {
     if (settle === undefined) return false;
     return (['alpha', 'beta'] as const).some((side) => {
       const item = child[side];
-      return item?.kind === 'file' && !unchangedFile(child.base, side, item) && settle.hold(side, child.path, item.digest);
+      return item?.kind === 'file' && !unchangedFile(child.base, side, item) && settle.hold(side, child.path, item.digest, item.size);
     });
   }
 

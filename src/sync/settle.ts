@@ -11,7 +11,8 @@
  * A try that meets it changing holds it again, but briefly
  * (SETTLE_RETRY_MS), up to SETTLE_RETRIES times: a log appended every
  * tenth of a second would otherwise wait another SETTLE_MAX_MS whenever one
- * append fell between the listing and the end of the copy.
+ * append fell between the listing and the end of the copy. Not a file over
+ * SETTLE_RETRY_BYTES: each try reads it whole.
  * Without this a file growing for a minute was copied dozens of times, each
  * copy longer than the last, across the network for a guest.
  *
@@ -24,8 +25,8 @@ import { parentOf } from '../core/path.js';
 
 /** Settle is what a pass asks before it syncs a changed file (watch mode only). */
 export interface Settle {
-  /** Whether to leave the file at `path`, changed on `side` (its stat digest now `digest`), alone this pass. */
-  hold(side: Side, path: string, digest: number | undefined): boolean;
+  /** Whether to leave the file at `path`, changed on `side` (its stat digest now `digest`, its size `size` bytes), alone this pass. */
+  hold(side: Side, path: string, digest: number | undefined, size?: number): boolean;
   /** Notes that ferry copied the file at `path` from `side`, or (no side) met it changing on either side while it synced it. */
   busy(path: string, side?: Side): void;
 }
@@ -38,8 +39,10 @@ export const SETTLE_QUIET_MS = 1000;
 export const SETTLE_MAX_MS = 10_000;
 /** A file whose longest hold ran out and whose try met it changing is tried again after this long (ms)... */
 export const SETTLE_RETRY_MS = 250;
-/** ...this many times, before it is held for SETTLE_MAX_MS again. */
+/** ...this many times, before it is held for SETTLE_MAX_MS again... */
 export const SETTLE_RETRIES = 4;
+/** ...if it is no larger than this (bytes). */
+export const SETTLE_RETRY_BYTES = 64 << 20;
 /** Files remembered as recently copied (or announced as held), at most (the oldest are forgotten first). */
 const RECENT_LIMIT = 10_000;
 /** A file held again within this long of its last announcement is not announced again (ms). */
@@ -73,7 +76,7 @@ export class Settler implements Settle {
     private readonly now: () => number = Date.now,
   ) {}
 
-  hold(side: Side, path: string, digest: number | undefined): boolean {
+  hold(side: Side, path: string, digest: number | undefined, size = 0): boolean {
     const key = `${side}:${path}`;
     const now = this.now();
     const held = this.held.get(key);
@@ -92,7 +95,7 @@ export class Settler implements Settle {
     const copied = this.recent.get(key);
     if (copied === undefined || now - copied >= SETTLE_HOT_MS) return false;
     const retries = this.retrying.get(key);
-    const quick = retries !== undefined && retries < SETTLE_RETRIES;
+    const quick = retries !== undefined && retries < SETTLE_RETRIES && size <= SETTLE_RETRY_BYTES;
     if (!quick) this.retrying.delete(key);
     this.held.set(key, { side, path, digest, seen: now, since: now, maxMs: quick ? SETTLE_RETRY_MS : SETTLE_MAX_MS, asked: false });
     // A file that never stops changing is held again and again: said once a minute.
