@@ -107,6 +107,20 @@ describe('Settler', () => {
     expect(heldFor(50)).toBe(SETTLE_RETRY_MS);
   });
 
+  test('a quick retry follows only a try just let go: one that ended otherwise (a conflict, say) leaves the longest hold', () => {
+    const { settler, advance } = clocked();
+    settler.busy('f', 'alpha');
+    expect(settler.hold('alpha', 'f', 1)).toBe(true);
+    advance(SETTLE_MAX_MS);
+    // Let go; its try neither landed nor met a change.
+    expect(settler.hold('alpha', 'f', 2)).toBe(false);
+    advance(3_600_000);
+    settler.busy('f');
+    expect(settler.hold('alpha', 'f', 3)).toBe(true);
+    advance(SETTLE_RETRY_MS);
+    expect(settler.hold('alpha', 'f', 4)).toBe(true);
+  });
+
   test('a file larger than the quick retries allow is held for the longest hold again after a try that met it changing', () => {
     const { settler, advance } = clocked();
     const size = SETTLE_RETRY_BYTES + 1;

@@ -67,12 +67,12 @@ export class Settler implements Settle {
   private readonly recent = new Map<string, number>();
   private readonly held = new Map<string, Held>();
   private readonly announced = new Map<string, number>();
-  /** Files whose longest hold ran out while they still changed, until a copy of them lands: the quick retries each has had. */
-  private readonly retrying = new Map<string, number>();
+  /** Files whose longest hold ran out while they still changed: the quick retries each has had, and when its last try was let go. */
+  private readonly retrying = new Map<string, { readonly retries: number; readonly at: number }>();
 
-  /** `onHold` hears of each file when it starts to be held. */
+  /** `onHold` hears of each file when it starts to be held, and for how long at most (ms). */
   constructor(
-    private readonly onHold: (side: Side, path: string) => void = () => undefined,
+    private readonly onHold: (side: Side, path: string, maxMs: number) => void = () => undefined,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -89,20 +89,22 @@ export class Settler implements Settle {
       if (now < dueAt(held)) return true;
       this.held.delete(key);
       if (now >= held.seen + SETTLE_QUIET_MS) this.retrying.delete(key);
-      else this.noteRetry(key, held.maxMs === SETTLE_MAX_MS ? 0 : (this.retrying.get(key) ?? 0) + 1);
+      else this.noteRetry(key, held.maxMs === SETTLE_MAX_MS ? 0 : (this.retrying.get(key)?.retries ?? 0) + 1, now);
       return false;
     }
     const copied = this.recent.get(key);
     if (copied === undefined || now - copied >= SETTLE_HOT_MS) return false;
-    const retries = this.retrying.get(key);
-    const quick = retries !== undefined && retries < SETTLE_RETRIES && size <= SETTLE_RETRY_BYTES;
+    // A quick retry follows only a try let go lately (one that ended otherwise, in a conflict say, is forgotten).
+    const tried = this.retrying.get(key);
+    const quick = tried !== undefined && now - tried.at < SETTLE_MAX_MS && tried.retries < SETTLE_RETRIES && size <= SETTLE_RETRY_BYTES;
     if (!quick) this.retrying.delete(key);
-    this.held.set(key, { side, path, digest, seen: now, since: now, maxMs: quick ? SETTLE_RETRY_MS : SETTLE_MAX_MS, asked: false });
+    const maxMs = quick ? SETTLE_RETRY_MS : SETTLE_MAX_MS;
+    this.held.set(key, { side, path, digest, seen: now, since: now, maxMs, asked: false });
     // A file that never stops changing is held again and again: said once a minute.
     const said = this.announced.get(key);
     if (said === undefined || now - said >= ANNOUNCE_MS) {
       remember(this.announced, key, now, ANNOUNCE_MS);
-      this.onHold(side, path);
+      this.onHold(side, path, maxMs);
     }
     return true;
   }
@@ -151,10 +153,10 @@ export class Settler implements Settle {
     return [...dirs];
   }
 
-  // Notes that the try of a file whose longest hold ran out has had `retries` quick retries before it.
-  private noteRetry(key: string, retries: number): void {
+  // Notes that the try of a file whose longest hold ran out, let go at `at`, has had `retries` quick retries before it.
+  private noteRetry(key: string, retries: number, at: number): void {
     this.retrying.delete(key);
-    this.retrying.set(key, retries);
+    this.retrying.set(key, { retries, at });
     for (const old of this.retrying.keys()) {
       if (this.retrying.size <= RECENT_LIMIT) break;
       this.retrying.delete(old);

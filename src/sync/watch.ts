@@ -23,7 +23,7 @@ import { DirtySet } from '../fs/watch.js';
 import type { SessionRecord, Store } from '../state/store.js';
 import { lockSession } from './lock.js';
 import { type Summary, type SyncEvent, runPasses } from './session.js';
-import { SETTLE_MAX_MS, SETTLE_QUIET_MS, Settler } from './settle.js';
+import { SETTLE_QUIET_MS, Settler } from './settle.js';
 
 /** WatchEvent is what watch mode reports, one event at a time. */
 export type WatchEvent =
@@ -130,7 +130,7 @@ class Watch {
   private readonly announced = new Set<number>();
   private deletionSince: number | undefined;
   /** Files that keep changing, held across passes (and reconnections). */
-  private readonly settler = new Settler((side, path) => this.emit({ event: 'held', path, side, quietMs: SETTLE_QUIET_MS, maxMs: SETTLE_MAX_MS }));
+  private readonly settler = new Settler((side, path, maxMs) => this.emit({ event: 'held', path, side, quietMs: SETTLE_QUIET_MS, maxMs }));
 
   constructor(private readonly options: WatchOptions) {
     this.stopped = new Promise((resolve) => {
