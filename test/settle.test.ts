@@ -107,31 +107,35 @@ describe('Settler', () => {
     expect(heldFor(50)).toBe(SETTLE_RETRY_MS);
   });
 
+  // Holds `path` (changed on alpha) from a copy of it, and lets it go `ms` later, as changed again then or not.
+  const letGo = (settler: Settler, advance: (ms: number) => void, path: string, ms: number, changed: boolean, size = 0): void => {
+    settler.busy(path, 'alpha');
+    expect(settler.hold('alpha', path, 1, size)).toBe(true);
+    advance(ms);
+    expect(settler.hold('alpha', path, changed ? 2 : 1, size)).toBe(false);
+  };
+
+  // After a try of `path` (changed on alpha) that met it changing: whether it is still held SETTLE_RETRY_MS later.
+  const heldPastQuickRetry = (settler: Settler, advance: (ms: number) => void, path: string, size = 0): boolean => {
+    settler.busy(path);
+    expect(settler.hold('alpha', path, 100, size)).toBe(true);
+    advance(SETTLE_RETRY_MS);
+    return settler.hold('alpha', path, 101, size);
+  };
+
   test('a quick retry follows only a try just let go: one that ended otherwise (a conflict, say) leaves the longest hold', () => {
     const { settler, advance } = clocked();
-    settler.busy('f', 'alpha');
-    expect(settler.hold('alpha', 'f', 1)).toBe(true);
-    advance(SETTLE_MAX_MS);
-    // Let go; its try neither landed nor met a change.
-    expect(settler.hold('alpha', 'f', 2)).toBe(false);
+    letGo(settler, advance, 'f', SETTLE_MAX_MS, true);
+    // Its try neither landed nor met a change.
     advance(3_600_000);
-    settler.busy('f');
-    expect(settler.hold('alpha', 'f', 3)).toBe(true);
-    advance(SETTLE_RETRY_MS);
-    expect(settler.hold('alpha', 'f', 4)).toBe(true);
+    expect(heldPastQuickRetry(settler, advance, 'f')).toBe(true);
   });
 
   test('a file larger than the quick retries allow is held for the longest hold again after a try that met it changing', () => {
     const { settler, advance } = clocked();
     const size = SETTLE_RETRY_BYTES + 1;
-    settler.busy('big', 'alpha');
-    expect(settler.hold('alpha', 'big', 1, size)).toBe(true);
-    advance(SETTLE_MAX_MS);
-    expect(settler.hold('alpha', 'big', 2, size)).toBe(false);
-    settler.busy('big');
-    expect(settler.hold('alpha', 'big', 3, size)).toBe(true);
-    advance(SETTLE_RETRY_MS);
-    expect(settler.hold('alpha', 'big', 3, size)).toBe(true);
+    letGo(settler, advance, 'big', SETTLE_MAX_MS, true, size);
+    expect(heldPastQuickRetry(settler, advance, 'big', size)).toBe(true);
     advance(SETTLE_MAX_MS - SETTLE_RETRY_MS - 1);
     expect(settler.hold('alpha', 'big', 4, size)).toBe(true);
     advance(1);
@@ -140,14 +144,8 @@ describe('Settler', () => {
 
   test('a held file that went quiet and met a change while copied is held for the longest hold, not retried quickly', () => {
     const { settler, advance } = clocked();
-    settler.busy('f', 'alpha');
-    expect(settler.hold('alpha', 'f', 1)).toBe(true);
-    advance(SETTLE_QUIET_MS);
-    expect(settler.hold('alpha', 'f', 1)).toBe(false);
-    settler.busy('f');
-    expect(settler.hold('alpha', 'f', 2)).toBe(true);
-    advance(SETTLE_RETRY_MS);
-    expect(settler.hold('alpha', 'f', 3)).toBe(true);
+    letGo(settler, advance, 'f', SETTLE_QUIET_MS, false);
+    expect(heldPastQuickRetry(settler, advance, 'f')).toBe(true);
   });
 
   test('a file held again and again is announced once a minute', () => {
