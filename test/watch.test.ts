@@ -63,6 +63,16 @@ class Watching {
     }
   }
 
+  /** signal sends `sig` to ferry. */
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+
+  /** Whether ferry is still running. */
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** stop sends SIGTERM and returns the exit status. */
   async stop(): Promise<number | null> {
     this.child.kill('SIGTERM');
@@ -342,6 +352,28 @@ describe.each(modes)('ferry sync --watch, $name', ({ remote }) => {
       await w.stop();
     }
   }, 30_000);
+
+  test.runIf(remote)('a second Ctrl-C while the stop waits on a guest that does not answer exits at once, and says so', async () => {
+    const p = pair({ 'before.txt': 'before' });
+    const w = Watching.start(p);
+    try {
+      await w.until((e) => e.event === 'synced' && e.scope === 'full');
+      sshd?.freezeAgents(true);
+      const started = w.events.length;
+      write(p.alpha, 'stuck.txt', 'the pass that copies this waits on the guest');
+      await w.until((e) => w.events.indexOf(e) >= started && e.event === 'scanning');
+      w.signal('SIGINT');
+      await sleep(300);
+      // The first asks for a stop after the current batch, which waits on the guest.
+      expect(w.running).toBe(true);
+      w.signal('SIGINT');
+      expect(await w.exit()).toBe(1);
+      expect(w.events.at(-1)).toMatchObject({ event: 'error', message: expect.stringMatching(/^stopped at once by a second signal/) as unknown });
+    } finally {
+      sshd?.freezeAgents(false);
+      await w.stop();
+    }
+  }, 60_000);
 
   test.runIf(remote)('a lost connection or a killed agent is reconnected, then everything converges', async () => {
     const p = pair({ 'before.txt': 'before' });

@@ -137,7 +137,12 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   if (session === undefined) throw new Error('session was not created');
   const controller = new AbortController();
   const onSignal = () => {
-    if (controller.signal.aborted) process.exit(EXIT.error);
+    if (controller.signal.aborted) {
+      const message = 'stopped at once by a second signal: nothing is torn, and the next sync finishes what this one left';
+      if (json) process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event: 'error', message })}\n`);
+      else process.stderr.write(`ferry: ${message}\n`);
+      process.exit(EXIT.error);
+    }
     if (!json) process.stderr.write('ferry: stopping after the current batch (again to stop at once)\n');
     controller.abort();
   };

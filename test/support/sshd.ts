@@ -37,6 +37,8 @@ export interface Sshd {
   dropConnections(): void;
   /** killAgents kills the ferry agents running under this server (SIGKILL), leaving the connections. */
   killAgents(): void;
+  /** freezeAgents stops the ferry agents running under this server (SIGSTOP), or lets those go on (SIGCONT). */
+  freezeAgents(freeze: boolean): void;
   /** vanish stops the server and every connection through it, as a VM that went away. */
   vanish(): Promise<void>;
   /** restart starts it again, same port and host key. */
@@ -125,9 +127,9 @@ function descendants(root: number, comm: string): number[] {
   return out;
 }
 
-function killQuietly(pid: number): void {
+function killQuietly(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
   try {
-    process.kill(pid, 'SIGKILL');
+    process.kill(pid, signal);
   } catch {
     // already gone
   }
@@ -203,6 +205,7 @@ export async function startSshd(user = GUEST_USER, extraConfig: readonly string[
     });
   const [type, blob] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
   let counter = 0;
+  const frozen: number[] = [];
   return {
     port,
     user,
@@ -241,6 +244,16 @@ export async function startSshd(user = GUEST_USER, extraConfig: readonly string[
     killAgents() {
       // Only the agents this server started: other tests' agents run as the same user.
       if (child.pid !== undefined) for (const pid of descendants(child.pid, 'node')) killQuietly(pid);
+    },
+    freezeAgents(freeze) {
+      // The very processes stopped are let go: once their connection ends they are no longer below the server.
+      if (!freeze) for (const pid of frozen.splice(0)) killQuietly(pid, 'SIGCONT');
+      else if (child.pid !== undefined) {
+        for (const pid of descendants(child.pid, 'node')) {
+          frozen.push(pid);
+          killQuietly(pid, 'SIGSTOP');
+        }
+      }
     },
     stop,
     async vanish() {
