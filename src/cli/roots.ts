@@ -5,7 +5,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { SessionHalt, UsageError } from '../core/errors.js';
-import { pseudoFileSystem } from '../fs/pseudo.js';
+import { onPseudoFileSystem } from '../fs/pseudo.js';
 
 /**
  * checkRoot resolves a root argument to a canonical directory path, or throws
@@ -28,8 +28,8 @@ export function checkRoot(arg: string, side: 'alpha' | 'beta', knownRoot: (path:
   }
   if (!st.isDirectory()) throw new UsageError(`${side} ${arg}: not a directory; ferry sync takes two directories`);
   const real = realpathSync(abs);
-  const pseudo = pseudoFileSystem(real);
-  if (pseudo !== undefined) throw new UsageError(`${side} ${arg}: lies on ${pseudo}, the kernel's view of the running system, not files ferry can sync`);
+  const pseudo = onPseudoFileSystem(real);
+  if (pseudo !== undefined) throw new UsageError(`${side} ${arg}: ${pseudo}, not files ferry can sync`);
   return real;
 }
 

@@ -38,3 +38,9 @@ export function pseudoFileSystem(path: string): string | undefined {
   }
   return PSEUDO.get(type);
 }
+
+/** onPseudoFileSystem says why `path` is refused ("lies on proc, the kernel's view…"), or undefined for a real file system. */
+export function onPseudoFileSystem(path: string): string | undefined {
+  const pseudo = pseudoFileSystem(path);
+  return pseudo === undefined ? undefined : `lies on ${pseudo}, the kernel's view of the running system`;
+}

@@ -18,7 +18,7 @@ import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { isWithin } from '../core/path.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk } from '../fs/native.js';
-import { pseudoFileSystem } from '../fs/pseudo.js';
+import { onPseudoFileSystem } from '../fs/pseudo.js';
 import { hostWatcher } from '../fs/watcher-binding.js';
 import type { GrantRecord, PowerboxStore, VmRecord } from '../state/powerbox-store.js';
 import type { Store } from '../state/store.js';
@@ -471,8 +471,8 @@ export class Powerbox {
       throw new UsageError(`${hostPath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (error as Error).message}`);
     }
     if (!st.isFile() && !st.isDirectory()) throw new UsageError(`${hostPath}: only a regular file or a directory can be granted (this is ${st.isSymbolicLink() ? 'a symlink' : 'a special file'})`);
-    const pseudo = pseudoFileSystem(hostPath);
-    if (pseudo !== undefined) throw new UsageError(`${hostPath}: lies on ${pseudo}, the kernel's view of the running system, not files to grant (a guest writing there would change the host)`);
+    const pseudo = onPseudoFileSystem(hostPath);
+    if (pseudo !== undefined) throw new UsageError(`${hostPath}: ${pseudo}, not files to grant (a guest writing there would change the host)`);
     // ferry's own state (the database, the VMs' keys, known_hosts) is never
     // within a guest's reach: a guest could rewrite the daemon's grants or
     // plant host keys. Compared by real path, so a link in either makes no difference.
