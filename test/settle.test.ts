@@ -123,12 +123,24 @@ describe('Settler', () => {
     return settler.hold('alpha', path, 101, size);
   };
 
-  test('a quick retry follows only a try just let go: one that ended otherwise (a conflict, say) leaves the longest hold', () => {
+  test('a first try that meets a file changing is retried soon too, not held for the longest hold', () => {
     const { settler, advance } = clocked();
-    letGo(settler, advance, 'f', SETTLE_MAX_MS, true);
-    // Its try neither landed nor met a change.
-    advance(3_600_000);
+    expect(heldPastQuickRetry(settler, advance, 'new')).toBe(false);
+  });
+
+  test('quick retries spent are followed by the longest hold when the next try meets the file changing too', () => {
+    const { settler, advance } = clocked();
+    settler.busy('f');
+    for (let retry = 1; retry <= SETTLE_RETRIES; retry++) expect(heldPastQuickRetry(settler, advance, 'f')).toBe(false);
     expect(heldPastQuickRetry(settler, advance, 'f')).toBe(true);
+  });
+
+  test('quick retries spent long ago (their last try ended otherwise, in a conflict say) start afresh', () => {
+    const { settler, advance } = clocked();
+    settler.busy('f');
+    for (let retry = 1; retry <= SETTLE_RETRIES; retry++) expect(heldPastQuickRetry(settler, advance, 'f')).toBe(false);
+    advance(3_600_000);
+    expect(heldPastQuickRetry(settler, advance, 'f')).toBe(false);
   });
 
   test('a file larger than the quick retries allow is held for the longest hold again after a try that met it changing', () => {
@@ -140,12 +152,6 @@ describe('Settler', () => {
     expect(settler.hold('alpha', 'big', 4, size)).toBe(true);
     advance(1);
     expect(settler.hold('alpha', 'big', 5, size)).toBe(false);
-  });
-
-  test('a held file that went quiet and met a change while copied is held for the longest hold, not retried quickly', () => {
-    const { settler, advance } = clocked();
-    letGo(settler, advance, 'f', SETTLE_QUIET_MS, false);
-    expect(heldPastQuickRetry(settler, advance, 'f')).toBe(true);
   });
 
   test('a file held again and again is announced once a minute', () => {

@@ -8,11 +8,11 @@
  * met it changing) holds the file: passes leave it alone, on both sides,
  * until it has not changed for SETTLE_QUIET_MS, but never longer than
  * SETTLE_MAX_MS, so a file written without pause is still tried that often.
- * A try that meets it changing holds it again, but briefly
- * (SETTLE_RETRY_MS), up to SETTLE_RETRIES times: a log appended every
- * tenth of a second would otherwise wait another SETTLE_MAX_MS whenever one
- * append fell between the listing and the end of the copy. Not a file over
- * SETTLE_RETRY_BYTES: each try reads it whole.
+ * A try that meets it changing (the first one included) holds it again,
+ * but briefly (SETTLE_RETRY_MS), up to SETTLE_RETRIES times, and only then
+ * for SETTLE_MAX_MS: a log appended every tenth of a second would otherwise
+ * wait SETTLE_MAX_MS whenever one append fell between the listing and the
+ * end of the copy. Not a file over SETTLE_RETRY_BYTES: each try reads it whole.
  * Without this a file growing for a minute was copied dozens of times, each
  * copy longer than the last, across the network for a guest.
  *
@@ -67,7 +67,7 @@ export class Settler implements Settle {
   private readonly recent = new Map<string, number>();
   private readonly held = new Map<string, Held>();
   private readonly announced = new Map<string, number>();
-  /** Files whose longest hold ran out while they still changed: the quick retries each has had, and when its last try was let go. */
+  /** Files tried lately while they changed: the quick retries each has had, and when the last try was let go. */
   private readonly retrying = new Map<string, { readonly retries: number; readonly at: number }>();
 
   /** `onHold` hears of each file when it starts to be held, and for how long at most (ms). */
@@ -94,9 +94,8 @@ export class Settler implements Settle {
     }
     const copied = this.recent.get(key);
     if (copied === undefined || now - copied >= SETTLE_HOT_MS) return false;
-    // A quick retry follows only a try let go lately (one that ended otherwise, in a conflict say, is forgotten).
     const tried = this.retrying.get(key);
-    const quick = tried !== undefined && now - tried.at < SETTLE_MAX_MS && tried.retries < SETTLE_RETRIES && size <= SETTLE_RETRY_BYTES;
+    const quick = tried !== undefined && tried.retries < SETTLE_RETRIES && size <= SETTLE_RETRY_BYTES;
     if (!quick) this.retrying.delete(key);
     const maxMs = quick ? SETTLE_RETRY_MS : SETTLE_MAX_MS;
     this.held.set(key, { side, path, digest, seen: now, since: now, maxMs, asked: false });
@@ -112,6 +111,13 @@ export class Settler implements Settle {
   busy(path: string, side?: Side): void {
     const now = this.now();
     if (side !== undefined) this.retrying.delete(`${side}:${path}`);
+    else {
+      // Met changing: quick retries follow, unless this try is one of them (or the last of them, lately).
+      for (const s of ['alpha', 'beta'] as const) {
+        const tried = this.retrying.get(`${s}:${path}`);
+        if (tried === undefined || now - tried.at >= SETTLE_MAX_MS) this.noteRetry(`${s}:${path}`, 0, now);
+      }
+    }
     for (const s of side === undefined ? (['alpha', 'beta'] as const) : [side]) remember(this.recent, `${s}:${path}`, now, SETTLE_HOT_MS);
   }
 
