@@ -136,10 +136,11 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   const session = store.session(alphaRoot, betaRoot, true);
   if (session === undefined) throw new Error('session was not created');
   const controller = new AbortController();
+  const onEvent = json ? (event: WatchEvent) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`) : printWatchEvent;
   const onSignal = () => {
     if (controller.signal.aborted) {
       const message = 'stopped at once by a second signal: nothing is torn, and the next sync finishes what this one left';
-      if (json) process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event: 'error', message })}\n`);
+      if (json) onEvent({ event: 'error', message });
       else process.stderr.write(`ferry: ${message}\n`);
       process.exit(EXIT.error);
     }
@@ -149,7 +150,6 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const offStdoutClosed = whenStdoutCloses(() => controller.abort());
-  const onEvent = json ? (event: WatchEvent) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`) : printWatchEvent;
   try {
     const { watchSession } = await import('../sync/watch.js');
     await watchSession({ store, session, connect, onEvent, verifyEveryMs, signal: controller.signal });

@@ -875,7 +875,7 @@ class Pass {
     // Marked as logged when its batch is recorded (commit), not before: a batch dropped unrecorded logs it again.
     const detail = `limit hit: ${problem}; not applied on the host`;
     if (this.options.logOnce?.has(detail) !== true) this.actions.push({ kind: 'log', what: 'limit', path: op.path, detail });
-    this.fail(op.path, new PathError(op.path, `limit hit: ${problem}; not applied on the host`));
+    this.fail(op.path, new PathError(op.path, detail));
     return false;
   }
 

@@ -37,7 +37,7 @@ export const SETTLE_HOT_MS = 2000;
 export const SETTLE_QUIET_MS = 1000;
 /** A held file goes after this long however often it changes (ms). */
 export const SETTLE_MAX_MS = 10_000;
-/** A file whose longest hold ran out and whose try met it changing is tried again after this long (ms)... */
+/** A file whose try met it changing is tried again after this long (ms)... */
 export const SETTLE_RETRY_MS = 250;
 /** ...this many times, before it is held for SETTLE_MAX_MS again... */
 export const SETTLE_RETRIES = 4;
@@ -68,7 +68,7 @@ export class Settler implements Settle {
   private readonly held = new Map<string, Held>();
   private readonly announced = new Map<string, number>();
   /** Files tried lately while they changed: the quick retries each has had, and when the last try was let go. */
-  private readonly retrying = new Map<string, { readonly retries: number; readonly at: number }>();
+  private readonly retrying = new Map<string, Retrying>();
 
   /** `onHold` hears of each file when it starts to be held, and for how long at most (ms). */
   constructor(
@@ -102,7 +102,7 @@ export class Settler implements Settle {
     // A file that never stops changing is held again and again: said once a minute.
     const said = this.announced.get(key);
     if (said === undefined || now - said >= ANNOUNCE_MS) {
-      remember(this.announced, key, now, ANNOUNCE_MS);
+      remember(this.announced, key, now, now, ANNOUNCE_MS, noted);
       this.onHold(side, path, maxMs);
     }
     return true;
@@ -110,15 +110,15 @@ export class Settler implements Settle {
 
   busy(path: string, side?: Side): void {
     const now = this.now();
-    if (side !== undefined) this.retrying.delete(`${side}:${path}`);
-    else {
-      // Met changing: quick retries follow, unless this try is one of them (or the last of them, lately).
-      for (const s of ['alpha', 'beta'] as const) {
-        const tried = this.retrying.get(`${s}:${path}`);
-        if (tried === undefined || now - tried.at >= SETTLE_MAX_MS) this.noteRetry(`${s}:${path}`, 0, now);
-      }
+    for (const s of side === undefined ? (['alpha', 'beta'] as const) : [side]) {
+      const key = `${s}:${path}`;
+      remember(this.recent, key, now, now, SETTLE_HOT_MS, noted);
+      // A copy that landed ends the quick retries. One that met the file
+      // changing starts them, unless it was one of them (or the last, lately).
+      const tried = this.retrying.get(key);
+      if (side !== undefined) this.retrying.delete(key);
+      else if (tried === undefined || now - tried.at >= SETTLE_MAX_MS) this.noteRetry(key, 0, now);
     }
-    for (const s of side === undefined ? (['alpha', 'beta'] as const) : [side]) remember(this.recent, `${s}:${path}`, now, SETTLE_HOT_MS);
   }
 
   /** When the next held file is due to be looked at again (epoch ms), if one is held. */
@@ -159,14 +159,9 @@ export class Settler implements Settle {
     return [...dirs];
   }
 
-  // Notes that the try of a file whose longest hold ran out, let go at `at`, has had `retries` quick retries before it.
+  // Notes that the try of a file, let go at `at`, has had `retries` quick retries before it.
   private noteRetry(key: string, retries: number, at: number): void {
-    this.retrying.delete(key);
-    this.retrying.set(key, { retries, at });
-    for (const old of this.retrying.keys()) {
-      if (this.retrying.size <= RECENT_LIMIT) break;
-      this.retrying.delete(old);
-    }
+    remember(this.retrying, key, { retries, at }, at, SETTLE_MAX_MS, (r) => r.at);
   }
 
   /** How many files are held now. */
@@ -180,13 +175,22 @@ function dueAt(held: Held): number {
   return Math.min(held.seen + SETTLE_QUIET_MS, held.since + held.maxMs);
 }
 
-// Notes `key` at `now` in a map kept in the order of its last note, and
-// forgets what is older than `keepMs` or past RECENT_LIMIT.
-function remember(map: Map<string, number>, key: string, now: number, keepMs: number): void {
+// A file tried while it changed: its quick retries so far, and when its last try was let go.
+interface Retrying {
+  readonly retries: number;
+  readonly at: number;
+}
+
+// The time of a note that is only a time.
+const noted = (at: number): number => at;
+
+// Notes `value` under `key` in a map kept in the order of its last note, and
+// forgets what was noted (`at`) `keepMs` or more before `now`, or past RECENT_LIMIT.
+function remember<V>(map: Map<string, V>, key: string, value: V, now: number, keepMs: number, at: (value: V) => number): void {
   map.delete(key);
-  map.set(key, now);
-  for (const [old, when] of map) {
-    if (map.size <= RECENT_LIMIT && now - when < keepMs) break;
+  map.set(key, value);
+  for (const [old, v] of map) {
+    if (map.size <= RECENT_LIMIT && now - at(v) < keepMs) break;
     map.delete(old);
   }
 }
