@@ -1,5 +1,8 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS MALLOC_ARENA_MAX=2 node
 // The ferry command: runs the built CLI in dist/ (built by `npm install`).
+// ferry makes no TLS connection (SSH has its own keys), and a set
+// NODE_EXTRA_CA_CERTS makes Node parse every root certificate before the
+// first line of JavaScript runs: some 50 ms of every start, measured.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
