@@ -168,6 +168,11 @@ test('many large files in flight to the agent wait for one drain of the channel,
 }, 60_000);
 
 describe('watching through the agent', () => {
+  test.runIf(process.platform === 'linux')("the host's C library, read from the process's maps, is the one Node's diagnostic report names", () => {
+    const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+    expect(hostPlatform().libc).toBe(header?.glibcVersionRuntime !== undefined ? 'glibc' : 'musl');
+  });
+
   test('the agent reports the directory of each change and never its own temporaries', async () => {
     const root = tempDir('ferry-remote-watch-');
     writeTree(root, { 'sub/a.txt': 'a' });

@@ -4,6 +4,7 @@
  * guest agent can watch with it (the agent itself is one bundled .mjs file).
  */
 
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { FerryError } from '../core/errors.js';
 import type { WatcherBinding } from './watch.js';
@@ -20,15 +21,25 @@ export interface Platform {
 
 let host: Platform | undefined;
 
-/** hostPlatform describes this machine (asked once: on Linux, a diagnostic report of some milliseconds tells the C library). */
+/** hostPlatform describes this machine (asked once). */
 export function hostPlatform(): Platform {
-  if (host !== undefined) return host;
-  if (process.platform !== 'linux') host = { os: process.platform, arch: process.arch, libc: '' };
-  else {
-    const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
-    host = { os: 'linux', arch: process.arch, libc: header?.glibcVersionRuntime !== undefined ? 'glibc' : 'musl' };
-  }
+  host ??= process.platform === 'linux' ? { os: 'linux', arch: process.arch, libc: linuxLibc() } : { os: process.platform, arch: process.arch, libc: '' };
   return host;
+}
+
+// The C library is the one mapped into this process: glibc's libc.so.6, or
+// musl's loader, which is its libc too. Reading the maps takes a fraction of
+// a millisecond; the diagnostic report, asked when they tell neither, some 5.
+function linuxLibc(): string {
+  try {
+    const maps = readFileSync('/proc/self/maps', 'utf8');
+    if (/\/ld-musl-[^/\n]*$/m.test(maps)) return 'musl';
+    if (/\/libc\.so\.6$/m.test(maps)) return 'glibc';
+  } catch {
+    // No /proc: ask the report.
+  }
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  return header?.glibcVersionRuntime !== undefined ? 'glibc' : 'musl';
 }
 
 /** bindingPath returns the prebuilt watcher.node for a platform, if this installation has it. */
