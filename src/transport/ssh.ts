@@ -8,17 +8,28 @@
 
 import { createHash, createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ssh2, { type AnyAuthMethod, Client, type ClientChannel, type ConnectConfig, type ParsedKey } from 'ssh2';
+import type { AnyAuthMethod, Client as Ssh2Client, ClientChannel, ConnectConfig, ParsedKey, utils } from 'ssh2';
 import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
 import { shimsPath } from '../fs/native.js';
 import { bindingPath, hostPlatform, type Platform } from '../fs/watcher-binding.js';
+import type { Dialled } from './dial.js';
 import { type SshTarget, targetLabel } from './target.js';
 import { type ChannelLimits, HANDSHAKE_MS, RemoteEndpoint } from './remote.js';
+
+// ssh2's client and key parser, loaded without the rest of its index: the
+// index also loads its HTTP agents (node:http, node:https, node:tls), its
+// server and its key generator, none of which ferry uses, and loading them
+// was some 6 ms of every connection's start.
+const require = createRequire(import.meta.url);
+const Client = require('ssh2/lib/client.js') as typeof Ssh2Client;
+type Client = Ssh2Client;
+const { parseKey } = require('ssh2/lib/protocol/keyParser.js') as { parseKey: typeof utils.parseKey };
 
 /** SshOptions are the user's choices for one connection. */
 export interface SshOptions {
@@ -28,6 +39,8 @@ export interface SshOptions {
   readonly acceptNewHostKey: boolean;
   /** FERRY_HOME: its known_hosts is read and extended. */
   readonly home: string;
+  /** A TCP connection opened ahead for this target (`ferry sync`), used by the first handshake to it. */
+  readonly dialled?: Dialled;
   /** The one host key to accept (a powerbox VM's, pinned when it was added); known_hosts is then not used. */
   readonly pinnedHostKey?: Buffer;
 }
@@ -188,7 +201,7 @@ function authPlan(target: SshTarget, options: SshOptions): AuthPlan {
 // Throws, with a reason fit for a message, when the file is not a private key.
 function readPrivateKey(file: string): ParsedKey | 'passphrase' {
   const data = readFileSync(file);
-  const parsed = ssh2.utils.parseKey(data) as ParsedKey | ParsedKey[] | Error;
+  const parsed = parseKey(data) as ParsedKey | ParsedKey[] | Error;
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (key instanceof Error) {
     if (/passphrase/i.test(key.message)) return 'passphrase';
@@ -464,12 +477,15 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
   const auth = authPlan(target, options);
   config.authHandler = auth.methods;
 
-  // Requests and replies are small and pipelined: Nagle's algorithm would
-  // hold each small write for the peer's delayed ACK (40 ms on Linux).
-  const socket = new Socket();
-  socket.setNoDelay(true);
+  // The connection `ferry sync` opened early, else a new one (without
+  // Nagle's algorithm either, as Dialled explains).
+  let socket = options.dialled?.take(address, target.port);
+  if (socket === undefined) {
+    socket = new Socket();
+    socket.setNoDelay(true);
+    socket.connect(target.port, address);
+  }
   config.sock = socket;
-  socket.connect(target.port, address);
   const client = new Client();
   await new Promise<void>((resolve, reject) => {
     const fail = (error: FerryError) => {
@@ -510,6 +526,13 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
       client.connect(config);
     } catch (error) {
       fail(new FerryError('ECONNECT', `cannot connect to ${named}: ${(error as Error).message}`));
+    }
+    // The agent's start command (the bundle's and native files' hashes) is
+    // worked out while the server starts up to greet us, not after.
+    try {
+      quickAgentCommand();
+    } catch {
+      // Said again, where it matters, when the agent is started.
     }
   });
   return client;
