@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { describeUnsupported } from '../core/entry.js';
 import { SessionHalt, UsageError } from '../core/errors.js';
+import { dial } from '../transport/dial.js';
 import { looksRemote, parseTarget, targetLabel } from '../transport/target.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk, requireOpenat2 } from '../fs/native.js';
@@ -43,48 +44,55 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   if (remote === undefined && (values.key !== undefined || values['accept-new-host-key'])) throw new UsageError('--key and --accept-new-host-key apply to an ssh:// (or user@host:path) beta');
   const betaRoot = remote === undefined ? checkRoot(betaArg, 'beta', known) : targetLabel(remote);
   if (remote === undefined) checkPair(alphaRoot, betaRoot);
-  const watcher = values.watch ? hostWatcher : undefined;
-
-  const connect = async (alpha = new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher)): Promise<Link> => {
-    const guest =
-      remote === undefined
-        ? undefined
-        : await (await import('../transport/ssh.js')).connectGuest(
-            remote,
-            'beta',
-            { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}) },
-            (reason) => store.log('protocol-violation', store.session(alphaRoot, betaRoot, false)?.id ?? null, null, `${betaRoot}: ${reason}`),
-          );
-    try {
-      if (guest !== undefined && !(await guest.endpoint.exists(''))) {
-        if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
-        throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
-      }
-    } catch (error) {
-      guest?.close();
-      throw error;
-    }
-    return {
-      alpha,
-      beta: guest?.endpoint ?? new LocalEndpoint('beta', betaRoot, nativeDisk(), watcher),
-      ...(guest !== undefined ? { lost: guest.endpoint.ended, ...(guest.endpoint.agent !== undefined ? { agent: guest.endpoint.agent } : {}) } : {}),
-      close: () => {
-        guest?.close();
-        return Promise.resolve();
-      },
-    };
-  };
-  if (values.watch) return await runWatch(store, values.json, verifyEveryMs, alphaRoot, betaRoot, connect);
-  // While the guest connects, alpha checks the directories whose listings
-  // the last sync recorded: the first half of the pass's first step.
-  const alpha = new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher);
-  const last = remote === undefined ? undefined : store.session(alphaRoot, betaRoot, false);
-  const early = last === undefined ? undefined : checkEarly(store, last.id, alpha);
-  const link = await connect(alpha);
+  // The guest's server starts up while the rest is loaded and alpha checked.
+  const dialled = remote === undefined ? undefined : dial(remote);
   try {
-    return await runSync(store, values.json, alphaRoot, betaRoot, link, early);
+    const watcher = values.watch ? hostWatcher : undefined;
+
+    const connect = async (alpha = new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher)): Promise<Link> => {
+      const guest =
+        remote === undefined
+          ? undefined
+          : await (await import('../transport/ssh.js')).connectGuest(
+              remote,
+              'beta',
+              { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}), ...(dialled !== undefined ? { dialled } : {}) },
+              (reason) => store.log('protocol-violation', store.session(alphaRoot, betaRoot, false)?.id ?? null, null, `${betaRoot}: ${reason}`),
+            );
+      try {
+        if (guest !== undefined && !(await guest.endpoint.exists(''))) {
+          if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
+          throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
+        }
+      } catch (error) {
+        guest?.close();
+        throw error;
+      }
+      return {
+        alpha,
+        beta: guest?.endpoint ?? new LocalEndpoint('beta', betaRoot, nativeDisk(), watcher),
+        ...(guest !== undefined ? { lost: guest.endpoint.ended, ...(guest.endpoint.agent !== undefined ? { agent: guest.endpoint.agent } : {}) } : {}),
+        close: () => {
+          guest?.close();
+          return Promise.resolve();
+        },
+      };
+    };
+    if (values.watch) return await runWatch(store, values.json, verifyEveryMs, alphaRoot, betaRoot, connect);
+    // While the guest connects, alpha checks the directories whose listings
+    // the last sync recorded: the first half of the pass's first step.
+    const alpha = new LocalEndpoint('alpha', alphaRoot, nativeDisk(), watcher);
+    const last = remote === undefined ? undefined : store.session(alphaRoot, betaRoot, false);
+    const early = last === undefined ? undefined : checkEarly(store, last.id, alpha);
+    const link = await connect(alpha);
+    try {
+      return await runSync(store, values.json, alphaRoot, betaRoot, link, early);
+    } finally {
+      await link.close();
+    }
   } finally {
-    await link.close();
+    // Unused if the sync stopped before it connected.
+    dialled?.drop();
   }
 }
 
