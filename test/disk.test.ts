@@ -448,9 +448,10 @@ process.stdout.write(JSON.stringify(answers));`;
       await run(); // copies everything
       const recording = await run(); // in agreement: listings recorded
       expect(recording.alpha.length).toBe(31);
+      // Nothing changed anywhere: not even the root is listed.
       const quiet = await run();
-      expect(quiet.alpha).toEqual(['']);
-      expect(quiet.beta).toEqual(['']);
+      expect(quiet.alpha).toEqual([]);
+      expect(quiet.beta).toEqual([]);
       expect(quiet.summary.scanned).toBe(30);
 
       writeFileSync(join(beta, 't3/u/v/f'), 'changed on beta');
@@ -474,23 +475,52 @@ process.stdout.write(JSON.stringify(answers));`;
       expect(store.openConflicts(session.id).map((c) => c.path)).toEqual(['t9/u/v/f']);
     }));
 
+  test('a change, a conflict or a choice at the root is found though every directory below is unchanged', () =>
+    withTenTrees(async (store, session, alpha, beta) => {
+      const run = () => listedSync(store, session, alpha, beta);
+      writeTree(alpha, { 'top.txt': 'top' });
+      await run();
+      await run(); // listings recorded
+      expect((await run()).alpha).toEqual([]);
+
+      writeFileSync(join(beta, 'top.txt'), 'changed on beta');
+      const changed = await run();
+      expect(changed.alpha).toEqual(['']);
+      expect(changed.summary.copied).toEqual({ alpha: 1, beta: 0 });
+      expect(readFileSync(join(alpha, 'top.txt'), 'utf8')).toBe('changed on beta');
+
+      await run(); // listings recorded again
+      writeFileSync(join(alpha, 'top.txt'), 'alpha');
+      writeFileSync(join(beta, 'top.txt'), 'beta');
+      await run();
+      const [conflict] = store.openConflicts(session.id);
+      expect(conflict?.path).toBe('top.txt');
+      // Open, it keeps the root listed on every pass, the two sides as they were.
+      expect((await run()).alpha).toEqual(['']);
+      store.setConflictState(conflict?.id ?? 0, 'pending', 'beta');
+      const chosen = await run();
+      expect(chosen.summary.copied).toEqual({ alpha: 1, beta: 0 });
+      expect(readFileSync(join(alpha, 'top.txt'), 'utf8')).toBe('beta');
+      expect(store.openConflicts(session.id)).toEqual([]);
+    }));
+
   // `ferry sync` to a guest starts alpha's side of the check while it connects.
   test("an early check of alpha's listings stands for the first pass's, and only while the listings are still those it checked", () =>
     withTenTrees(async (store, session, alpha, beta) => {
       const run = (early?: (a: LocalEndpoint) => EarlyCheck | undefined) => listedSync(store, session, alpha, beta, early);
       await run();
       await run(); // listings recorded
-      expect(checkEarly(store, session.id, new LocalEndpoint('alpha', alpha, nativeDisk()))?.recorded).toHaveLength(30);
+      expect(checkEarly(store, session.id, new LocalEndpoint('alpha', alpha, nativeDisk()))?.recorded).toHaveLength(31);
       // A root that cannot be opened is left to the pass to meet.
       expect(checkEarly(store, session.id, new LocalEndpoint('alpha', join(alpha, 'gone'), nativeDisk()))).toBeUndefined();
 
       // Checked, then changed: the pass takes the tree as the check found it.
       const quietAlpha = new LocalEndpoint('alpha', alpha, nativeDisk());
       const early = checkEarly(store, session.id, quietAlpha);
-      expect(await early?.same).toEqual(Array(30).fill(true));
+      expect(await early?.same).toEqual(Array(31).fill(true));
       writeFileSync(join(alpha, 't7/g'), 'changed after the check');
       const trusted = await run(() => early);
-      expect(trusted.alpha).toEqual(['']);
+      expect(trusted.alpha).toEqual([]);
       expect(trusted.summary.copied).toEqual({ alpha: 0, beta: 0 });
       const next = await run();
       expect(next.summary.copied).toEqual({ alpha: 0, beta: 1 });

@@ -92,7 +92,7 @@ const CASES: HostileCase[] = [
   { mode: 'commit-count', what: 'fewer outcomes than the files it was asked to commit', reason: /it answered 3 of 4 commits/ },
   { mode: 'commit-schema', what: 'a commit outcome that is neither a digest nor an error', reason: /committedNew result 0 is neither a digest nor \[code, message\]/ },
   // Honest syncs first, so that listings are recorded for the lying one to be asked about.
-  { mode: 'same-count', what: 'fewer answers than the directories asked about', reason: /answered for 1 of the 2 directories asked about/, after: () => undefined, honest: 2 },
+  { mode: 'same-count', what: 'fewer answers than the directories asked about', reason: /answered for 2 of the 3 directories asked about/, after: () => undefined, honest: 2 },
   { mode: 'same-schema', what: 'an answer about a directory that is not a boolean', reason: /same 0 is not a boolean/, after: () => undefined, honest: 2 },
   { mode: 'lie-hash', what: 'a hash reply that does not match the content sent', reason: CONTENT_LIE },
   { mode: 'silent', what: 'an agent that never says hello', reason: /did not answer within 30 s/, handshake: true },

@@ -126,11 +126,11 @@ export interface EarlyCheck {
 
 type RecordedListing = ReturnType<Store['listings']>[number];
 
-// The listings a full pass checks at once: every directory's but the
-// root's, when there are some and not too many.
+// The listings a full pass checks at once: every directory's, the root's
+// included, when there are some and not too many.
 function checkedListings(store: Store, sessionId: number): RecordedListing[] | undefined {
   if (store.listingCount(sessionId) > UNCHANGED_CHECK_MAX) return undefined;
-  const recorded = store.listings(sessionId).filter((listing) => listing.dir !== '');
+  const recorded = store.listings(sessionId);
   return recorded.length > 0 ? recorded : undefined;
 }
 
@@ -528,12 +528,16 @@ class Pass {
       for (let d = dir; d !== '' && !changed.has(d); d = parentOf(d)) changed.add(d);
     };
     for (const dir of archived) if (!same.has(dir)) markUp(dir);
-    for (const conflict of this.store.openConflicts(this.sessionId)) markUp(parentOf(conflict.path));
+    const conflicts = this.store.openConflicts(this.sessionId);
+    for (const conflict of conflicts) markUp(parentOf(conflict.path));
     const trees = new Map<string, number>();
     for (const dir of archived) if (!changed.has(dir)) trees.set(dir, 0);
     for (const dir of trees.keys()) {
       for (let d = parentOf(dir); trees.has(d); d = parentOf(d)) trees.set(d, (trees.get(d) as number) + 1);
     }
+    // The root too, when it lists as recorded on both sides, nothing below
+    // it changed and no conflict is open: the pass has nothing to walk.
+    if (same.has('') && changed.size === 0 && conflicts.length === 0) trees.set('', archived.length);
     return trees;
   }
 
@@ -544,6 +548,12 @@ class Pass {
 
   // Walks the tree below `start` ('' for the root), deciding row by row.
   private async walkFrom(start: string, resolutions: Map<string, Side>): Promise<void> {
+    const unchanged = start === '' ? this.unchangedTrees?.get('') : undefined;
+    if (unchanged !== undefined) {
+      // The rows a walk would have counted: the directories, each in an unchanged subtree.
+      this.summary.scanned += unchanged;
+      return;
+    }
     const fresh = start === '' && this.store.archiveEmpty(this.sessionId);
     const top = await this.descend(start, true, true, fresh ? undefined : this.store.listing(this.sessionId, start));
     if (top.alpha instanceof Error || top.beta instanceof Error || top.alpha === undefined || top.beta === undefined) {
