@@ -3,9 +3,15 @@
  * sockets on 127.0.0.1.
  */
 
-import { type Server, type Socket, createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { type Server, type Socket, createConnection, createServer } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { Dialled } from '../src/transport/dial.js';
+import { Dialled, dial } from '../src/transport/dial.js';
+import type * as Ssh from '../src/transport/ssh.js';
+import { parseTarget } from '../src/transport/target.js';
+import { tempDir } from './support/cli.js';
+import { sshdUnavailable, startSshd } from './support/sshd.js';
 
 let server: Server | undefined;
 afterEach(() => {
@@ -51,7 +57,8 @@ describe('dialling ahead', () => {
     await until(() => accepted.length === 1);
     server?.close();
     const refused = new Dialled('127.0.0.1', port);
-    await new Promise((r) => setTimeout(r, 100));
+    // A connection made after it, refused too: once it has heard, so has `refused`.
+    await new Promise((resolve) => createConnection(port, '127.0.0.1').once('error', resolve));
     // The first was accepted before the server closed; the second was refused.
     expect(refused.take('127.0.0.1', port)).toBeUndefined();
     let closed = false;
@@ -62,4 +69,31 @@ describe('dialling ahead', () => {
     expect(closed).toBe(true);
     expect(unused.take('127.0.0.1', port)).toBeUndefined();
   });
+});
+
+// As root a missing sshd fails this rather than skipping it.
+describe.skipIf(process.getuid?.() !== 0)('dialling ahead to a real sshd', () => {
+  test('the handshake takes the connection dialled ahead, and the guest is reached over it', async () => {
+    const unavailable = sshdUnavailable();
+    if (unavailable !== undefined) throw new Error(`needs a real sshd: ${unavailable}`);
+    const sshd = await startSshd();
+    try {
+      const home = tempDir('ferry-dial-');
+      writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
+      const target = parseTarget(sshd.url(sshd.guestDir('dial')));
+      const dialled = dial(target);
+      // The built module: it finds the built agent beside it, to install in the guest.
+      const { connectGuest } = (await import(new URL('../dist/transport/ssh.js', import.meta.url).href)) as typeof Ssh;
+      const guest = await connectGuest(target, 'beta', { acceptNewHostKey: false, home, key: sshd.clientKey, dialled });
+      try {
+        expect(await guest.endpoint.exists('')).toBe(true);
+        // Taken by the handshake: not there to take again.
+        expect(dialled.take(target.hostName ?? target.host, target.port)).toBeUndefined();
+      } finally {
+        guest.close();
+      }
+    } finally {
+      await sshd.stop();
+    }
+  }, 60_000);
 });

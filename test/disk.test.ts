@@ -490,6 +490,10 @@ process.stdout.write(JSON.stringify(answers));`;
       expect(readFileSync(join(alpha, 'top.txt'), 'utf8')).toBe('changed on beta');
 
       await run(); // listings recorded again
+      expect((await run()).alpha).toEqual([]);
+      // An open conflict keeps the root walked, though everything lists as recorded.
+      store.recordConflict(session.id, 'top.txt', 'changed on both sides', undefined, undefined, undefined);
+      expect((await run()).alpha).toEqual(['']);
       writeFileSync(join(alpha, 'top.txt'), 'alpha');
       writeFileSync(join(beta, 'top.txt'), 'beta');
       await run();

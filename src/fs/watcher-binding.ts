@@ -27,14 +27,15 @@ export function hostPlatform(): Platform {
   return host;
 }
 
-// The C library is the one mapped into this process: glibc's libc.so.6, or
-// musl's loader, which is its libc too. Reading the maps takes a fraction of
-// a millisecond; the diagnostic report, asked when they tell neither, some 5.
+// The C library is the one mapped into this process: glibc's libc.so.6
+// (libc-2.NN.so before glibc 2.34), or musl's loader, which is its libc too.
+// Reading the maps takes a fraction of a millisecond; the diagnostic report,
+// asked when they tell neither, some 5.
 function linuxLibc(): string {
   try {
     const maps = readFileSync('/proc/self/maps', 'utf8');
     if (/\/ld-musl-[^/\n]*$/m.test(maps)) return 'musl';
-    if (/\/libc\.so\.6$/m.test(maps)) return 'glibc';
+    if (/\/libc(\.so\.6|-2\.[0-9]+\.so)$/m.test(maps)) return 'glibc';
   } catch {
     // No /proc: ask the report.
   }

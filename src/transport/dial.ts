@@ -44,7 +44,9 @@ export class Dialled {
     if (socket === undefined || host !== this.host || port !== this.port) return undefined;
     this.socket = undefined;
     socket.off('error', this.onError);
-    if (this.failed || socket.destroyed || socket.readyState === 'closed') {
+    // RACE: a server that closes the connection after this look fails the
+    // handshake as it would have failed a connection made then.
+    if (this.failed || socket.destroyed || (socket.readyState !== 'open' && socket.readyState !== 'opening')) {
       socket.destroy();
       return undefined;
     }

@@ -528,12 +528,15 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
       fail(new FerryError('ECONNECT', `cannot connect to ${named}: ${(error as Error).message}`));
     }
     // The agent's start command (the bundle's and native files' hashes) is
-    // worked out while the server starts up to greet us, not after.
-    try {
-      quickAgentCommand();
-    } catch {
-      // Said again, where it matters, when the agent is started.
-    }
+    // worked out during the key exchange, once ssh2 has sent its greeting
+    // (from a microtask), not after the handshake.
+    setImmediate(() => {
+      try {
+        quickAgentCommand();
+      } catch {
+        // Said again, where it matters, when the agent is started.
+      }
+    });
   });
   return client;
 }
