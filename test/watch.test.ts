@@ -237,6 +237,31 @@ describe.each(modes)('ferry sync --watch, $name', ({ remote }) => {
     }
   }, 60_000);
 
+  test('stopping while a held file is still rewritten without pause exits 1 and says it was not synced; the next sync copies it', async () => {
+    const p = pair({ 'seed.txt': 'seed' });
+    const busy = join(p.alpha, 'busy.bin');
+    // 32 MiB: every read of it spans clock ticks in which it was written.
+    writeFileSync(busy, Buffer.alloc(32 << 20, 'a'));
+    const w = Watching.start(p);
+    // Rewrites the file in place, 64 KiB at a time, until killed.
+    const writer = spawn(process.execPath, ['-e', `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(busy)}, 'r+'); const chunk = Buffer.alloc(65536); for (let i = 0; ; i++) { chunk.fill(97 + (i % 26)); fs.writeSync(fd, chunk, 0, chunk.length, (i % 512) * 65536); }`], { stdio: 'ignore' });
+    try {
+      await w.until((e) => e.event === 'held' && e.path === 'busy.bin', 30_000);
+      const status = await w.stop();
+      const stopped = await w.until((e) => e.event === 'stopped');
+      expect(stopped.unsynced).toBe(1);
+      expect(w.events.some((e) => e.event === 'error' && e.path === 'busy.bin')).toBe(true);
+      expect(status).toBe(1);
+    } finally {
+      writer.kill('SIGKILL');
+      await w.stop();
+    }
+    if (writer.exitCode === null && writer.signalCode === null) await new Promise((resolve) => writer.once('close', resolve));
+    const again = await runFerry(p.home, [...p.syncArgs, '--once']);
+    expect(again.status).toBe(0);
+    expect(readFileSync(join(p.beta, 'busy.bin')).equals(readFileSync(busy))).toBe(true);
+  }, 60_000);
+
   test.runIf(!remote)('a file written without pause for longer than a hold is still copied while it is written', async () => {
     const p = pair({ 'seed.txt': 'seed' });
     const w = Watching.start(p);

@@ -27,7 +27,8 @@ Usage:
       --watch keeps syncing: both sides are watched and each change is
       propagated as it happens, until Ctrl-C or SIGTERM or until what reads
       its output goes away (exit 0, or 3 if conflicts remain; open ones are
-      listed at the first pass; a second Ctrl-C stops at once, exit 1). A file
+      listed at the first pass; 1 if a file still changing when it stops
+      could not be copied; a second Ctrl-C stops at once, exit 1). A file
       that keeps changing (a download, a log) is copied once it has been
       unchanged for 1 s (tried every 10 s while it changes, and when the
       watch stops), not at every write. A lost

@@ -138,8 +138,9 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
 }
 
 // Keeps the pair in step until SIGINT or SIGTERM, or until stdout's reader
-// goes (`--watch --json | head`): exit 0, or 3 with conflicts open; a halt
-// exits 1. A second signal exits at once: every write is crash-safe anyway.
+// goes (`--watch --json | head`): exit 0, or 3 with conflicts open; a halt,
+// or a file still changing at the stop that could not be synced, exits 1. A
+// second signal exits at once: every write is crash-safe anyway.
 async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alphaRoot: string, betaRoot: string, connect: () => Promise<Link>): Promise<number> {
   const session = store.session(alphaRoot, betaRoot, true);
   if (session === undefined) throw new Error('session was not created');
@@ -160,8 +161,8 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   const offStdoutClosed = whenStdoutCloses(() => controller.abort());
   try {
     const { watchSession } = await import('../sync/watch.js');
-    await watchSession({ store, session, connect, onEvent, verifyEveryMs, signal: controller.signal });
-    return store.openConflicts(session.id).length > 0 ? EXIT.conflicts : EXIT.ok;
+    const unsynced = await watchSession({ store, session, connect, onEvent, verifyEveryMs, signal: controller.signal });
+    return unsynced > 0 ? EXIT.error : store.openConflicts(session.id).length > 0 ? EXIT.conflicts : EXIT.ok;
   } catch (error) {
     if (json && error instanceof Error) {
       onEvent({ event: 'error', message: `halted: ${error.message}` });
@@ -219,7 +220,10 @@ function printWatchEvent(event: WatchEvent): void {
       line = `connection lost (${event.message}); reconnecting in ${(event.inMs / 1000).toFixed(1)} s (attempt ${event.attempt})`;
       break;
     case 'stopped':
-      line = 'stopped';
+      line =
+        event.unsynced === undefined
+          ? 'stopped'
+          : `stopped; ${plural(event.unsynced, 'file')} still changing could not be synced: the next sync copies ${event.unsynced === 1 ? 'it' : 'them'}`;
       break;
   }
   if (line !== undefined) process.stdout.write(`${time} ${terminalSafe(line)}\n`);

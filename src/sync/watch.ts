@@ -48,7 +48,7 @@ export type WatchEvent =
   | { readonly event: 'held'; readonly path: string; readonly side: string; readonly quietMs: number; readonly maxMs: number }
   | { readonly event: 'error'; readonly message: string; readonly path?: string }
   | { readonly event: 'reconnecting'; readonly message: string; readonly attempt: number; readonly inMs: number }
-  | { readonly event: 'stopped' };
+  | { readonly event: 'stopped'; readonly unsynced?: number };
 
 /** Link is a connected pair of endpoints. */
 export interface Link {
@@ -93,11 +93,15 @@ const RESOLUTION_POLL_MS = 1000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 
-/** watchSession keeps a session in step until the signal aborts it; throws on a halt. */
-export async function watchSession(options: WatchOptions): Promise<void> {
+/**
+ * watchSession keeps a session in step until the signal aborts it; throws on
+ * a halt. Returns how many files, still changing when it stopped, its last
+ * pass could not sync.
+ */
+export async function watchSession(options: WatchOptions): Promise<number> {
   const lock = lockSession(options.store.home, options.session.id);
   try {
-    await new Watch(options).run();
+    return await new Watch(options).run();
   } finally {
     lock.release();
   }
@@ -129,6 +133,8 @@ class Watch {
   /** The conflicts said to the user in this run (a conflict left open by an earlier sync is said once, at the first pass that meets it). */
   private readonly announced = new Set<number>();
   private deletionSince: number | undefined;
+  /** Files the pass made at the stop could not sync (they were still changing). */
+  private unsynced = 0;
   /** Files that keep changing, held across passes (and reconnections). */
   private readonly settler = new Settler((side, path, maxMs) => this.emit({ event: 'held', path, side, quietMs: SETTLE_QUIET_MS, maxMs }));
 
@@ -143,7 +149,7 @@ class Watch {
     this.options.onEvent(event);
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<number> {
     let connectedOnce = false;
     let attempt = 0;
     while (!this.options.signal.aborted) {
@@ -165,7 +171,8 @@ class Watch {
         await link?.close().catch(() => undefined);
       }
     }
-    this.emit({ event: 'stopped' });
+    this.emit({ event: 'stopped', ...(this.unsynced > 0 ? { unsynced: this.unsynced } : {}) });
+    return this.unsynced;
   }
 
   private async serve(link: Link, why: string, onSynced: () => void): Promise<void> {
@@ -194,7 +201,7 @@ class Watch {
         if (this.options.signal.aborted) {
           // What was held while it changed is synced as it is now, not left behind.
           const held = this.settler.release();
-          if (held.length > 0) await this.pass(link, held, `stopping: syncing what was held while it changed`, false);
+          if (held.length > 0) this.unsynced = (await this.pass(link, held, `stopping: syncing what was held while it changed`, false)).failures.length;
           return;
         }
         if (Date.now() >= nextVerify) {
