@@ -464,6 +464,24 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
 
 // A kernel pseudo file system mounted inside a synced tree (a chroot's
 // /proc) is never walked or copied: its directory is skipped as special.
+describe('one pair, one order', () => {
+  test('a pair synced one way round is refused the other way, which would not know what was deleted', async () => {
+    const pair = makeLocalOrRemotePair({ 'kept.txt': 'k', 'gone.txt': 'g' });
+    expect((await pair.sync()).status).toBe(0);
+    unlinkSync(join(pair.alpha, 'gone.txt'));
+    const before = readTree(pair.beta);
+    const swapped = await runFerry(pair.home, ['sync', pair.beta, pair.alpha, '--once']);
+    expect(swapped.status).toBe(2);
+    expect(swapped.stderr).toContain('already synced the other way round');
+    expect(swapped.stderr).toContain(`ferry sync ${pair.alpha} ${pair.beta}`);
+    // Nothing came back, nothing went.
+    expect(existsSync(join(pair.alpha, 'gone.txt'))).toBe(false);
+    expect(readTree(pair.beta)).toEqual(before);
+    expect((await pair.sync()).status).toBe(0);
+    expect(existsSync(join(pair.beta, 'gone.txt'))).toBe(false);
+  });
+});
+
 describe.skipIf(process.getuid?.() !== 0)('a pseudo file system inside the tree', () => {
   test('a proc mounted below the root is skipped, and the rest syncs', async (context) => {
     const pair = makeLocalOrRemotePair({ 'file.txt': 'real', 'proc/': null, 'etc/hostname': 'chroot' });

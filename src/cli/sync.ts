@@ -14,7 +14,7 @@ import type { Store } from '../state/store.js';
 import { type EarlyCheck, type Summary, type SyncEvent, checkEarly, syncSession } from '../sync/session.js';
 import type { Link, WatchEvent } from '../sync/watch.js';
 import { checkPair, checkRoot } from './roots.js';
-import { EXIT, formatBytes, plural, printJson, printLines, markToldAsEvent, terminalSafe, whenStdoutCloses } from './output.js';
+import { EXIT, formatBytes, plural, printJson, printLines, markToldAsEvent, shellWord, terminalSafe, whenStdoutCloses } from './output.js';
 
 /** syncCommand runs one sync of a pair of directories, or keeps them in step with --watch. */
 export async function syncCommand(store: Store, args: string[]): Promise<number> {
@@ -44,6 +44,15 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
   if (remote === undefined && (values.key !== undefined || values['accept-new-host-key'])) throw new UsageError('--key and --accept-new-host-key apply to an ssh:// (or user@host:path) beta');
   const betaRoot = remote === undefined ? checkRoot(betaArg, 'beta', known) : targetLabel(remote);
   if (remote === undefined) checkPair(alphaRoot, betaRoot);
+  // The same two directories the other way round would be a session of their
+  // own, with no record of what the first one synced: a file deleted since
+  // would come back from the side that still has it.
+  const swapped = remote === undefined ? store.session(betaRoot, alphaRoot, false) : undefined;
+  if (swapped !== undefined && store.session(alphaRoot, betaRoot, false) === undefined) {
+    throw new UsageError(
+      `${betaRoot} and ${alphaRoot} are already synced the other way round (session ${swapped.id}); run \`ferry sync ${shellWord(betaRoot)} ${shellWord(alphaRoot)}\`: with the two swapped ferry would start afresh, with no record of what was synced or deleted`,
+    );
+  }
   // The guest's server starts up while the rest is loaded and alpha checked.
   const dialled = remote === undefined ? undefined : dial(remote);
   try {
