@@ -24,11 +24,6 @@ export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-/** shellWord writes a path as one word of a shell command line (quoted when it must be). */
-export function shellWord(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
 const closedHandlers = new Set<() => void>();
 let watchingStdout = false;
 

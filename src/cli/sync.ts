@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { describeUnsupported } from '../core/entry.js';
 import { SessionHalt, UsageError } from '../core/errors.js';
+import { shellWord } from '../core/shell.js';
 import { dial } from '../transport/dial.js';
 import { looksRemote, parseTarget, targetLabel } from '../transport/target.js';
 import { LocalEndpoint } from '../fs/local.js';
@@ -14,7 +15,7 @@ import type { Store } from '../state/store.js';
 import { type EarlyCheck, type Summary, type SyncEvent, checkEarly, syncSession } from '../sync/session.js';
 import type { Link, WatchEvent } from '../sync/watch.js';
 import { checkPair, checkRoot } from './roots.js';
-import { EXIT, formatBytes, plural, printJson, printLines, markToldAsEvent, shellWord, terminalSafe, whenStdoutCloses } from './output.js';
+import { EXIT, formatBytes, plural, printJson, printLines, markToldAsEvent, terminalSafe, whenStdoutCloses } from './output.js';
 
 /** syncCommand runs one sync of a pair of directories, or keeps them in step with --watch. */
 export async function syncCommand(store: Store, args: string[]): Promise<number> {

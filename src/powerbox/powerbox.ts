@@ -16,6 +16,7 @@ import { type Side, type UnsupportedReason, describeUnsupported } from '../core/
 import { ConnectionLost, FerryError, SessionHalt, UsageError } from '../core/errors.js';
 import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { isWithin } from '../core/path.js';
+import { shellQuote } from '../core/shell.js';
 import { LocalEndpoint } from '../fs/local.js';
 import { nativeDisk } from '../fs/native.js';
 import { onPseudoFileSystem } from '../fs/pseudo.js';
@@ -66,11 +67,6 @@ async function within<T>(promise: Promise<T>, ms: number, timeout: () => Error):
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** shellQuote quotes a word for sh. */
-function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 /**
