@@ -18,14 +18,10 @@ export class Dialled {
     readonly host: string,
     readonly port: number,
   ) {
-    const socket = new Socket();
-    // Requests and replies are small and pipelined: Nagle's algorithm would
-    // hold each small write for the peer's delayed ACK (40 ms on Linux).
-    socket.setNoDelay(true);
+    const socket = connectTo(host, port);
     // A failure here is left to the handshake's own connection to meet and
     // tell: take() hands over no socket that failed.
     socket.once('error', this.onError);
-    socket.connect(port, host);
     this.socket = socket;
   }
 
@@ -58,6 +54,15 @@ export class Dialled {
     this.socket?.destroy();
     this.socket = undefined;
   }
+}
+
+/** connectTo starts a TCP connection for an SSH handshake. */
+export function connectTo(host: string, port: number): Socket {
+  const socket = new Socket();
+  // Requests and replies are small and pipelined: Nagle's algorithm would
+  // hold each small write for the peer's delayed ACK (40 ms on Linux).
+  socket.setNoDelay(true);
+  return socket.connect(port, host);
 }
 
 /** dial opens the TCP connection to a target's SSH server, as the handshake will look it up. */

@@ -18,7 +18,7 @@ import type { Side } from '../core/entry.js';
 import { FerryError, UsageError } from '../core/errors.js';
 import { shimsPath } from '../fs/native.js';
 import { bindingPath, hostPlatform, type Platform } from '../fs/watcher-binding.js';
-import type { Dialled } from './dial.js';
+import { type Dialled, connectTo } from './dial.js';
 import { type SshTarget, targetLabel } from './target.js';
 import { type ChannelLimits, HANDSHAKE_MS, RemoteEndpoint } from './remote.js';
 
@@ -477,14 +477,8 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
   const auth = authPlan(target, options);
   config.authHandler = auth.methods;
 
-  // The connection `ferry sync` opened early, else a new one (without
-  // Nagle's algorithm either, as Dialled explains).
-  let socket = options.dialled?.take(address, target.port);
-  if (socket === undefined) {
-    socket = new Socket();
-    socket.setNoDelay(true);
-    socket.connect(target.port, address);
-  }
+  // The connection `ferry sync` opened early, else a new one.
+  const socket = options.dialled?.take(address, target.port) ?? connectTo(address, target.port);
   config.sock = socket;
   const client = new Client();
   await new Promise<void>((resolve, reject) => {
