@@ -233,7 +233,7 @@ function printWatchEvent(event: WatchEvent): void {
       line =
         event.unsynced === undefined
           ? 'stopped'
-          : `stopped; ${plural(event.unsynced, 'file')} still changing could not be synced: the next sync copies ${event.unsynced === 1 ? 'it' : 'them'}`;
+          : `stopped; ${plural(event.unsynced, 'file')} could not be synced at the stop (said above): the next sync tries again`;
       break;
   }
   if (line !== undefined) process.stdout.write(`${time} ${terminalSafe(line)}\n`);

@@ -95,8 +95,8 @@ const BACKOFF_MAX_MS = 30_000;
 
 /**
  * watchSession keeps a session in step until the signal aborts it; throws on
- * a halt. Returns how many files, still changing when it stopped, its last
- * pass could not sync.
+ * a halt. Returns how many files the pass it made at the stop, for files held
+ * while they changed, could not sync.
  */
 export async function watchSession(options: WatchOptions): Promise<number> {
   const lock = lockSession(options.store.home, options.session.id);
@@ -133,7 +133,7 @@ class Watch {
   /** The conflicts said to the user in this run (a conflict left open by an earlier sync is said once, at the first pass that meets it). */
   private readonly announced = new Set<number>();
   private deletionSince: number | undefined;
-  /** Files the pass made at the stop could not sync (they were still changing). */
+  /** Files the pass made at the stop, over the directories of held files, could not sync (each said in an error event). */
   private unsynced = 0;
   /** Files that keep changing, held across passes (and reconnections). */
   private readonly settler = new Settler((side, path, maxMs) => this.emit({ event: 'held', path, side, quietMs: SETTLE_QUIET_MS, maxMs }));
