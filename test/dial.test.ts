@@ -12,6 +12,7 @@ import type * as Ssh from '../src/transport/ssh.js';
 import { parseTarget } from '../src/transport/target.js';
 import { tempDir } from './support/cli.js';
 import { sshdUnavailable, startSshd } from './support/sshd.js';
+import { eventually, sleep } from './support/wait.js';
 
 let server: Server | undefined;
 afterEach(() => {
@@ -29,17 +30,13 @@ async function listening(): Promise<{ port: number; accepted: Socket[] }> {
   return { port: address.port, accepted };
 }
 
-const until = async (done: () => boolean) => {
-  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
-};
-
 describe('dialling ahead', () => {
   test('the socket is handed over once, to the handshake for the same host and port, and carries what the server sent first', async () => {
     const { port, accepted } = await listening();
     const dialled = new Dialled('127.0.0.1', port);
-    await until(() => accepted.length === 1);
+    await eventually(() => expect(accepted).toHaveLength(1));
     accepted[0]?.write('SSH-2.0-banner\r\n');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     expect(dialled.take('127.0.0.1', port + 1)).toBeUndefined();
     expect(dialled.take('localhost', port)).toBeUndefined();
     const socket = dialled.take('127.0.0.1', port);
@@ -54,7 +51,7 @@ describe('dialling ahead', () => {
   test('a connection that failed is not handed over, and one never taken is closed by drop', async () => {
     const { port, accepted } = await listening();
     const unused = new Dialled('127.0.0.1', port);
-    await until(() => accepted.length === 1);
+    await eventually(() => expect(accepted).toHaveLength(1));
     server?.close();
     const refused = new Dialled('127.0.0.1', port);
     // A connection made after it, refused too: once it has heard, so has `refused`.
@@ -65,8 +62,7 @@ describe('dialling ahead', () => {
     accepted[0]?.on('close', () => (closed = true));
     accepted[0]?.resume();
     unused.drop();
-    await until(() => closed);
-    expect(closed).toBe(true);
+    await eventually(() => expect(closed).toBe(true));
     expect(unused.take('127.0.0.1', port)).toBeUndefined();
   });
 });
