@@ -95,6 +95,8 @@ const CASES: HostileCase[] = [
   { mode: 'same-count', what: 'fewer answers than the directories asked about', reason: /answered for 2 of the 3 directories asked about/, after: () => undefined, honest: 2 },
   { mode: 'same-schema', what: 'an answer about a directory that is not a boolean', reason: /same 0 is not a boolean/, after: () => undefined, honest: 2 },
   { mode: 'lie-hash', what: 'a hash reply that does not match the content sent', reason: CONTENT_LIE },
+  { mode: 'where-relative', what: "a root's canonical path that is not absolute", reason: /where real is not an absolute path/ },
+  { mode: 'where-dotdot', what: "a root's canonical path through \"..\"", reason: /where real: component "\.\." is not allowed/ },
   { mode: 'silent', what: 'an agent that never says hello', reason: /did not answer within 30 s/, handshake: true },
 ];
 

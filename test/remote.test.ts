@@ -12,6 +12,7 @@ import { LocalEndpoint } from '../src/fs/local.js';
 import { nativeDisk, shimsPath } from '../src/fs/native.js';
 import { Store } from '../src/state/store.js';
 import { syncSession } from '../src/sync/session.js';
+import { peerOf } from '../src/transport/ssh.js';
 import type { WatchHint } from '../src/core/endpoint.js';
 import { bindingPath, hostPlatform } from '../src/fs/watcher-binding.js';
 import { AGENT_MAGIC, PROTOCOL_VERSION, encodeJson } from '../src/protocol/frame.js';
@@ -166,6 +167,19 @@ test('many large files in flight to the agent wait for one drain of the channel,
     store.close();
   }
 }, 60_000);
+
+describe('peerOf', () => {
+  test('names every loopback address alike, and others by address and port', () => {
+    expect(peerOf('127.0.0.1', 22)).toBe('loopback:22');
+    expect(peerOf('127.1.2.3', 2222)).toBe('loopback:2222');
+    expect(peerOf('::1', 22)).toBe('loopback:22');
+    expect(peerOf('::ffff:127.0.0.1', 22)).toBe('loopback:22');
+    expect(peerOf('::ffff:10.0.0.7', 22)).toBe('10.0.0.7:22');
+    expect(peerOf('192.168.1.20', 22)).toBe('192.168.1.20:22');
+    expect(peerOf('fe80::1', 22)).toBe('[fe80::1]:22');
+    expect(peerOf('10.0.0.7', 2222)).not.toBe(peerOf('10.0.0.7', 22));
+  });
+});
 
 describe('watching through the agent', () => {
   test.runIf(process.platform === 'linux')("the host's C library, read from the process's maps, is the one Node's diagnostic report names", () => {

@@ -5,7 +5,7 @@
 
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Pair, type Tree, makePair as makeLocalOrRemotePair, readTree, runFerry, writeTree } from './support/cli.js';
 import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
@@ -459,6 +459,39 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     writeFileSync(join(pair.alpha, 'big', 'blob.bin'), big);
     expect((await pair.sync()).status).toBe(0);
     expect(readFileSync(join(pair.beta, 'big', 'blob.bin')).equals(big)).toBe(true);
+  });
+
+  // localhost for 127.0.0.1, ~/dir for /home/user/dir: one guest directory
+  // under another name would be a session of its own, with no record of
+  // what the first synced, and a file deleted since would come back.
+  test.skipIf(mode === 'local')('one guest directory under another name is refused, which would not know what was deleted', async () => {
+    const pair = makePair({ 'kept.txt': 'k', 'gone.txt': 'g' });
+    expect((await pair.sync()).status).toBe(0);
+    unlinkSync(join(pair.alpha, 'gone.txt'));
+    const before = readTree(pair.beta);
+    const server = sshd as Sshd;
+    const env = mode === 'ssh, portable agent' ? { FERRY_GUEST_DISK: 'portable' } : {};
+    const names = [
+      `ssh://ferry-guest@127.0.0.1:${server.port}/~/${relative(server.guestHome, pair.beta)}`,
+      `ssh://ferry-guest@localhost:${server.port}${pair.beta}`,
+    ];
+    for (const name of names) {
+      const other = await runFerry(pair.home, ['sync', pair.alpha, name, '--once', '--key', server.clientKey, '--accept-new-host-key'], undefined, env);
+      expect(other.stderr).toContain(`beta ${name} is the guest directory already synced with ${pair.alpha} as ${pair.betaArg}`);
+      expect(other.stderr).toContain(`run \`ferry sync ${pair.alpha} ${pair.betaArg}\``);
+      expect(other.status).toBe(2);
+      // Nothing came back, nothing went.
+      expect(existsSync(join(pair.alpha, 'gone.txt'))).toBe(false);
+      expect(readTree(pair.beta)).toEqual(before);
+    }
+    // The same refusal in watch mode, before anything is synced.
+    const watching = await runFerry(pair.home, ['sync', pair.alpha, names[0] as string, '--watch', '--key', server.clientKey], undefined, env);
+    expect(watching.status).toBe(2);
+    expect(watching.stderr).toContain('is the guest directory already synced with');
+    expect(readTree(pair.beta)).toEqual(before);
+    // Under its own name the pair goes on, and the deletion goes through.
+    expect((await pair.sync()).status).toBe(0);
+    expect(existsSync(join(pair.beta, 'gone.txt'))).toBe(false);
   });
 });
 

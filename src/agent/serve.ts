@@ -8,6 +8,7 @@
  */
 
 import type { Readable, Writable } from 'node:stream';
+import { realpath } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { ScanItem, Staged } from '../core/endpoint.js';
 import type { FileEntry } from '../core/entry.js';
@@ -196,6 +197,8 @@ export async function serve(input: Readable, output: Writable): Promise<void> {
         }
         case 'exists':
           return await reply({ t: 'exists', id, exists: await ep.exists(request.path) });
+        case 'where':
+          return await reply({ t: 'where', id, real: await realpath(ep.root) });
         case 'sweep':
           await ep.sweep();
           return await reply({ t: 'ok', id });

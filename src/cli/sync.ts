@@ -4,7 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import { describeUnsupported } from '../core/entry.js';
-import { SessionHalt, UsageError } from '../core/errors.js';
+import { SessionHalt, UsageError, asError } from '../core/errors.js';
 import { shellWord } from '../core/shell.js';
 import { dial } from '../transport/dial.js';
 import { looksRemote, parseTarget, targetLabel } from '../transport/target.js';
@@ -69,10 +69,24 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
               { acceptNewHostKey: values['accept-new-host-key'], home: store.home, ...(values.key !== undefined ? { key: values.key } : {}), ...(dialled !== undefined ? { dialled } : {}) },
               (reason) => store.log('protocol-violation', store.session(alphaRoot, betaRoot, false)?.id ?? null, null, `${betaRoot}: ${reason}`),
             );
+      let where: string | undefined;
       try {
-        if (guest !== undefined && !(await guest.endpoint.exists(''))) {
+        // Asked together: one round trip.
+        const [exists, real] = guest === undefined ? [true, undefined] : await Promise.all([guest.endpoint.exists(''), guest.endpoint.where().catch(asError)]);
+        if (!exists) {
           if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
           throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
+        }
+        if (real instanceof Error) throw real;
+        // One guest directory under two names (localhost and 127.0.0.1,
+        // ~/dir and /home/u/dir) would be two sessions, the second with no
+        // record of what the first synced or deleted.
+        where = guest === undefined || real === undefined ? undefined : `${guest.peer} ${real}`;
+        const other = where === undefined ? undefined : store.otherSessionAt(alphaRoot, betaRoot, where);
+        if (other !== undefined) {
+          throw new UsageError(
+            `beta ${betaArg} is the guest directory already synced with ${alphaRoot} as ${other.beta} (session ${other.id}); run \`ferry sync ${shellWord(alphaRoot)} ${shellWord(other.beta)}\`: under another name ferry would start afresh, with no record of what was synced or deleted`,
+          );
         }
       } catch (error) {
         guest?.close();
@@ -80,6 +94,7 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
       }
       return {
         alpha,
+        ...(where !== undefined ? { where } : {}),
         beta: guest?.endpoint ?? new LocalEndpoint('beta', betaRoot, nativeDisk(), watcher),
         ...(guest !== undefined ? { lost: guest.endpoint.ended, ...(guest.endpoint.agent !== undefined ? { agent: guest.endpoint.agent } : {}) } : {}),
         close: () => {
@@ -119,6 +134,7 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
   const values = { json };
   const session = store.session(alphaRoot, betaRoot, true);
   if (session === undefined) throw new Error('session was not created');
+  if (link.where !== undefined) store.setBetaWhere(session.id, link.where);
   const progress = !values.json && process.stderr.isTTY ? new Progress() : undefined;
   const onEvent = (event: SyncEvent) => {
     if (progress !== undefined) progress.update(event);
@@ -152,8 +168,6 @@ async function runSync(store: Store, json: boolean, alphaRoot: string, betaRoot:
 // or a file still changing at the stop that could not be synced, exits 1. A
 // second signal exits at once: every write is crash-safe anyway.
 async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alphaRoot: string, betaRoot: string, connect: () => Promise<Link>): Promise<number> {
-  const session = store.session(alphaRoot, betaRoot, true);
-  if (session === undefined) throw new Error('session was not created');
   const controller = new AbortController();
   const onEvent = json ? (event: WatchEvent) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`) : printWatchEvent;
   const onSignal = () => {
@@ -169,9 +183,21 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const offStdoutClosed = whenStdoutCloses(() => controller.abort());
+  // The first link is made before the session: connecting checks that the
+  // guest directory is not synced with alpha under another name already.
+  let first: Link | undefined;
   try {
     const { watchSession } = await import('../sync/watch.js');
-    const unsynced = await watchSession({ store, session, connect, onEvent, verifyEveryMs, signal: controller.signal });
+    first = await connect();
+    const session = store.session(alphaRoot, betaRoot, true);
+    if (session === undefined) throw new Error('session was not created');
+    if (first.where !== undefined) store.setBetaWhere(session.id, first.where);
+    const firstThenNew = (): Promise<Link> => {
+      const link = first;
+      first = undefined;
+      return link !== undefined ? Promise.resolve(link) : connect();
+    };
+    const unsynced = await watchSession({ store, session, connect: firstThenNew, onEvent, verifyEveryMs, signal: controller.signal });
     return unsynced > 0 ? EXIT.error : store.openConflicts(session.id).length > 0 ? EXIT.conflicts : EXIT.ok;
   } catch (error) {
     if (json && error instanceof Error) {
@@ -180,6 +206,8 @@ async function runWatch(store: Store, json: boolean, verifyEveryMs: number, alph
     }
     throw error;
   } finally {
+    // Unused if the watch stopped before it started.
+    await first?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     offStdoutClosed();

@@ -48,6 +48,8 @@ export type Request =
   | { t: 'exists'; id: number; path: string }
   | { t: 'sweep'; id: number }
   | { t: 'barrier'; id: number }
+  /** Where the root is in the guest: its canonical path (no link, no `..`). */
+  | { t: 'where'; id: number }
   | { t: 'watch'; id: number; only?: string };
 
 /** Replies from the agent to the host. */
@@ -66,6 +68,7 @@ export type Reply =
   | { t: 'committedNew'; id: number; results: CommitNewResult[] }
   | { t: 'entry'; id: number; entry: WireEntry | null }
   | { t: 'exists'; id: number; exists: boolean }
+  | { t: 'where'; id: number; real: string }
   | { t: 'error'; id: number; code: 'changed' | 'path'; message: string }
   /** After a watch request is accepted: changes in the guest, under that request's id, until the channel ends. */
   | { t: 'changed'; id: number; dirs?: string[]; deleted?: boolean; rescan?: string };
@@ -147,6 +150,15 @@ function path(value: unknown, what: string): string {
     if (error instanceof InvalidPathError) fail(`${what}: ${error.reason}`);
     throw error;
   }
+}
+
+// An absolute path in the guest (a root's canonical path): at most
+// PATH_MAX bytes, every component a valid name.
+function guestPath(value: unknown, what: string): string {
+  const s = text(value, 4096, what);
+  if (!s.startsWith('/') || Buffer.byteLength(s) > 4096) fail(`${what} is not an absolute path of at most 4096 bytes`);
+  if (s !== '/') path(s.slice(1), what);
+  return s;
 }
 
 /** The largest size or offset on the wire (2^53 - 1). */
@@ -277,6 +289,10 @@ export function checkReply(value: unknown): Reply {
       exactKeys(o, ['t', 'id', 'exists'], [], 'exists');
       bool(o.exists, 'exists');
       break;
+    case 'where':
+      exactKeys(o, ['t', 'id', 'real'], [], 'where');
+      guestPath(o.real, 'where real');
+      break;
     case 'changed': {
       exactKeys(o, ['t', 'id'], ['dirs', 'deleted', 'rescan'], 'changed');
       if ((o.dirs === undefined) === (o.rescan === undefined)) fail('changed names neither or both of dirs and rescan');
@@ -335,6 +351,7 @@ export function checkRequest(value: unknown): Request {
     case 'end':
     case 'sweep':
     case 'barrier':
+    case 'where':
       exactKeys(o, ['t', 'id'], [], o.t);
       break;
     case 'watch':

@@ -205,6 +205,8 @@ export class Store {
       sessionById: db.prepare<[number], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
       insertSession: db.prepare<[string, string, number]>('INSERT INTO sessions (alpha, beta, created_at) VALUES (?, ?, ?)'),
       sessionWithRoot: db.prepare<[string, string], SessionRow>('SELECT * FROM sessions WHERE alpha = ? OR beta = ? LIMIT 1'),
+      sessionAt: db.prepare<[string, string, string], SessionRow>('SELECT * FROM sessions WHERE alpha = ? AND beta_where = ? AND beta <> ? LIMIT 1'),
+      setBetaWhere: db.prepare<[string, number]>('UPDATE sessions SET beta_where = ? WHERE id = ?'),
       touchSession: db.prepare<[number, number]>('UPDATE sessions SET last_sync_at = ? WHERE id = ?'),
       archiveChildren: db
         .prepare<[number, string]>('SELECT name, kind, size, hash, alpha_stamp, beta_stamp FROM archive WHERE session = ? AND parent = ? ORDER BY name')
@@ -291,6 +293,20 @@ export class Store {
     if (!create) return undefined;
     const info = this.stmts.insertSession.run(alpha, beta, Date.now());
     return this.sessionById(Number(info.lastInsertRowid));
+  }
+
+  /**
+   * otherSessionAt returns a session of alpha whose guest beta is at `where`
+   * (see setBetaWhere) under another name than beta, if there is one.
+   */
+  otherSessionAt(alpha: string, beta: string, where: string): SessionRecord | undefined {
+    const row = this.stmts.sessionAt.get(alpha, where, beta);
+    return row === undefined ? undefined : sessionFromRow(row);
+  }
+
+  /** setBetaWhere records where a session's guest beta is: the server reached and the root's canonical path there. */
+  setBetaWhere(session: number, where: string): void {
+    this.stmts.setBetaWhere.run(where, session);
   }
 
   /** sessionById returns a session by id. */

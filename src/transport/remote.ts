@@ -554,6 +554,11 @@ export class RemoteEndpoint implements Endpoint {
     return (await this.call({ t: 'exists', path } as Omit<Request, 'id'>, ['exists'])).exists;
   }
 
+  /** where asks the agent for the root's canonical path in the guest (links and `..` resolved). */
+  async where(): Promise<string> {
+    return (await this.call({ t: 'where' }, ['where'])).real;
+  }
+
   async sweep(): Promise<void> {
     await this.call({ t: 'sweep' }, ['ok']);
   }

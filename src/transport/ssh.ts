@@ -243,12 +243,13 @@ export interface Guest {
 }
 
 /** connectGuest connects, checks the host key, installs the agent if needed and starts it for target.path. */
-export async function connectGuest(target: SshTarget, side: Side, options: SshOptions, onViolation?: (reason: string) => void): Promise<Guest> {
+export async function connectGuest(target: SshTarget, side: Side, options: SshOptions, onViolation?: (reason: string) => void): Promise<Guest & { readonly peer: string }> {
   const link = await SshLink.connect(target, options);
   try {
     const guest = await link.openAgent(side, target.path, onViolation);
     return {
       endpoint: guest.endpoint,
+      peer: link.peer,
       close: () => {
         guest.close();
         link.close();
@@ -337,6 +338,8 @@ export class SshLink {
   private constructor(
     private readonly client: Client,
     readonly label: string,
+    /** The address and port the connection reached (see peerOf). */
+    readonly peer: string,
   ) {
     client.on('close', () => this.onClosed(new FerryError('ECONNECT', `the connection to ${label} closed`)));
     client.on('error', (error: Error) => this.onClosed(new FerryError('ECONNECT', `the connection to ${label} failed: ${error.message}`)));
@@ -344,8 +347,8 @@ export class SshLink {
 
   /** connect opens the connection and checks the host key (the pinned one, or known_hosts). */
   static async connect(target: SshTarget, options: SshOptions): Promise<SshLink> {
-    const client = await openClient(target, options);
-    return new SshLink(client, targetLabel({ ...target, path: '/' }).slice(0, -1));
+    const { client, peer } = await openClient(target, options);
+    return new SshLink(client, targetLabel({ ...target, path: '/' }).slice(0, -1), peer);
   }
 
   /**
@@ -432,7 +435,7 @@ export class SshLink {
   }
 }
 
-async function openClient(target: SshTarget, options: SshOptions): Promise<Client> {
+async function openClient(target: SshTarget, options: SshOptions): Promise<{ client: Client; peer: string }> {
   // ~/.ssh/config's UserKnownHostsFile stands in for ~/.ssh/known_hosts, as for ssh.
   const knownFiles = [...(target.knownHostsFiles ?? [join(homedir(), '.ssh', 'known_hosts')]), join(options.home, 'known_hosts')];
   // The machine's address (~/.ssh/config's HostName for an alias): known_hosts is read for it, as ssh does.
@@ -532,7 +535,18 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<Clien
       }
     });
   });
-  return client;
+  return { client, peer: peerOf(socket.remoteAddress, socket.remotePort ?? target.port) };
+}
+
+/**
+ * peerOf names the end of a connection: its address and port, with every
+ * loopback address (127.0.0.0/8, ::1) one name, so that `localhost` and
+ * `127.0.0.1` are seen to reach the same server.
+ */
+export function peerOf(address: string | undefined, port: number): string {
+  const bare = (address ?? '?').replace(/^::ffff:(?=\d+\.)/, '');
+  const loopback = bare === '::1' || /^127\./.test(bare);
+  return `${loopback ? 'loopback' : bare.includes(':') ? `[${bare}]` : bare}:${port}`;
 }
 
 // Returns the command that starts the agent, installing it first when the

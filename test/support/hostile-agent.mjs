@@ -455,6 +455,12 @@ function onReply(message) {
     case 'commit-schema':
       if (message.t === 'committedNew') message.results[0] = 'done';
       break;
+    case 'where-relative':
+      if (message.t === 'where') message.real = 'home/elsewhere';
+      break;
+    case 'where-dotdot':
+      if (message.t === 'where') message.real = '/home/../etc';
+      break;
     case 'lie-hash':
       if (message.t === 'hash') message.hash = message.hash.slice(0, 15) + (message.hash[15] === '0' ? '1' : '0');
       break;
