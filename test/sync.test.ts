@@ -3,9 +3,11 @@
  * temp directories.
  */
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, realpathSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join, relative } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Pair, type Tree, makePair as makeLocalOrRemotePair, readTree, runFerry, writeTree } from './support/cli.js';
 import { type Sshd, startSshd, sshdUnavailable } from './support/sshd.js';
@@ -15,6 +17,12 @@ interface ConflictJson {
   path: string;
   reason: string;
   state: string;
+}
+
+// The SHA256 fingerprint of the host key in a known_hosts line, as OpenSSH prints it.
+function hostKeyFingerprint(knownHostsLine: string): string {
+  const blob = knownHostsLine.trim().split(/\s+/)[2] ?? '';
+  return `SHA256:${createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '')}`;
 }
 
 async function conflicts(home: string): Promise<ConflictJson[]> {
@@ -484,14 +492,47 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
       expect(existsSync(join(pair.alpha, 'gone.txt'))).toBe(false);
       expect(readTree(pair.beta)).toEqual(before);
     }
-    // The same refusal in watch mode, before anything is synced.
+    // The same refusal in watch mode, before anything is synced, and no pair is made.
     const watching = await runFerry(pair.home, ['sync', pair.alpha, names[0] as string, '--watch', '--key', server.clientKey], undefined, env);
     expect(watching.status).toBe(2);
     expect(watching.stderr).toContain('is the guest directory already synced with');
     expect(readTree(pair.beta)).toEqual(before);
+    const sessions = new Database(join(pair.home, 'ferry.db'), { readonly: true });
+    expect(sessions.prepare('SELECT beta FROM sessions').all()).toEqual([{ beta: pair.betaArg }]);
+    sessions.close();
     // Under its own name the pair goes on, and the deletion goes through.
     expect((await pair.sync()).status).toBe(0);
     expect(existsSync(join(pair.beta, 'gone.txt'))).toBe(false);
+    // What was recorded: the server (loopback, its port, its host key), the user, the real path.
+    const db = new Database(join(pair.home, 'ferry.db'), { readonly: true });
+    try {
+      const rows = db.prepare('SELECT beta, beta_where AS "where" FROM sessions').all() as { beta: string; where: string }[];
+      expect(rows).toEqual([{ beta: pair.betaArg, where: `loopback:${server.port} ${hostKeyFingerprint(server.knownHostsLine)} ferry-guest ${realpathSync(pair.beta)}` }]);
+    } finally {
+      db.close();
+    }
+    // Another directory of the same guest is another pair.
+    const elsewhere = server.guestDir('elsewhere');
+    const third = await runFerry(pair.home, ['sync', pair.alpha, server.url(elsewhere), '--once', '--key', server.clientKey], undefined, env);
+    expect(third.stderr).toBe('');
+    expect(third.status).toBe(0);
+  });
+
+  // A pair synced before ferry recorded where its guest is: a second name
+  // cannot be told apart then, but the pair under its first name goes on.
+  test.skipIf(mode === 'local')('a pair from before the place was recorded goes on under its name', async () => {
+    const pair = makePair({ 'a.txt': 'a' });
+    expect((await pair.sync()).status).toBe(0);
+    const db = new Database(join(pair.home, 'ferry.db'));
+    db.prepare('UPDATE sessions SET beta_where = NULL').run();
+    db.close();
+    const server = sshd as Sshd;
+    const env = mode === 'ssh, portable agent' ? { FERRY_GUEST_DISK: 'portable' } : {};
+    const tilde = `ssh://ferry-guest@127.0.0.1:${server.port}/~/${relative(server.guestHome, pair.beta)}`;
+    expect((await runFerry(pair.home, ['sync', pair.alpha, tilde, '--once', '--key', server.clientKey], undefined, env)).status).toBe(0);
+    const again = await pair.sync();
+    expect(again.stderr).toBe('');
+    expect(again.status).toBe(0);
   });
 });
 

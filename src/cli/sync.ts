@@ -81,8 +81,10 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
         // One guest directory under two names (localhost and 127.0.0.1,
         // ~/dir and /home/u/dir) would be two sessions, the second with no
         // record of what the first synced or deleted.
-        where = guest === undefined || real === undefined ? undefined : `${guest.peer} ${real}`;
-        const other = where === undefined ? undefined : store.otherSessionAt(alphaRoot, betaRoot, where);
+        // Where: the server (address, port, host key), the user, the real
+        // path. A pair synced already under this name goes on as it was.
+        where = guest === undefined || remote === undefined || real === undefined ? undefined : `${guest.peer} ${remote.user} ${real}`;
+        const other = where === undefined || store.session(alphaRoot, betaRoot, false) !== undefined ? undefined : store.otherSessionAt(alphaRoot, betaRoot, where);
         if (other !== undefined) {
           throw new UsageError(
             `beta ${betaArg} is the guest directory already synced with ${alphaRoot} as ${other.beta} (session ${other.id}); run \`ferry sync ${shellWord(alphaRoot)} ${shellWord(other.beta)}\`: under another name ferry would start afresh, with no record of what was synced or deleted`,

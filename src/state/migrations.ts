@@ -106,10 +106,10 @@ const MIGRATIONS: readonly string[] = [
     revoked_at INTEGER
   );
   `,
-  // Where a guest beta is, whatever it was called: the address and port the
-  // connection reached and the root's canonical path there. Two names of one
-  // guest directory (localhost and 127.0.0.1, ~/dir and /home/u/dir) are
-  // then seen to be one.
+  // Where a guest beta is, whatever it was called: the server reached (its
+  // address and port, and its host key), the user, and the root's canonical
+  // path there. Two names of one guest directory (localhost and 127.0.0.1,
+  // ~/dir and /home/u/dir) are then seen to be one.
   `
   ALTER TABLE sessions ADD COLUMN beta_where TEXT;
   CREATE INDEX sessions_beta_where ON sessions (alpha, beta_where);

@@ -338,7 +338,7 @@ export class SshLink {
   private constructor(
     private readonly client: Client,
     readonly label: string,
-    /** The address and port the connection reached (see peerOf). */
+    /** The server the connection reached: its address and port (see peerOf) and its host key's fingerprint. */
     readonly peer: string,
   ) {
     client.on('close', () => this.onClosed(new FerryError('ECONNECT', `the connection to ${label} closed`)));
@@ -444,6 +444,7 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<{ cli
   const keyName = target.hostKeyAlias ?? hostPattern(address, target.port);
   const named = target.hostName === undefined ? target.host : `${target.host} (${target.hostName})`;
   let refusal: string | undefined;
+  let hostKey = '';
   const config: ConnectConfig = {
     host: address,
     port: target.port,
@@ -454,6 +455,7 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<{ cli
     algorithms: { cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr', 'chacha20-poly1305@openssh.com'] },
     hostVerifier: (key: Buffer) => {
       const fp = fingerprint(key);
+      hostKey = fp;
       if (options.pinnedHostKey !== undefined) {
         if (key.equals(options.pinnedHostKey)) return true;
         refusal = `the host key of ${keyName} (${keyType(key)} ${fp}) is NOT the one pinned when the VM was added (${describeHostKey(options.pinnedHostKey)}); ferry refuses to connect`;
@@ -535,7 +537,7 @@ async function openClient(target: SshTarget, options: SshOptions): Promise<{ cli
       }
     });
   });
-  return { client, peer: peerOf(socket.remoteAddress, socket.remotePort ?? target.port) };
+  return { client, peer: `${peerOf(socket.remoteAddress, socket.remotePort ?? target.port)} ${hostKey}` };
 }
 
 /**
