@@ -71,24 +71,26 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
             );
       let where: string | undefined;
       try {
-        // Asked together: one round trip.
-        const [exists, real] = guest === undefined ? [true, undefined] : await Promise.all([guest.endpoint.exists(''), guest.endpoint.where().catch(asError)]);
-        if (!exists) {
-          if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
-          throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
-        }
-        if (real instanceof Error) throw real;
-        // One guest directory under two names (localhost and 127.0.0.1,
-        // ~/dir and /home/u/dir) would be two sessions, the second with no
-        // record of what the first synced or deleted.
-        // Where: the server (address, port, host key), the user, the real
-        // path. A pair synced already under this name goes on as it was.
-        where = guest === undefined || remote === undefined || real === undefined ? undefined : `${guest.peer} ${remote.user} ${real}`;
-        const other = where === undefined || store.session(alphaRoot, betaRoot, false) !== undefined ? undefined : store.otherSessionAt(alphaRoot, betaRoot, where);
-        if (other !== undefined) {
-          throw new UsageError(
-            `beta ${betaArg} is the guest directory already synced with ${alphaRoot} as ${other.beta} (session ${other.id}); run \`ferry sync ${shellWord(alphaRoot)} ${shellWord(other.beta)}\`: under another name ferry would start afresh, with no record of what was synced or deleted`,
-          );
+        if (guest !== undefined && remote !== undefined) {
+          // Asked together: one round trip.
+          const [exists, real] = await Promise.all([guest.endpoint.exists(''), guest.endpoint.where().catch(asError)]);
+          if (!exists) {
+            if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
+            throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
+          }
+          if (real instanceof Error) throw real;
+          // One guest directory under two names (localhost and 127.0.0.1,
+          // ~/dir and /home/u/dir) would be two sessions, the second with no
+          // record of what the first synced or deleted. Where it is: the
+          // server (address, port, host key), the user, the real path. A
+          // pair synced already under this name goes on as it was.
+          where = `${guest.peer} ${remote.user} ${real}`;
+          const other = store.session(alphaRoot, betaRoot, false) === undefined ? store.otherSessionAt(alphaRoot, betaRoot, where) : undefined;
+          if (other !== undefined) {
+            throw new UsageError(
+              `beta ${betaArg} is the guest directory already synced with ${alphaRoot} as ${other.beta} (session ${other.id}); run \`ferry sync ${shellWord(alphaRoot)} ${shellWord(other.beta)}\`: under another name ferry would start afresh, with no record of what was synced or deleted`,
+            );
+          }
         }
       } catch (error) {
         guest?.close();

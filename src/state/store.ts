@@ -304,7 +304,7 @@ export class Store {
     return row === undefined ? undefined : sessionFromRow(row);
   }
 
-  /** setBetaWhere records where a session's guest beta is: the server reached and the root's canonical path there. */
+  /** setBetaWhere records where a session's guest beta is: the server reached, the user, and the root's canonical path there. */
   setBetaWhere(session: number, where: string): void {
     this.stmts.setBetaWhere.run(where, session);
   }

@@ -58,7 +58,7 @@ export interface Link {
   readonly lost?: Promise<Error>;
   /** What the guest agent said of itself, when beta is reached over SSH. */
   readonly agent?: AgentInfo;
-  /** Where the guest beta is (the server reached, the root's canonical path there), when beta is reached over SSH. */
+  /** Where the guest beta is (the server reached, the user, the root's canonical path there), when beta is reached over SSH. */
   readonly where?: string;
   close(): Promise<void>;
 }
