@@ -4,7 +4,7 @@
  */
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FERRY_BIN, type CliResult, readTree, tempDir, writeTree } from './support/cli.js';
@@ -333,7 +333,7 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     }
   });
 
-  test('a guest directory that does not exist is a usage error; one that cannot be opened says so; one that vanished halts', async () => {
+  test('a guest directory that does not exist is a usage error, and so is a file or a link in its place; one that cannot be opened says so; one that vanished halts', async () => {
     const { alpha, beta, home } = setup();
     writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
     const missing = sshd.url(`${beta}-missing`);
@@ -343,6 +343,21 @@ describe.skipIf(process.getuid?.() !== 0)('ferry sync over SSH: connection', () 
     const doc = JSON.parse(r.stdout) as { status: string; exit: number; message: string };
     expect([doc.status, doc.exit]).toEqual(['error', 2]);
     expect(doc.message).toMatch(/no such directory in the guest/);
+    // A link to the directory, and a file: there, but nothing ferry syncs into.
+    const holder = sshd.guestDir('opt-links');
+    symlinkSync(beta, join(holder, 'link'));
+    writeFileSync(join(holder, 'file'), 'not a directory');
+    sshd.chownToGuest(holder);
+    for (const [name, leadsTo] of [
+      ['link', realpathSync(beta)],
+      ['file', join(realpathSync(holder), 'file')],
+    ] as const) {
+      const there = await ferry(home, ['sync', alpha, sshd.url(join(holder, name)), '--once', '--key', sshd.clientKey]);
+      expect(there.status, name).toBe(2);
+      expect(there.stderr, name).toContain(`not a directory in the guest but a file or a symbolic link (leading to ${leadsTo}); ferry follows no links`);
+    }
+    expect(readdirSync(beta)).toEqual([]);
+    expect(readFileSync(join(holder, 'file'), 'utf8')).toBe('not a directory');
     const url = sshd.url(beta);
     expect((await ferry(home, ['sync', alpha, url, '--once', '--key', sshd.clientKey])).status).toBe(0);
     chmodSync(beta, 0o000);

@@ -76,6 +76,10 @@ export async function syncCommand(store: Store, args: string[]): Promise<number>
           const [exists, real] = await Promise.all([guest.endpoint.exists(''), guest.endpoint.where().catch(asError)]);
           if (!exists) {
             if (known(betaRoot)) throw new SessionHalt(`the beta root ${betaRoot} has vanished since the last sync; nothing was changed on either side`);
+            // Something is there that has a real path: a file, or a link (which the agent never follows).
+            if (!(real instanceof Error)) {
+              throw new UsageError(`beta ${betaArg}: not a directory in the guest but a file or a symbolic link (leading to ${real}); ferry follows no links, not even at a root: give the directory itself`);
+            }
             throw new UsageError(`beta ${betaArg}: no such directory in the guest; create it first (ferry syncs into existing directories)`);
           }
           if (real instanceof Error) throw real;
