@@ -48,9 +48,11 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
   afterAll(async () => {
     await sshd?.stop();
   });
+  // What ferry runs with in this mode: the guest agent on plain Node, or on the native shims.
+  const env = mode === 'ssh, portable agent' ? { FERRY_GUEST_DISK: 'portable' } : {};
   const makePair = (alphaTree?: Tree, betaTree?: Tree): Pair => {
     if (mode !== 'local' && sshd === undefined) throw new Error(`the SSH scenarios cannot run: ${unavailable ?? 'sshd did not start'}`);
-    return makeLocalOrRemotePair(alphaTree, betaTree, sshd, mode === 'ssh, portable agent' ? { FERRY_GUEST_DISK: 'portable' } : {});
+    return makeLocalOrRemotePair(alphaTree, betaTree, sshd, env);
   };
 
   test('an initial sync merges both trees and a second run has nothing to do', async () => {
@@ -478,7 +480,6 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     unlinkSync(join(pair.alpha, 'gone.txt'));
     const before = readTree(pair.beta);
     const server = sshd as Sshd;
-    const env = mode === 'ssh, portable agent' ? { FERRY_GUEST_DISK: 'portable' } : {};
     const names = [
       `ssh://ferry-guest@127.0.0.1:${server.port}/~/${relative(server.guestHome, pair.beta)}`,
       `ssh://ferry-guest@localhost:${server.port}${pair.beta}`,
@@ -527,7 +528,6 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
     db.prepare('UPDATE sessions SET beta_where = NULL').run();
     db.close();
     const server = sshd as Sshd;
-    const env = mode === 'ssh, portable agent' ? { FERRY_GUEST_DISK: 'portable' } : {};
     const tilde = `ssh://ferry-guest@127.0.0.1:${server.port}/~/${relative(server.guestHome, pair.beta)}`;
     expect((await runFerry(pair.home, ['sync', pair.alpha, tilde, '--once', '--key', server.clientKey], undefined, env)).status).toBe(0);
     const again = await pair.sync();
@@ -536,8 +536,6 @@ for (const mode of modes) describe.skipIf(mode !== 'local' && process.getuid?.()
   });
 });
 
-// A kernel pseudo file system mounted inside a synced tree (a chroot's
-// /proc) is never walked or copied: its directory is skipped as special.
 describe('one pair, one order', () => {
   test('a pair synced one way round is refused the other way, which would not know what was deleted', async () => {
     const pair = makeLocalOrRemotePair({ 'kept.txt': 'k', 'gone.txt': 'g' });
@@ -556,6 +554,8 @@ describe('one pair, one order', () => {
   });
 });
 
+// A kernel pseudo file system mounted inside a synced tree (a chroot's
+// /proc) is never walked or copied: its directory is skipped as special.
 describe.skipIf(process.getuid?.() !== 0)('a pseudo file system inside the tree', () => {
   test('a proc mounted below the root is skipped, and the rest syncs', async (context) => {
     const pair = makeLocalOrRemotePair({ 'file.txt': 'real', 'proc/': null, 'etc/hostname': 'chroot' });
